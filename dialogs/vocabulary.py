@@ -1,0 +1,105 @@
+"""The fixed ids of shared/clinical/spec.md: urgencies, patterns, red flags, findings.
+
+Dialog YAML, rules, stored conclusions and exports speak only these ids; the loader rejects
+any other.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Urgency(StrEnum):
+    """How fast to act, lowest first so that comparisons follow the spec's order."""
+
+    SELF_CARE = "self_care"
+    SOON = "soon"
+    URGENT = "urgent"
+    EMERGENCY = "emergency"
+
+    @property
+    def rank(self) -> int:
+        return _URGENCY_ORDER.index(self)
+
+    def __lt__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Urgency):
+            return NotImplemented
+        return self.rank < other.rank
+
+    def __le__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Urgency):
+            return NotImplemented
+        return self.rank <= other.rank
+
+    def __gt__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Urgency):
+            return NotImplemented
+        return self.rank > other.rank
+
+    def __ge__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Urgency):
+            return NotImplemented
+        return self.rank >= other.rank
+
+
+_URGENCY_ORDER = (Urgency.SELF_CARE, Urgency.SOON, Urgency.URGENT, Urgency.EMERGENCY)
+
+
+class Pattern(StrEnum):
+    LEG_CRAMPS = "leg_cramps"
+    RESTLESS_LEGS = "restless_legs"
+    PAD_CLAUDICATION = "pad_claudication"
+    PAD_REST_PAIN = "pad_rest_pain"
+    CRITICAL_LIMB_ISCHEMIA = "critical_limb_ischemia"
+    POSSIBLE_DVT = "possible_dvt"
+    UNCLEAR = "unclear"
+
+
+# Spec table "Red flags and the minimum urgency each forces".
+RED_FLAG_MINIMUM: dict[str, Urgency] = {
+    "calf_swelling_warm_red": Urgency.EMERGENCY,
+    "chest_pain_or_breathless": Urgency.EMERGENCY,
+    "sudden_weakness": Urgency.EMERGENCY,
+    "tissue_changes": Urgency.EMERGENCY,
+    "dangling_relief": Urgency.URGENT,
+    "new_medicine_cramps": Urgency.URGENT,
+}
+RED_FLAGS: tuple[str, ...] = tuple(RED_FLAG_MINIMUM)
+
+EPISODE: tuple[str, ...] = (
+    "muscle_hard_knot",
+    "toes_pulled",
+    "sudden_brief",
+    "soreness_after",
+    "stretch_relief",
+    "urge_to_move",
+    "crawling_feeling",
+    "worse_at_rest",
+    "movement_relief",
+    "evening_worse",
+    "both_legs",
+    "foot_burning_ache",
+    "worse_legs_raised",
+    "most_nights",
+    "walking_calf_pain",
+)
+LOCATION: tuple[str, ...] = ("loc_calf", "loc_foot_toes", "loc_thigh", "loc_whole_leg")
+BACKGROUND: tuple[str, ...] = (
+    "age_over_50",
+    "smoker",
+    "diabetes",
+    "high_blood_pressure",
+    "high_cholesterol",
+    "kidney_disease",
+    "heart_or_stroke_history",
+    "pregnant",
+    "takes_diuretic_or_statin",
+    "takes_antihistamine_or_antidepressant",
+    "low_iron_known",
+    "family_history_rls",
+    "stands_all_day",
+    "hard_exercise",
+    "cramps_worsening",
+    "weakness_numbness_back_pain",
+)
+FINDINGS: frozenset[str] = frozenset(RED_FLAGS + EPISODE + LOCATION + BACKGROUND)
