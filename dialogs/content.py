@@ -1,0 +1,222 @@
+"""Question-flow content: the typed form of `dialogs/<flow>.yaml`, and its validating loader.
+
+Content is checked once, at start-up: an unknown finding, a duplicate id or a condition on a
+finding no question sets is a `ContentError` that names the file and the place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dialogs.vocabulary import FINDINGS, RED_FLAGS
+
+DIALOGS_DIR = Path(__file__).resolve().parent
+MAX_LABEL = 36
+"""Longest button label: about what a phone shows on one inline button without cutting it."""
+
+
+class ContentError(ValueError):
+    """The YAML content is malformed; the message says which file and where."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A test on findings from an `ask_if`: `any`, `all`, `not`, or one finding id."""
+
+    op: str
+    args: tuple[Condition | str, ...]
+
+    def __call__(self, findings: Mapping[str, bool]) -> bool:
+        results = (
+            findings.get(a) is True if isinstance(a, str) else a(findings) for a in self.args
+        )
+        if self.op == "any":
+            return any(results)
+        if self.op == "all":
+            return all(results)
+        return not next(iter(results))  # "not"
+
+    def findings(self) -> set[str]:
+        out: set[str] = set()
+        for a in self.args:
+            out |= {a} if isinstance(a, str) else a.findings()
+        return out
+
+    def __str__(self) -> str:
+        parts = [a if isinstance(a, str) else f"({a})" for a in self.args]
+        if self.op == "not":
+            return f"not {parts[0]}"
+        return f" {'or' if self.op == 'any' else 'and'} ".join(parts)
+
+
+@dataclass(frozen=True)
+class Option:
+    id: str
+    label: str
+    sets: Mapping[str, bool]
+    exclusive: bool = False
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    text: str
+    options: tuple[Option, ...]
+    multi: bool = False
+    done_label: str | None = None
+    ask_if: Condition | None = None
+
+    def option(self, option_id: str) -> Option | None:
+        return next((o for o in self.options if o.id == option_id), None)
+
+
+@dataclass(frozen=True)
+class FlowContent:
+    name: str
+    version: int
+    title: str
+    questions: tuple[Question, ...]
+    source: str
+
+    def question(self, question_id: str) -> Question | None:
+        return next((q for q in self.questions if q.id == question_id), None)
+
+
+def load_flow(name: str, directory: Path = DIALOGS_DIR) -> FlowContent:
+    """Read and validate `<directory>/<name>.yaml`."""
+    path = directory / f"{name}.yaml"
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ContentError(f"{path.name}: cannot read: {exc}") from exc
+    return parse_flow(raw, source=path.name)
+
+
+def parse_flow(raw: Any, *, source: str) -> FlowContent:
+    """Turn loaded YAML into `FlowContent`, or raise a `ContentError` that says where."""
+    where = Where(source)
+    if not isinstance(raw, dict):
+        raise where.error("the file must be a mapping with `flow` and `questions`")
+    questions_raw = raw.get("questions")
+    if not isinstance(questions_raw, list) or not questions_raw:
+        raise where.error("`questions` must be a non-empty list")
+    questions = tuple(
+        _parse_question(q, where.at(f"questions[{i}]")) for i, q in enumerate(questions_raw)
+    )
+    _check_flow(questions, where)
+    return FlowContent(
+        name=str(raw.get("flow") or where.fail("`flow` is missing")),
+        version=int(raw.get("version", 1)),
+        title=str(raw.get("title", "")),
+        questions=questions,
+        source=source,
+    )
+
+
+class Where:
+    def __init__(self, source: str, path: str = "") -> None:
+        self.source, self.path = source, path
+
+    def at(self, part: str) -> Where:
+        return Where(self.source, f"{self.path}.{part}" if self.path else part)
+
+    def error(self, message: str) -> ContentError:
+        place = f" at {self.path}" if self.path else ""
+        return ContentError(f"{self.source}{place}: {message}")
+
+    def fail(self, message: str) -> str:
+        raise self.error(message)
+
+
+def _parse_question(raw: Any, where: Where) -> Question:
+    if not isinstance(raw, dict):
+        raise where.error("a question must be a mapping")
+    qid = raw.get("id")
+    if not isinstance(qid, str) or not qid.isidentifier():
+        raise where.error("`id` must be a snake_case identifier")
+    where = Where(where.source, f"{where.path} ({qid})")
+    text = raw.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise where.error("`text` is missing")
+    options_raw = raw.get("options")
+    if not isinstance(options_raw, list) or len(options_raw) < 2:
+        raise where.error("a question needs at least two `options`")
+    options = tuple(_parse_option(o, where.at(f"options[{i}]")) for i, o in enumerate(options_raw))
+    ids = [o.id for o in options]
+    if len(set(ids)) != len(ids):
+        raise where.error(f"duplicate option ids: {sorted({i for i in ids if ids.count(i) > 1})}")
+    multi = bool(raw.get("multi", False))
+    done_label = raw.get("done_label")
+    if multi and not (isinstance(done_label, str) and done_label.strip()):
+        raise where.error("a `multi: true` question needs a `done_label`")
+    if not multi and any(o.exclusive for o in options):
+        raise where.error("`exclusive` only makes sense on a `multi: true` question")
+    ask_if = parse_condition(raw["ask_if"], where.at("ask_if")) if "ask_if" in raw else None
+    if ask_if and any(flag in o.sets for o in options for flag in RED_FLAGS):
+        raise where.error("a question that asks about a red flag must never be skipped (`ask_if`)")
+    return Question(qid, text.strip(), options, multi, done_label if multi else None, ask_if)
+
+
+def _parse_option(raw: Any, where: Where) -> Option:
+    if not isinstance(raw, dict):
+        raise where.error("an option must be a mapping")
+    oid, label = raw.get("id"), raw.get("label")
+    if not isinstance(oid, str) or not oid.isidentifier():
+        raise where.error("`id` must be a snake_case identifier (quote yes/no in YAML)")
+    if not isinstance(label, str) or not label.strip():
+        raise where.error("`label` is missing")
+    if len(label) > MAX_LABEL:
+        raise where.error(f"label {label!r} is longer than {MAX_LABEL} characters")
+    sets = raw.get("sets", {})
+    if not isinstance(sets, dict):
+        raise where.error("`sets` must map finding ids to true or false")
+    for finding, value in sets.items():
+        if finding not in FINDINGS:
+            raise where.error(f"unknown finding {finding!r} (see the spec's findings vocabulary)")
+        if not isinstance(value, bool):
+            raise where.error(f"finding {finding!r} must be set to true or false")
+    return Option(oid, label.strip(), dict(sets), bool(raw.get("exclusive", False)))
+
+
+def parse_condition(raw: Any, where: Where) -> Condition:
+    if isinstance(raw, str):
+        if raw not in FINDINGS:
+            raise where.error(f"unknown finding {raw!r}")
+        return Condition("any", (raw,))
+    if isinstance(raw, dict) and len(raw) == 1:
+        ((op, args),) = raw.items()
+        if op == "not":
+            return Condition("not", (parse_condition(args, where.at("not")),))
+        if op in ("any", "all") and isinstance(args, list) and args:
+            return Condition(op, tuple(_leaf(a, where.at(op)) for a in args))
+    raise where.error("a condition is a finding id, or one of `any: [...]`, `all: [...]`, `not:`")
+
+
+def _leaf(raw: Any, where: Where) -> Condition | str:
+    if isinstance(raw, str):
+        if raw not in FINDINGS:
+            raise where.error(f"unknown finding {raw!r}")
+        return raw
+    return parse_condition(raw, where)
+
+
+def _check_flow(questions: tuple[Question, ...], where: Where) -> None:
+    ids = [q.id for q in questions]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise where.error(f"duplicate question ids: {duplicates}")
+    set_before: set[str] = set()
+    for q in questions:
+        if q.ask_if:
+            dangling = q.ask_if.findings() - set_before
+            if dangling:
+                raise where.error(
+                    f"question {q.id!r} depends on {sorted(dangling)}, which no earlier "
+                    "question sets, so it could never be asked"
+                )
+        set_before |= {f for o in q.options for f in o.sets}

@@ -1,0 +1,310 @@
+"""The dialog engine: a `transitions` machine per flow, built once, driving many conversations.
+
+A conversation is a plain model object. For each step it is added to the flow's shared
+machine, moved by the `advance` trigger (whose conditions skip questions that do not apply,
+and stop at once when the rules reach `emergency`), then removed again, so the machine never
+holds on to conversations. The engine is synchronous and pure: no Telegram, no database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from transitions import EventData, Machine, MachineError
+
+from dialogs import rules
+from dialogs.content import Condition, FlowContent, Option, Question, load_flow
+from dialogs.records import (
+    CANCELLED,
+    CONCLUDED,
+    EMERGENCY,
+    FINAL_STATES,
+    AnswerRecord,
+    Conclusion,
+    ConversationState,
+)
+from dialogs.vocabulary import Urgency
+
+
+class AnswerError(ValueError):
+    """An answer that does not fit the conversation: unknown, or after the end."""
+
+
+class NothingTicked(AnswerError):
+    """ "Done" on a multi-answer question before anything was ticked."""
+
+
+class StaleAnswer(AnswerError):
+    """An answer to a question that is no longer the open one (an old button)."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """The question to show now, with ticks already made on a multi-answer question."""
+
+    question: Question
+    selected: frozenset[str] = frozenset()
+    number: int = 1
+    can_go_back: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The end of a conversation: `concluded`, `emergency` or `cancelled`."""
+
+    state: str
+    conclusion: Conclusion | None
+    findings: dict[str, bool] = field(default_factory=dict)
+
+
+Step = Prompt | Outcome
+
+
+class _When:
+    """A transition condition with a readable name, so diagrams show the YAML's `ask_if`."""
+
+    def __init__(self, name: str, test: Callable[[dict[str, bool]], bool]) -> None:
+        self.__name__ = name
+        self._test = test
+
+    def __call__(self, event: EventData) -> bool:
+        return self._test(event.model.findings)
+
+
+def _is_emergency(findings: dict[str, bool]) -> bool:
+    return rules.conclude(findings).urgency is Urgency.EMERGENCY
+
+
+def machine_config(content: FlowContent) -> dict[str, Any]:
+    """The `transitions` configuration for a flow: states, and `advance` in asking order."""
+    emergency = _When("emergency", _is_emergency)
+    states: list[dict[str, Any]] = [{"name": q.id} for q in content.questions]
+    states += [{"name": s, "final": True} for s in (CONCLUDED, EMERGENCY, CANCELLED)]
+    transitions: list[dict[str, Any]] = []
+    for i, q in enumerate(content.questions):
+        transitions.append(
+            {"trigger": "advance", "source": q.id, "dest": EMERGENCY, "conditions": [emergency]}
+        )
+        for later in content.questions[i + 1 :]:
+            if later.ask_if is None:
+                transitions.append({"trigger": "advance", "source": q.id, "dest": later.id})
+                break
+            when = _When(f"ask_if {later.ask_if}", later.ask_if)
+            transitions.append(
+                {"trigger": "advance", "source": q.id, "dest": later.id, "conditions": [when]}
+            )
+        else:
+            transitions.append({"trigger": "advance", "source": q.id, "dest": CONCLUDED})
+    transitions.append(
+        {"trigger": "abandon", "source": [q.id for q in content.questions], "dest": CANCELLED}
+    )
+    return {
+        "states": states,
+        "transitions": transitions,
+        "initial": content.questions[0].id,
+        "auto_transitions": False,
+        "send_event": True,
+        "model": None,
+    }
+
+
+class Flow:
+    """A question flow and its shared state machine."""
+
+    def __init__(self, content: FlowContent) -> None:
+        self.content = content
+        self.name = content.name
+        self.machine = Machine(**machine_config(content))
+
+    @classmethod
+    def load(cls, name: str) -> Flow:
+        return cls(load_flow(name))
+
+    def start(self, now: datetime) -> Conversation:
+        first = self.content.questions[0].id
+        return Conversation(self, ConversationState(self.name, first, started_at=now))
+
+    def restore(self, state: ConversationState) -> Conversation:
+        """Resume a stored conversation; `AnswerError` if the content no longer fits it."""
+        if state.flow != self.name:
+            raise AnswerError(f"conversation belongs to flow {state.flow!r}, not {self.name!r}")
+        if state.state not in FINAL_STATES and self.content.question(state.state) is None:
+            raise AnswerError(f"stored question {state.state!r} no longer exists")
+        conversation = Conversation(self, state)
+        conversation.recompute()
+        return conversation
+
+
+class Conversation:
+    """One person's walk through a flow. Methods return the next `Step`."""
+
+    def __init__(self, flow: Flow, state: ConversationState) -> None:
+        self.flow = flow
+        self.data = state
+        self.state = state.state  # kept by the machine while the model is attached
+
+    @property
+    def findings(self) -> dict[str, bool]:
+        return self.data.findings
+
+    @property
+    def finished(self) -> bool:
+        return self.data.state in FINAL_STATES
+
+    def snapshot(self) -> ConversationState:
+        return self.data
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def step(self) -> Step:
+        if self.finished:
+            return Outcome(self.data.state, self.data.conclusion, dict(self.findings))
+        question = self._question()
+        return Prompt(
+            question=question,
+            selected=frozenset(self.data.pending),
+            number=len(self.data.answers) + 1,
+            can_go_back=bool(self.data.answers or self.data.pending),
+        )
+
+    # --- answering ----------------------------------------------------------------------------
+
+    def choose(self, option_id: str, now: datetime, *, question_id: str | None = None) -> Step:
+        """Tap an option: answers a single question, toggles a tick on a multi-answer one.
+
+        `question_id`, when given, must be the open question (a stale button is refused).
+        """
+        question = self._open_question(question_id)
+        option = question.option(option_id)
+        if option is None:
+            raise AnswerError(f"{option_id!r} is not an answer to {question.id!r}")
+        if not question.multi or option.exclusive:
+            return self._record(question, (option.id,), now)
+        ticked = set(self.data.pending) ^ {option.id}
+        self.data.pending = tuple(o.id for o in question.options if o.id in ticked)
+        return self.step()
+
+    def done(self, now: datetime, *, question_id: str | None = None) -> Step:
+        """Finish a multi-answer question with the ticks made; no ticks is not an answer."""
+        question = self._open_question(question_id)
+        if not question.multi:
+            raise AnswerError(f"{question.id!r} takes one answer, not a done")
+        if not self.data.pending:
+            raise NothingTicked("nothing ticked yet")
+        return self._record(question, self.data.pending, now)
+
+    def answer(self, option_ids: Iterable[str], now: datetime) -> Step:
+        """Answer the open question in one go (used by tests and replays)."""
+        question = self._open_question(None)
+        ids = tuple(option_ids)
+        if not question.multi:
+            if len(ids) != 1:
+                raise AnswerError(f"{question.id!r} takes exactly one answer")
+            return self.choose(ids[0], now)
+        if any(question.option(i) is None for i in ids) or not ids:
+            raise AnswerError(f"{ids!r} is not an answer to {question.id!r}")
+        exclusive = [i for i in ids if question.option(i).exclusive]  # type: ignore[union-attr]
+        if exclusive and len(ids) > 1:
+            raise AnswerError(f"{exclusive[0]!r} cannot be combined with other answers")
+        self.data.pending = ()
+        return self._record(question, ids, now)
+
+    def back(self) -> Step:
+        """Undo the last answer (or clear the ticks on the open question)."""
+        if self.data.state == CANCELLED:
+            raise AnswerError("this conversation was cancelled")
+        if self.data.pending:
+            self.data.pending = ()
+            return self.step()
+        if not self.data.answers:
+            return self.step()
+        last = self.data.answers.pop()
+        self._move_to(last.question_id)
+        self.data.conclusion = None
+        self.data.finished_at = None
+        self.recompute()
+        return self.step()
+
+    def cancel(self, now: datetime) -> Step:
+        if self.finished:
+            raise AnswerError("this conversation has already ended")
+        self._fire("abandon")
+        self.data.pending = ()
+        self.data.finished_at = now
+        return self.step()
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def recompute(self) -> None:
+        """Derive findings from the answers, replayed in order (later answers win)."""
+        findings: dict[str, bool] = {}
+        for record in self.data.answers:
+            question = self.flow.content.question(record.question_id)
+            if question is None:
+                raise AnswerError(f"stored answer to unknown question {record.question_id!r}")
+            for option in self._options(question, record.option_ids):
+                findings.update(option.sets)
+        self.data.findings = findings
+
+    def _record(self, question: Question, option_ids: tuple[str, ...], now: datetime) -> Step:
+        self.data.answers.append(AnswerRecord(question.id, option_ids, now))
+        self.data.pending = ()
+        self.recompute()
+        self._fire("advance")
+        if self.finished:
+            self.data.conclusion = rules.conclude(self.findings)
+            self.data.finished_at = now
+        return self.step()
+
+    def _fire(self, trigger: str) -> None:
+        """Attach to the shared machine, pull the trigger, detach (never rebuild the machine)."""
+        machine = self.flow.machine
+        machine.add_model(self, initial=self.data.state)
+        try:
+            if not getattr(self, trigger)():
+                raise AnswerError(f"no way on from {self.data.state!r}")
+        except MachineError as exc:
+            raise AnswerError(str(exc)) from exc
+        finally:
+            self.data.state = self.state
+            machine.remove_model(self)
+
+    def _move_to(self, question_id: str) -> None:
+        self.state = self.data.state = question_id
+
+    def _question(self) -> Question:
+        question = self.flow.content.question(self.data.state)
+        if question is None:  # restore() rules this out; kept as a clear error, not a KeyError
+            raise AnswerError(f"unknown question {self.data.state!r}")
+        return question
+
+    def _open_question(self, question_id: str | None) -> Question:
+        if self.finished:
+            raise StaleAnswer("this conversation has already ended")
+        question = self._question()
+        if question_id is not None and question_id != question.id:
+            raise StaleAnswer(f"{question_id!r} is not the open question")
+        return question
+
+    @staticmethod
+    def _options(question: Question, option_ids: Iterable[str]) -> list[Option]:
+        options = [question.option(i) for i in option_ids]
+        if any(o is None for o in options):
+            raise AnswerError(f"stored answer {tuple(option_ids)!r} no longer fits {question.id!r}")
+        return [o for o in options if o is not None]
+
+
+__all__ = [
+    "AnswerError",
+    "Condition",
+    "Conversation",
+    "Flow",
+    "NothingTicked",
+    "Outcome",
+    "Prompt",
+    "StaleAnswer",
+    "Step",
+]

@@ -1,0 +1,138 @@
+"""Clinical rules: findings in, conclusion {pattern, urgency, red_flags} out.
+
+Read this next to shared/clinical/spec.md; each rule names the spec line it implements.
+A finding is True (the person said yes), False (said no) or missing (not asked, or "not sure").
+Missing never counts as yes for a pattern, and where it hides a possible red flag the rules
+escalate (spec: "when in doubt, the rules escalate").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from dialogs.records import Conclusion
+from dialogs.vocabulary import RED_FLAG_MINIMUM, RED_FLAGS, Pattern, Urgency
+
+Findings = Mapping[str, bool]
+
+# Spec "Other rules from the guide": the usual urgency of each pattern.
+PATTERN_URGENCY: dict[Pattern, Urgency] = {
+    Pattern.LEG_CRAMPS: Urgency.SELF_CARE,
+    Pattern.RESTLESS_LEGS: Urgency.SOON,
+    Pattern.PAD_CLAUDICATION: Urgency.SOON,
+    Pattern.PAD_REST_PAIN: Urgency.URGENT,
+    Pattern.CRITICAL_LIMB_ISCHEMIA: Urgency.EMERGENCY,
+    Pattern.POSSIBLE_DVT: Urgency.EMERGENCY,
+    Pattern.UNCLEAR: Urgency.SOON,
+}
+
+CRAMP_CORE = ("muscle_hard_knot", "toes_pulled")
+CRAMP_SUPPORT = ("sudden_brief", "soreness_after", "stretch_relief")
+EMERGENCY_FLAGS = tuple(f for f, u in RED_FLAG_MINIMUM.items() if u is Urgency.EMERGENCY)
+FOOT_PAIN = ("foot_burning_ache", "loc_foot_toes", "worse_legs_raised")
+
+
+def yes(findings: Findings, *ids: str) -> bool:
+    """True when any of the findings was answered yes."""
+    return any(findings.get(i) is True for i in ids)
+
+
+def unknown(findings: Findings, finding: str) -> bool:
+    return findings.get(finding) is None
+
+
+# --- Patterns -------------------------------------------------------------------------------
+
+
+def fits_leg_cramps(f: Findings) -> bool:
+    """Spec `leg_cramps`: a hard, knotted muscle or pulled toes, plus one more cramp feature."""
+    return yes(f, *CRAMP_CORE) and sum(yes(f, i) for i in CRAMP_CORE + CRAMP_SUPPORT) >= 2
+
+
+def fits_restless_legs(f: Findings) -> bool:
+    """Spec `restless_legs`: urge to move, eased only while moving, at rest or in the evening."""
+    return (
+        yes(f, "urge_to_move")
+        and yes(f, "movement_relief")
+        and yes(f, "worse_at_rest", "evening_worse", "crawling_feeling")
+    )
+
+
+def fits_pad_claudication(f: Findings) -> bool:
+    """Spec `pad_claudication`: calf pain on walking that stops within minutes of rest."""
+    return yes(f, "walking_calf_pain")
+
+
+def fits_pad_rest_pain(f: Findings) -> bool:
+    """Spec `pad_rest_pain`: foot pain eased by dangling, or burning foot pain worse raised."""
+    return yes(f, "dangling_relief") or (
+        yes(f, "foot_burning_ache") and yes(f, "worse_legs_raised")
+    )
+
+
+def choose_pattern(f: Findings) -> Pattern:
+    """The one pattern that fits; `unclear` when none or several fit equally."""
+    # Circulation emergencies come first: they explain the night and decide the action.
+    clot = yes(f, "calf_swelling_warm_red")
+    limb = yes(f, "tissue_changes")
+    if clot and limb:
+        return Pattern.UNCLEAR
+    if clot:
+        return Pattern.POSSIBLE_DVT
+    if limb:
+        return Pattern.CRITICAL_LIMB_ISCHEMIA
+    if fits_pad_rest_pain(f):
+        return Pattern.PAD_REST_PAIN
+    # Chest pain, breathlessness or sudden weakness are not explained by a night leg pattern.
+    if yes(f, "chest_pain_or_breathless", "sudden_weakness"):
+        return Pattern.UNCLEAR
+    fitting = [
+        pattern
+        for pattern, fits in (
+            (Pattern.LEG_CRAMPS, fits_leg_cramps),
+            (Pattern.RESTLESS_LEGS, fits_restless_legs),
+            (Pattern.PAD_CLAUDICATION, fits_pad_claudication),
+        )
+        if fits(f)
+    ]
+    return fitting[0] if len(fitting) == 1 else Pattern.UNCLEAR
+
+
+# --- Urgency --------------------------------------------------------------------------------
+
+
+def pattern_urgency(pattern: Pattern, f: Findings) -> tuple[Urgency, tuple[str, ...]]:
+    """Urgency the pattern itself calls for, with the findings that raised it."""
+    if pattern is Pattern.LEG_CRAMPS:
+        # Spec: cramps that are worsening, or come with weakness, numbness or back pain: soon.
+        raised = tuple(i for i in ("cramps_worsening", "weakness_numbness_back_pain") if yes(f, i))
+        return (Urgency.SOON, raised) if raised else (Urgency.SELF_CARE, ())
+    return PATTERN_URGENCY[pattern], ()
+
+
+def doubt_escalations(f: Findings) -> list[tuple[Urgency, str]]:
+    """Red-flag questions answered "not sure" where the rest of the picture points at them."""
+    raised: list[tuple[Urgency, str]] = []
+    # The safety screen answered "not sure": a bot cannot look at the leg, so get it seen today.
+    raised += [(Urgency.URGENT, f"{flag}_unsure") for flag in EMERGENCY_FLAGS if unknown(f, flag)]
+    # A foot that burns at night may be rest pain; without knowing whether dangling helps,
+    # treat it as the `dangling_relief` red flag would be treated.
+    if unknown(f, "dangling_relief") and yes(f, *FOOT_PAIN):
+        raised.append((Urgency.URGENT, "dangling_relief_unsure"))
+    # Cramps on a diuretic or statin, unsure whether they came with it: have it checked soon.
+    if unknown(f, "new_medicine_cramps") and yes(f, "takes_diuretic_or_statin"):
+        raised.append((Urgency.SOON, "new_medicine_unsure"))
+    return raised
+
+
+def conclude(findings: Findings) -> Conclusion:
+    """Apply the spec: the highest urgency any rule reaches wins."""
+    red_flags = tuple(flag for flag in RED_FLAGS if yes(findings, flag))
+    pattern = choose_pattern(findings)
+    urgency, reasons = pattern_urgency(pattern, findings)
+    candidates = [(urgency, r) for r in reasons] or [(urgency, str(pattern))]
+    candidates += [(RED_FLAG_MINIMUM[flag], flag) for flag in red_flags]
+    candidates += doubt_escalations(findings)
+    final = max(u for u, _ in candidates)
+    why = tuple(dict.fromkeys(r for u, r in candidates if u == final))
+    return Conclusion(pattern=pattern, urgency=final, red_flags=red_flags, reasons=why)
