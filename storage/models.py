@@ -1,0 +1,146 @@
+"""The ORM tables: users, their conversations, the answers given and the message transcript.
+
+Every datetime is timezone-aware UTC in Python and naive UTC in the database (`UTCDateTime`).
+Constraint names follow `NAMING_CONVENTION`, so migrations can name them exactly.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+DIRECTIONS = frozenset({"in", "out"})
+"""Values of `Message.direction`, also enforced by a CHECK constraint."""
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python, naive UTC in the database; naive input is an error."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware one")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base holding the shared metadata."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class User(Base):
+    """One person on one channel (Telegram, terminal, ...)."""
+
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(64))
+    language_code: Mapped[str | None] = mapped_column(String(35))
+    country: Mapped[str | None] = mapped_column(String(2))
+    """ISO 3166-1 alpha-2."""
+    consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    conversations: Mapped[list[Conversation]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Conversation(Base):
+    """One run through a flow, with where it stands and how it ended."""
+
+    __tablename__ = "conversations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    flow: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(64))
+    """The current question id, or a final state."""
+    pending: Mapped[list[str]] = mapped_column(JSON)
+    findings: Mapped[dict[str, bool]] = mapped_column(JSON)
+    conclusion_pattern: Mapped[str | None] = mapped_column(String(64))
+    conclusion_urgency: Mapped[str | None] = mapped_column(String(32))
+    conclusion_red_flags: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """None while the conversation is open."""
+
+    user: Mapped[User] = relationship(back_populates="conversations")
+    answers: Mapped[list[Answer]] = relationship(
+        back_populates="conversation",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Answer.seq",
+    )
+
+
+class Answer(Base):
+    """One answered question of a conversation, `seq` counting from 0."""
+
+    __tablename__ = "answers"
+    __table_args__ = (UniqueConstraint("conversation_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    question_id: Mapped[str] = mapped_column(String(64))
+    option_ids: Mapped[list[str]] = mapped_column(JSON)
+    answered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    conversation: Mapped[Conversation] = relationship(back_populates="answers")
+
+
+class Message(Base):
+    """One message in or out, the transcript the user can have deleted."""
+
+    __tablename__ = "messages"
+    __table_args__ = (CheckConstraint("direction IN ('in', 'out')", name="direction"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    direction: Mapped[str] = mapped_column(String(3))
+    text: Mapped[str] = mapped_column(Text)
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship(back_populates="messages")

@@ -1,0 +1,329 @@
+"""The storage interface adapters use: `Store` opens transactions, `Repo` reads and writes.
+
+Callers own the transaction: everything done through one `Repo` commits or rolls back
+together when `Store.transaction()` ends. Only plain values (`UserInfo`, `MessageInfo`,
+`ConversationState`) leave a transaction; ORM objects never do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from dialogs.records import AnswerRecord, Conclusion, ConversationState
+from dialogs.vocabulary import Pattern, Urgency
+from storage.db import make_engine, migrate
+from storage.models import DIRECTIONS, Answer, Conversation, Message, User
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class NotFound(LookupError):
+    """A user or conversation id that is not in the database."""
+
+
+class _Unset(Enum):
+    UNSET = "unset"
+
+
+_UNSET = _Unset.UNSET
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """A user row as plain values."""
+
+    id: int
+    channel: str
+    external_id: str
+    language_code: str | None
+    country: str | None
+    consent_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class MessageInfo:
+    """A transcript message as plain values."""
+
+    id: int
+    user_id: int
+    conversation_id: int | None
+    direction: str
+    text: str
+    meta: dict[str, Any] | None
+    created_at: datetime
+
+
+def _user_info(user: User) -> UserInfo:
+    return UserInfo(
+        id=user.id,
+        channel=user.channel,
+        external_id=user.external_id,
+        language_code=user.language_code,
+        country=user.country,
+        consent_at=user.consent_at,
+        created_at=user.created_at,
+    )
+
+
+def _message_info(message: Message) -> MessageInfo:
+    return MessageInfo(
+        id=message.id,
+        user_id=message.user_id,
+        conversation_id=message.conversation_id,
+        direction=message.direction,
+        text=message.text,
+        meta=message.meta,
+        created_at=message.created_at,
+    )
+
+
+def _state(conversation: Conversation) -> ConversationState:
+    conclusion = None
+    if conversation.conclusion_pattern is not None and conversation.conclusion_urgency is not None:
+        conclusion = Conclusion(
+            pattern=Pattern(conversation.conclusion_pattern),
+            urgency=Urgency(conversation.conclusion_urgency),
+            red_flags=tuple(conversation.conclusion_red_flags or ()),
+        )
+    return ConversationState(
+        flow=conversation.flow,
+        state=conversation.state,
+        answers=[
+            AnswerRecord(a.question_id, tuple(a.option_ids), a.answered_at)
+            for a in conversation.answers
+        ],
+        pending=tuple(conversation.pending),
+        findings=dict(conversation.findings),
+        conclusion=conclusion,
+        started_at=conversation.started_at,
+        finished_at=conversation.finished_at,
+    )
+
+
+def _check_country(country: str | None) -> str | None:
+    if country is None:
+        return None
+    if len(country) != 2 or not country.isascii() or not country.isalpha():
+        raise ValueError(f"country {country!r} is not an ISO 3166-1 alpha-2 code")
+    return country.upper()
+
+
+class Repo:
+    """Reads and writes within one Session; it never commits (the Store's transaction does).
+
+    Each method flushes, so database errors surface at the call. A naive datetime (passed in
+    or read from the clock) raises SQLAlchemy's StatementError wrapping a ValueError.
+    """
+
+    def __init__(self, session: Session, clock: Clock) -> None:
+        self._session = session
+        self._clock = clock
+
+    def _user(self, user_id: int) -> User:
+        user = self._session.get(User, user_id)
+        if user is None:
+            raise NotFound(f"no user {user_id}")
+        return user
+
+    def _conversation(self, conversation_id: int) -> Conversation:
+        conversation = self._session.get(Conversation, conversation_id)
+        if conversation is None:
+            raise NotFound(f"no conversation {conversation_id}")
+        return conversation
+
+    def _find_user(self, channel: str, external_id: str) -> User | None:
+        return self._session.scalars(
+            select(User).where(User.channel == channel, User.external_id == external_id)
+        ).one_or_none()
+
+    def user(self, channel: str, external_id: str) -> UserInfo:
+        """The user known by `external_id` on `channel`, created if new."""
+        user = self._find_user(channel, external_id)
+        if user is None:
+            user = User(channel=channel, external_id=external_id, created_at=self._clock())
+            self._session.add(user)
+            self._session.flush()
+        return _user_info(user)
+
+    def find_user(self, channel: str, external_id: str) -> UserInfo | None:
+        """The user known by `external_id` on `channel`, or None."""
+        user = self._find_user(channel, external_id)
+        return None if user is None else _user_info(user)
+
+    def update_user(
+        self,
+        user_id: int,
+        *,
+        country: str | _Unset | None = _UNSET,
+        language_code: str | _Unset | None = _UNSET,
+        consent_at: datetime | _Unset | None = _UNSET,
+    ) -> UserInfo:
+        """Change only the fields passed (None clears one); `country` is ISO alpha-2."""
+        user = self._user(user_id)
+        if country is not _UNSET:
+            user.country = _check_country(country)
+        if language_code is not _UNSET:
+            user.language_code = language_code
+        if consent_at is not _UNSET:
+            user.consent_at = consent_at
+        self._session.flush()
+        return _user_info(user)
+
+    def create_conversation(self, user_id: int, state: ConversationState) -> int:
+        """Store a new conversation for the user and return its id."""
+        now = self._clock()
+        conversation = Conversation(
+            user=self._user(user_id),
+            flow=state.flow,
+            started_at=state.started_at or now,
+        )
+        self._write(conversation, state, now)
+        self._session.add(conversation)
+        self._session.flush()
+        return conversation.id
+
+    def _newest(self, user_id: int, flow: str, *, open_only: bool) -> Conversation | None:
+        query = select(Conversation).where(
+            Conversation.user_id == user_id, Conversation.flow == flow
+        )
+        if open_only:
+            query = query.where(Conversation.finished_at.is_(None))
+        query = query.order_by(Conversation.started_at.desc(), Conversation.id.desc()).limit(1)
+        return self._session.scalars(query).first()
+
+    def open_conversation(self, user_id: int, flow: str) -> tuple[int, ConversationState] | None:
+        """The user's newest unfinished conversation in `flow`, as (id, state)."""
+        conversation = self._newest(user_id, flow, open_only=True)
+        return None if conversation is None else (conversation.id, _state(conversation))
+
+    def latest_conversation(self, user_id: int, flow: str) -> tuple[int, ConversationState] | None:
+        """The user's newest conversation in `flow`, finished or not, as (id, state)."""
+        conversation = self._newest(user_id, flow, open_only=False)
+        return None if conversation is None else (conversation.id, _state(conversation))
+
+    def load_conversation(self, conversation_id: int) -> tuple[int, ConversationState] | None:
+        """A conversation as (owner's user id, state), or None."""
+        conversation = self._session.get(Conversation, conversation_id)
+        return None if conversation is None else (conversation.user_id, _state(conversation))
+
+    def save_conversation(self, conversation_id: int, state: ConversationState) -> None:
+        """Make the stored conversation, and its answer rows, equal `state`."""
+        self._write(self._conversation(conversation_id), state, self._clock())
+        self._session.flush()
+
+    def _write(self, conversation: Conversation, state: ConversationState, now: datetime) -> None:
+        """Copy `state` onto the row; a final state without `finished_at` is stamped `now`."""
+        conversation.state = state.state
+        conversation.pending = list(state.pending)
+        conversation.findings = dict(state.findings)
+        conclusion = state.conclusion
+        conversation.conclusion_pattern = None if conclusion is None else str(conclusion.pattern)
+        conversation.conclusion_urgency = None if conclusion is None else str(conclusion.urgency)
+        conversation.conclusion_red_flags = (
+            None if conclusion is None else list(conclusion.red_flags)
+        )
+        conversation.finished_at = (state.finished_at or now) if state.finished else None
+        conversation.updated_at = now
+        rows = conversation.answers
+        del rows[len(state.answers) :]
+        for seq, record in enumerate(state.answers):
+            if seq == len(rows):
+                rows.append(Answer(seq=seq))
+            row = rows[seq]
+            row.question_id = record.question_id
+            row.option_ids = list(record.option_ids)
+            row.answered_at = record.answered_at
+
+    def add_message(
+        self,
+        user_id: int,
+        direction: str,
+        text: str,
+        *,
+        conversation_id: int | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        """Append a message, `direction` "in" (from the user) or "out" (from the bot)."""
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be 'in' or 'out', not {direction!r}")
+        self._session.add(
+            Message(
+                user=self._user(user_id),
+                conversation_id=conversation_id,
+                direction=direction,
+                text=text,
+                meta=meta,
+                created_at=self._clock(),
+            )
+        )
+        self._session.flush()
+
+    def messages(self, user_id: int) -> list[MessageInfo]:
+        """The user's transcript, oldest first."""
+        rows = self._session.scalars(
+            select(Message).where(Message.user_id == user_id).order_by(Message.id)
+        )
+        return [_message_info(row) for row in rows]
+
+    def delete_user(self, user_id: int) -> None:
+        """Remove the user and, by cascade, every row about them; unknown ids are a no-op."""
+        user = self._session.get(User, user_id)
+        if user is not None:
+            self._session.delete(user)
+            self._session.flush()
+
+    def user_row_counts(self, user_id: int) -> dict[str, int]:
+        """How many rows of each table belong to the user."""
+        conversation_ids = select(Conversation.id).where(Conversation.user_id == user_id)
+        queries = {
+            "users": select(func.count()).where(User.id == user_id),
+            "conversations": select(func.count()).where(Conversation.user_id == user_id),
+            "answers": select(func.count()).where(Answer.conversation_id.in_(conversation_ids)),
+            "messages": select(func.count()).where(Message.user_id == user_id),
+        }
+        return {table: self._session.scalar(query) or 0 for table, query in queries.items()}
+
+
+class Store:
+    """The database of one bot process: opens transactions and hands out `Repo`s."""
+
+    def __init__(self, engine: Engine, *, clock: Clock = utc_now) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._sessions = sessionmaker(engine)
+
+    @classmethod
+    def open(cls, url: str, *, clock: Clock = utc_now) -> Store:
+        """Connect to `url`, bring its schema to head, and return the Store."""
+        engine = make_engine(url)
+        migrate(engine)
+        return cls(engine, clock=clock)
+
+    @property
+    def engine(self) -> Engine:
+        """The Engine the transactions run on."""
+        return self._engine
+
+    @contextmanager
+    def transaction(self) -> Iterator[Repo]:
+        """One Session: commit when the block ends, roll back if it raises."""
+        with self._sessions.begin() as session:
+            yield Repo(session, self._clock)
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
