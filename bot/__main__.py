@@ -1,0 +1,71 @@
+"""Entry point: `python -m bot` starts Telegram when a token is set, else the terminal chat."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from bot.app import build_core
+from bot.settings import Settings, SettingsError, load_settings
+from bot.terminal import TerminalChat
+from dialogs.content import ContentError
+
+logger = logging.getLogger("bot")
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr. httpx logs every request URL, which holds the token: keep it quiet."""
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("httpx", "httpcore", "alembic", "transitions"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def run(settings: Settings) -> int:
+    core = build_core(settings)
+    try:
+        if settings.telegram_bot_token is None:
+            print(
+                "No TELEGRAM_BOT_TOKEN is set, so nightlegs runs as a chat in this terminal "
+                "(same questions, same database). Type 'help' for commands.\n"
+            )
+            return TerminalChat(core.service, lines=iter(_stdin_lines()), out=sys.stdout).run()
+        from bot.telegram_app import run_polling  # noqa: PLC0415 (terminal needs no Telegram)
+
+        return run_polling(settings, core)
+    finally:
+        core.store.dispose()
+
+
+def _stdin_lines():  # type: ignore[no-untyped-def]
+    while True:
+        try:
+            print("> ", end="", flush=True)
+            yield input()
+        except EOFError:
+            print()
+            return
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"nightlegs: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        return run(settings)
+    except ContentError as exc:
+        print(f"nightlegs: dialog content is invalid: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nBye. Your answers are saved.")
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

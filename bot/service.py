@@ -1,0 +1,259 @@
+"""The triage use cases every adapter shares: load, step the engine, save, in one transaction.
+
+Adapters (terminal, Telegram) parse their input into an `Action`, call `TriageService.handle`
+and render the `Reply`. The service keeps no state between calls: the database is the truth,
+so a restarted process picks every conversation up where it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from dialogs.advice import Advice, AdviceBook
+from dialogs.engine import (
+    AnswerError,
+    Conversation,
+    Flow,
+    NothingTicked,
+    Outcome,
+    Prompt,
+    StaleAnswer,
+    Step,
+)
+from dialogs.records import CANCELLED, ConversationState
+from storage import Repo, Store, UserInfo
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Who:
+    """Which person, on which channel ("telegram" with their chat id, "terminal" with a name)."""
+
+    channel: str
+    external_id: str
+
+
+@dataclass(frozen=True)
+class Start:
+    """Begin a new check (an unfinished one is closed as cancelled)."""
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Show where the open check is, without changing it."""
+
+
+@dataclass(frozen=True)
+class Choose:
+    option_id: str
+    question_id: str | None = None
+    conversation_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Done:
+    question_id: str | None = None
+    conversation_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Back:
+    conversation_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Cancel:
+    conversation_id: int | None = None
+
+
+Action = Start | Resume | Choose | Done | Back | Cancel
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What to show after an action.
+
+    `step` is None when the person has no check open. `refused` says why an answer was not
+    taken ("stale" button, "nothing_ticked" before Done, "invalid" answer, "no_open_check",
+    "restarted" after a content change); the step is then the current one.
+    """
+
+    user: UserInfo
+    conversation_id: int | None
+    step: Step | None
+    advice: Advice | None = None
+    refused: str | None = None
+    changed: bool = False
+
+
+class TriageService:
+    def __init__(
+        self,
+        store: Store,
+        flow: Flow,
+        advice: AdviceBook,
+        *,
+        clock: Clock = utc_now,
+        emergency_number: Callable[[str | None], str | None] = lambda _country: None,
+    ) -> None:
+        self.store = store
+        self.flow = flow
+        self.advice = advice
+        self.clock = clock
+        self.emergency_number = emergency_number
+
+    def handle(
+        self,
+        who: Who,
+        action: Action,
+        *,
+        said: str | None = None,
+        meta: dict[str, object] | None = None,
+    ) -> Reply:
+        """Apply one action in one transaction; `said` is logged to the transcript with it."""
+        with self.store.transaction() as repo:
+            user = repo.user(who.channel, who.external_id)
+            reply = self._apply(repo, user, action)
+            if said is not None:
+                repo.add_message(
+                    user.id, "in", said, conversation_id=reply.conversation_id, meta=meta
+                )
+            return reply
+
+    def log_out(
+        self,
+        who: Who,
+        text: str,
+        *,
+        conversation_id: int | None = None,
+        meta: dict[str, object] | None = None,
+    ) -> None:
+        """Add a message the bot sent to the transcript."""
+        with self.store.transaction() as repo:
+            user = repo.user(who.channel, who.external_id)
+            repo.add_message(user.id, "out", text, conversation_id=conversation_id, meta=meta)
+
+    def advise(self, user: UserInfo, outcome: Outcome) -> Advice | None:
+        if outcome.conclusion is None:
+            return None
+        return self.advice.advise(
+            outcome.conclusion,
+            outcome.findings,
+            emergency_number=self.emergency_number(user.country),
+        )
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _apply(self, repo: Repo, user: UserInfo, action: Action) -> Reply:
+        now = self.clock()
+        open_ = repo.open_conversation(user.id, self.flow.name)
+        if isinstance(action, Start):
+            if open_ is not None:
+                old = self._restore(open_[1])
+                if old is not None:
+                    old.cancel(now)
+                    repo.save_conversation(open_[0], old.snapshot())
+            conversation = self.flow.start(now)
+            conversation_id = repo.create_conversation(user.id, conversation.snapshot())
+            return self._reply(user, conversation_id, conversation.step(), changed=True)
+        if open_ is None:
+            return self._closed(repo, user, action)
+        conversation_id, state = open_
+        conversation = self._restore(state)
+        if conversation is None:
+            # Content changed under a stored conversation: close it rather than guess.
+            state.state = CANCELLED
+            state.finished_at = now
+            repo.save_conversation(conversation_id, state)
+            return Reply(user, None, None, refused="restarted")
+        stale = getattr(action, "conversation_id", None)
+        if stale is not None and stale != conversation_id:
+            return self._reply(user, conversation_id, conversation.step(), refused="stale")
+        try:
+            step = self._step(conversation, action, now)
+        except AnswerError as exc:
+            logger.debug("answer refused: %s", exc)
+            reason = (
+                "stale"
+                if isinstance(exc, StaleAnswer)
+                else "nothing_ticked"
+                if isinstance(exc, NothingTicked)
+                else "invalid"
+            )
+            return self._reply(user, conversation_id, conversation.step(), refused=reason)
+        changed = not isinstance(action, Resume)
+        if changed:
+            repo.save_conversation(conversation_id, conversation.snapshot())
+        return self._reply(user, conversation_id, step, changed=changed)
+
+    def _closed(self, repo: Repo, user: UserInfo, action: Action) -> Reply:
+        """No check is open: a Back re-opens the last one; anything else is stale."""
+        latest = repo.latest_conversation(user.id, self.flow.name)
+        if isinstance(action, Back) and latest is not None:
+            conversation_id, state = latest
+            if action.conversation_id in (None, conversation_id) and state.state != CANCELLED:
+                conversation = self._restore(state)
+                if conversation is not None:
+                    step = conversation.back()
+                    repo.save_conversation(conversation_id, conversation.snapshot())
+                    return self._reply(user, conversation_id, step, changed=True)
+        if isinstance(action, Resume):
+            return Reply(user, None, None)
+        return Reply(user, None, None, refused="no_open_check")
+
+    def _step(self, conversation: Conversation, action: Action, now: datetime) -> Step:
+        match action:
+            case Choose(option_id, question_id, _):
+                return conversation.choose(option_id, now, question_id=question_id)
+            case Done(question_id, _):
+                return conversation.done(now, question_id=question_id)
+            case Back():
+                return conversation.back()
+            case Cancel():
+                return conversation.cancel(now)
+            case _:
+                return conversation.step()
+
+    def _restore(self, state: ConversationState) -> Conversation | None:
+        try:
+            return self.flow.restore(state)
+        except AnswerError as exc:
+            logger.warning("stored conversation no longer fits the flow: %s", exc)
+            return None
+
+    def _reply(
+        self,
+        user: UserInfo,
+        conversation_id: int,
+        step: Step,
+        *,
+        refused: str | None = None,
+        changed: bool = False,
+    ) -> Reply:
+        advice = self.advise(user, step) if isinstance(step, Outcome) else None
+        return Reply(user, conversation_id, step, advice, refused, changed)
+
+
+__all__ = [
+    "Action",
+    "Back",
+    "Cancel",
+    "Choose",
+    "Done",
+    "Prompt",
+    "Reply",
+    "Resume",
+    "Start",
+    "TriageService",
+    "Who",
+]

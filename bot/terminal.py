@@ -1,0 +1,168 @@
+"""The terminal chat: the same triage, engine and store as Telegram, typed at a prompt.
+
+Options are numbered; the person types a number or the option's words. `back`, `cancel`,
+`help`, `check` and `quit` work at any time. Nothing typed leads to a traceback.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable, Iterator
+from typing import TextIO
+
+from bot.service import Back, Cancel, Choose, Done, Reply, Resume, Start, TriageService, Who
+from dialogs.engine import Outcome, Prompt, Step
+from dialogs.records import CANCELLED
+
+MAX_INPUT = 500
+HELP = """\
+Commands: type the number of an answer (or its words), or
+  back    undo your last answer
+  cancel  stop this check
+  check   start a new check
+  help    show this help
+  quit    leave (your answers are saved; you can carry on later)"""
+INTRO = """\
+nightlegs: a quick check for legs that wake you at night.
+It asks a few questions, then says what it looks like and how fast to get help.
+It is not a diagnosis. Your answers are kept in a local database on this computer."""
+EMERGENCY_BANNER = "=" * 60
+
+
+class TerminalChat:
+    """A line-based chat over any text input and output (stdin/stdout when run for real)."""
+
+    def __init__(
+        self,
+        service: TriageService,
+        *,
+        lines: Iterator[str],
+        out: TextIO,
+        who: Who | None = None,
+    ) -> None:
+        self.service = service
+        self.lines = lines
+        self.out = out
+        self.who = who or Who("terminal", getpass.getuser() or "local")
+        self.reply: Reply | None = None
+        self.shown: Step | None = None
+
+    def run(self) -> int:
+        self.say(INTRO)
+        reply = self.service.handle(self.who, Resume())
+        if reply.step is not None:
+            self.say("Welcome back: carrying on with your check where you left off.")
+            self.show(reply)
+        else:
+            self.show(self.act(Start(), "check"))
+        for raw in self.lines:
+            text = raw.strip()[:MAX_INPUT]
+            if text.lower() in {"quit", "exit", "q"}:
+                break
+            self.on_text(text)
+        self.say("Bye. Your answers are saved; run nightlegs again to carry on or start anew.")
+        return 0
+
+    def on_text(self, text: str) -> None:
+        command = text.lower()
+        commands: dict[str, Callable[[], None]] = {
+            "help": lambda: self.say(HELP),
+            "?": lambda: self.say(HELP),
+            "back": lambda: self.show(self.act(Back(), text)),
+            "cancel": lambda: self.show(self.act(Cancel(), text)),
+            "check": lambda: self.show(self.act(Start(), text)),
+            "start": lambda: self.show(self.act(Start(), text)),
+        }
+        if command in commands:
+            commands[command]()
+            return
+        reply = self.reply
+        if reply is None or not isinstance(reply.step, Prompt):
+            self.say("Type 'check' to start a new check, 'help' for help, or 'quit' to leave.")
+            return
+        action = self.parse_answer(reply.step, text)
+        if action is None:
+            self.say("Please answer with one of the numbers shown (or type 'help').")
+            self.show(reply, repeat=True)
+            return
+        self.show(self.act(action, text))
+
+    def parse_answer(self, prompt: Prompt, text: str) -> Choose | Done | None:
+        """A number or the words of an option (or of the done button)."""
+        question = prompt.question
+        labels = [o.label for o in question.options]
+        if question.multi and question.done_label:
+            labels.append(question.done_label)
+        index: int | None = None
+        if text.isdigit():
+            index = int(text) - 1
+        else:
+            matches = [i for i, label in enumerate(labels) if label.lower() == text.lower()]
+            index = matches[0] if matches else None
+        if index is None or not 0 <= index < len(labels):
+            return None
+        if index == len(question.options):
+            return Done(question_id=question.id)
+        return Choose(question.options[index].id, question_id=question.id)
+
+    def act(self, action: object, text: str) -> Reply:
+        return self.service.handle(self.who, action, said=text)  # type: ignore[arg-type]
+
+    def show(self, reply: Reply, *, repeat: bool = False) -> None:
+        self.reply = reply
+        if reply.refused == "no_open_check":
+            self.say("There is no check open. Type 'check' to start one.")
+            return
+        if reply.refused == "nothing_ticked":
+            self.say("Tick at least one answer first, or choose 'None of these' or 'Not sure'.")
+        if reply.refused == "invalid" and isinstance(reply.step, Prompt):
+            self.say("That answer does not fit this question.")
+            if not reply.step.question.multi:
+                return
+        step, before = reply.step, self.shown
+        if isinstance(step, Prompt):
+            brief = isinstance(before, Prompt) and before.question.id == step.question.id
+            self.shown = step
+            self.say(
+                render_prompt(step, brief=brief),
+                conversation_id=reply.conversation_id,
+                log=not repeat,
+            )
+            return
+        self.shown = step
+        if isinstance(step, Outcome):
+            if step.state == CANCELLED:
+                self.say(
+                    "Check cancelled. Type 'check' to start again, or 'quit'.",
+                    conversation_id=reply.conversation_id,
+                )
+                return
+            if reply.advice is not None:
+                text = reply.advice.as_text()
+                if step.state == "emergency":
+                    text = f"{EMERGENCY_BANNER}\n{text}\n{EMERGENCY_BANNER}"
+                self.say(text, conversation_id=reply.conversation_id)
+            self.say("Type 'back' to change your last answer, 'check' to start again, or 'quit'.")
+
+    def say(self, text: str, *, conversation_id: int | None = None, log: bool = False) -> None:
+        self.out.write(text + "\n\n")
+        self.out.flush()
+        if log:
+            self.service.log_out(self.who, text, conversation_id=conversation_id)
+
+
+def render_prompt(prompt: Prompt, *, brief: bool = False) -> str:
+    """A question with numbered options; ticks shown as [x] on multi-answer questions.
+
+    `brief` leaves out the question text, for a redraw after a tick.
+    """
+    question = prompt.question
+    lines = [] if brief else [f"Q{prompt.number}. {question.text}", ""]
+    for i, option in enumerate(question.options, start=1):
+        tick = ""
+        if question.multi and not option.exclusive:
+            tick = "[x] " if option.id in prompt.selected else "[ ] "
+        lines.append(f"  {i}. {tick}{option.label}")
+    if question.multi and question.done_label:
+        lines.append(f"  {len(question.options) + 1}. {question.done_label}")
+    return "\n".join(lines)
