@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -72,6 +73,8 @@ class User(Base):
     country: Mapped[str | None] = mapped_column(String(2))
     """ISO 3166-1 alpha-2."""
     consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    country_asked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When the person was asked for their country (asked once; /settings changes it)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     conversations: Mapped[list[Conversation]] = relationship(
@@ -144,3 +147,15 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship(back_populates="messages")
+
+
+class ProcessedUpdate(Base):
+    """A Telegram update whose effects are committed, so a redelivery changes nothing.
+
+    Holds only the update id and when it was handled: nothing about the person or their words.
+    """
+
+    __tablename__ = "processed_updates"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dialogs.records import AnswerRecord, Conclusion, ConversationState
 from dialogs.vocabulary import Pattern, Urgency
 from storage.db import make_engine, migrate
-from storage.models import DIRECTIONS, Answer, Conversation, Message, User
+from storage.models import DIRECTIONS, Answer, Conversation, Message, ProcessedUpdate, User
 
 Clock = Callable[[], datetime]
 
@@ -52,6 +52,7 @@ class UserInfo:
     country: str | None
     consent_at: datetime | None
     created_at: datetime
+    country_asked_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ def _user_info(user: User) -> UserInfo:
         country=user.country,
         consent_at=user.consent_at,
         created_at=user.created_at,
+        country_asked_at=user.country_asked_at,
     )
 
 
@@ -159,6 +161,9 @@ class Repo:
             self._session.flush()
         return _user_info(user)
 
+    def user_by_id(self, user_id: int) -> UserInfo:
+        return _user_info(self._user(user_id))
+
     def find_user(self, channel: str, external_id: str) -> UserInfo | None:
         """The user known by `external_id` on `channel`, or None."""
         user = self._find_user(channel, external_id)
@@ -171,6 +176,7 @@ class Repo:
         country: str | _Unset | None = _UNSET,
         language_code: str | _Unset | None = _UNSET,
         consent_at: datetime | _Unset | None = _UNSET,
+        country_asked_at: datetime | _Unset | None = _UNSET,
     ) -> UserInfo:
         """Change only the fields passed (None clears one); `country` is ISO alpha-2."""
         user = self._user(user_id)
@@ -180,6 +186,8 @@ class Repo:
             user.language_code = language_code
         if consent_at is not _UNSET:
             user.consent_at = consent_at
+        if country_asked_at is not _UNSET:
+            user.country_asked_at = country_asked_at
         self._session.flush()
         return _user_info(user)
 
@@ -214,6 +222,15 @@ class Repo:
         """The user's newest conversation in `flow`, finished or not, as (id, state)."""
         conversation = self._newest(user_id, flow, open_only=False)
         return None if conversation is None else (conversation.id, _state(conversation))
+
+    def conversations(self, user_id: int) -> list[tuple[int, ConversationState]]:
+        """Every conversation of the user, oldest first, as (id, state)."""
+        rows = self._session.scalars(
+            select(Conversation)
+            .where(Conversation.user_id == user_id)
+            .order_by(Conversation.started_at, Conversation.id)
+        )
+        return [(row.id, _state(row)) for row in rows]
 
     def load_conversation(self, conversation_id: int) -> tuple[int, ConversationState] | None:
         """A conversation as (owner's user id, state), or None."""
@@ -285,6 +302,27 @@ class Repo:
         if user is not None:
             self._session.delete(user)
             self._session.flush()
+
+    def claim_update(self, update_id: int) -> bool:
+        """Record that an update is being handled; False if its effects were committed before."""
+        if self._session.get(ProcessedUpdate, update_id) is not None:
+            return False
+        self._session.add(ProcessedUpdate(update_id=update_id, processed_at=self._clock()))
+        self._session.flush()
+        return True
+
+    def is_processed(self, update_id: int) -> bool:
+        return self._session.get(ProcessedUpdate, update_id) is not None
+
+    def prune_updates(self, before: datetime) -> int:
+        """Forget processed updates older than `before` (Telegram redelivers for 24 h at most)."""
+        rows = self._session.scalars(
+            select(ProcessedUpdate).where(ProcessedUpdate.processed_at < before)
+        ).all()
+        for row in rows:
+            self._session.delete(row)
+        self._session.flush()
+        return len(rows)
 
     def user_row_counts(self, user_id: int) -> dict[str, int]:
         """How many rows of each table belong to the user."""

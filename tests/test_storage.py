@@ -106,7 +106,7 @@ def test_migrate_creates_the_tables_and_stamps_head(store: Store) -> None:
         tables = set(inspect(connection).get_table_names())
         revision = MigrationContext.configure(connection).get_current_revision()
     assert TABLES | {"alembic_version"} <= tables
-    assert head == "0001"
+    assert head == "0002"
     assert revision == head
 
 
@@ -419,3 +419,22 @@ def test_answer_rows_always_equal_the_last_saved_answers() -> None:
         check()
     finally:
         store.dispose()
+
+
+def test_an_update_is_claimed_once_and_pruning_forgets_old_ones(store: Store) -> None:
+    with store.transaction() as repo:
+        assert repo.claim_update(1001) is True
+        assert repo.claim_update(1001) is False
+        assert repo.is_processed(1001)
+    with store.transaction() as repo:
+        assert repo.claim_update(1001) is False
+        assert repo.prune_updates(datetime.now(UTC) + timedelta(days=1)) == 1
+        assert not repo.is_processed(1001)
+
+
+def test_a_rolled_back_claim_leaves_the_update_unprocessed(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction() as repo:
+        repo.claim_update(7)
+        raise RuntimeError("handler failed before commit")
+    with store.transaction() as repo:
+        assert not repo.is_processed(7)
