@@ -8,9 +8,11 @@ so a restarted process picks every conversation up where it was.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from dialogs.advice import Advice, AdviceBook
 from dialogs.engine import (
@@ -23,12 +25,17 @@ from dialogs.engine import (
     StaleAnswer,
     Step,
 )
-from dialogs.records import CANCELLED, ConversationState
+from dialogs.records import CANCELLED, AnswerRecord, ConversationState
 from storage import Repo, Store, UserInfo
+from storage.export import export_user
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+
+class Duplicate(Exception):
+    """This update's effects were committed before (a redelivery): do nothing again."""
 
 
 def utc_now() -> datetime:
@@ -58,6 +65,7 @@ class Choose:
     option_id: str
     question_id: str | None = None
     conversation_id: int | None = None
+    tick: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,7 @@ class Reply:
     advice: Advice | None = None
     refused: str | None = None
     changed: bool = False
+    answers: tuple[AnswerRecord, ...] = ()
 
 
 class TriageService:
@@ -112,6 +121,14 @@ class TriageService:
         self.clock = clock
         self.emergency_number = emergency_number
 
+    @contextmanager
+    def unit(self, update_id: int | None = None) -> Iterator[Repo]:
+        """One transaction that also claims `update_id`; raises `Duplicate` on a redelivery."""
+        with self.store.transaction() as repo:
+            if update_id is not None and not repo.claim_update(update_id):
+                raise Duplicate(update_id)
+            yield repo
+
     def handle(
         self,
         who: Who,
@@ -119,9 +136,10 @@ class TriageService:
         *,
         said: str | None = None,
         meta: dict[str, object] | None = None,
+        update_id: int | None = None,
     ) -> Reply:
         """Apply one action in one transaction; `said` is logged to the transcript with it."""
-        with self.store.transaction() as repo:
+        with self.unit(update_id) as repo:
             user = repo.user(who.channel, who.external_id)
             reply = self._apply(repo, user, action)
             if said is not None:
@@ -138,10 +156,54 @@ class TriageService:
         conversation_id: int | None = None,
         meta: dict[str, object] | None = None,
     ) -> None:
-        """Add a message the bot sent to the transcript."""
+        """Add a message the bot sent to the transcript (only for people who consented)."""
         with self.store.transaction() as repo:
+            user = repo.find_user(who.channel, who.external_id)
+            if user is not None:
+                repo.add_message(user.id, "out", text, conversation_id=conversation_id, meta=meta)
+
+    # --- the person's own data ------------------------------------------------------------------
+
+    def find_user(self, who: Who) -> UserInfo | None:
+        with self.store.transaction() as repo:
+            return repo.find_user(who.channel, who.external_id)
+
+    def consent(
+        self, who: Who, *, language_code: str | None, update_id: int | None = None
+    ) -> UserInfo:
+        """Create the person's record; nothing about them is stored before this."""
+        with self.unit(update_id) as repo:
             user = repo.user(who.channel, who.external_id)
-            repo.add_message(user.id, "out", text, conversation_id=conversation_id, meta=meta)
+            return repo.update_user(
+                user.id, consent_at=user.consent_at or self.clock(), language_code=language_code
+            )
+
+    def set_country(
+        self, who: Who, country: str | None, *, update_id: int | None = None
+    ) -> UserInfo | None:
+        """Store the chosen country (None: not listed / skipped); it is not asked again."""
+        with self.unit(update_id) as repo:
+            user = repo.find_user(who.channel, who.external_id)
+            if user is None:
+                return None
+            return repo.update_user(user.id, country=country, country_asked_at=self.clock())
+
+    def export(self, who: Who) -> dict[str, Any] | None:
+        """Everything stored about this person (and only them), or None if nothing is."""
+        with self.store.transaction() as repo:
+            user = repo.find_user(who.channel, who.external_id)
+            if user is None:
+                return None
+            return export_user(repo, user.id, exported_at=self.clock())
+
+    def delete(self, who: Who, *, update_id: int | None = None) -> bool:
+        """Erase every row about this person; False if there was nothing."""
+        with self.unit(update_id) as repo:
+            user = repo.find_user(who.channel, who.external_id)
+            if user is None:
+                return False
+            repo.delete_user(user.id)
+            return True
 
     def advise(self, user: UserInfo, outcome: Outcome) -> Advice | None:
         if outcome.conclusion is None:
@@ -165,7 +227,7 @@ class TriageService:
                     repo.save_conversation(open_[0], old.snapshot())
             conversation = self.flow.start(now)
             conversation_id = repo.create_conversation(user.id, conversation.snapshot())
-            return self._reply(user, conversation_id, conversation.step(), changed=True)
+            return self._reply(user, conversation_id, conversation, changed=True)
         if open_ is None:
             return self._closed(repo, user, action)
         conversation_id, state = open_
@@ -178,7 +240,7 @@ class TriageService:
             return Reply(user, None, None, refused="restarted")
         stale = getattr(action, "conversation_id", None)
         if stale is not None and stale != conversation_id:
-            return self._reply(user, conversation_id, conversation.step(), refused="stale")
+            return self._reply(user, conversation_id, conversation, refused="stale")
         try:
             step = self._step(conversation, action, now)
         except AnswerError as exc:
@@ -190,11 +252,11 @@ class TriageService:
                 if isinstance(exc, NothingTicked)
                 else "invalid"
             )
-            return self._reply(user, conversation_id, conversation.step(), refused=reason)
+            return self._reply(user, conversation_id, conversation, refused=reason)
         changed = not isinstance(action, Resume)
         if changed:
             repo.save_conversation(conversation_id, conversation.snapshot())
-        return self._reply(user, conversation_id, step, changed=changed)
+        return self._reply(user, conversation_id, conversation, step=step, changed=changed)
 
     def _closed(self, repo: Repo, user: UserInfo, action: Action) -> Reply:
         """No check is open: a Back re-opens the last one; anything else is stale."""
@@ -206,15 +268,16 @@ class TriageService:
                 if conversation is not None:
                     step = conversation.back()
                     repo.save_conversation(conversation_id, conversation.snapshot())
-                    return self._reply(user, conversation_id, step, changed=True)
+                    return self._reply(user, conversation_id, conversation, step=step, changed=True)
         if isinstance(action, Resume):
             return Reply(user, None, None)
-        return Reply(user, None, None, refused="no_open_check")
+        answers = tuple(latest[1].answers) if latest is not None else ()
+        return Reply(user, None, None, refused="no_open_check", answers=answers)
 
     def _step(self, conversation: Conversation, action: Action, now: datetime) -> Step:
         match action:
-            case Choose(option_id, question_id, _):
-                return conversation.choose(option_id, now, question_id=question_id)
+            case Choose(option_id, question_id, _, tick):
+                return conversation.choose(option_id, now, question_id=question_id, tick=tick)
             case Done(question_id, _):
                 return conversation.done(now, question_id=question_id)
             case Back():
@@ -235,13 +298,16 @@ class TriageService:
         self,
         user: UserInfo,
         conversation_id: int,
-        step: Step,
+        conversation: Conversation,
         *,
+        step: Step | None = None,
         refused: str | None = None,
         changed: bool = False,
     ) -> Reply:
+        step = step if step is not None else conversation.step()
         advice = self.advise(user, step) if isinstance(step, Outcome) else None
-        return Reply(user, conversation_id, step, advice, refused, changed)
+        answers = tuple(conversation.data.answers)
+        return Reply(user, conversation_id, step, advice, refused, changed, answers)
 
 
 __all__ = [
@@ -250,6 +316,7 @@ __all__ = [
     "Cancel",
     "Choose",
     "Done",
+    "Duplicate",
     "Prompt",
     "Reply",
     "Resume",

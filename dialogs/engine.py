@@ -172,10 +172,18 @@ class Conversation:
 
     # --- answering ----------------------------------------------------------------------------
 
-    def choose(self, option_id: str, now: datetime, *, question_id: str | None = None) -> Step:
-        """Tap an option: answers a single question, toggles a tick on a multi-answer one.
+    def choose(
+        self,
+        option_id: str,
+        now: datetime,
+        *,
+        question_id: str | None = None,
+        tick: bool | None = None,
+    ) -> Step:
+        """Tap an option: answers a single question, ticks or unticks on a multi-answer one.
 
         `question_id`, when given, must be the open question (a stale button is refused).
+        `tick` sets the tick rather than toggling it, so a repeated tap changes nothing.
         """
         question = self._open_question(question_id)
         option = question.option(option_id)
@@ -183,7 +191,10 @@ class Conversation:
             raise AnswerError(f"{option_id!r} is not an answer to {question.id!r}")
         if not question.multi or option.exclusive:
             return self._record(question, (option.id,), now)
-        ticked = set(self.data.pending) ^ {option.id}
+        ticked = set(self.data.pending)
+        if tick is None:
+            tick = option.id not in ticked
+        ticked = ticked | {option.id} if tick else ticked - {option.id}
         self.data.pending = tuple(o.id for o in question.options if o.id in ticked)
         return self.step()
 

@@ -1,0 +1,234 @@
+"""What the bot shows in Telegram: steps turned into HTML text plus inline keyboards.
+
+Every function here is pure (no network, no database), so messages can be checked in tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.constants import MessageLimit
+
+from bot.telegram_keys import AnswerKey, DoneKey, MenuKey, NavKey, encode
+from dialogs.advice import Advice
+from dialogs.countries import Country
+from dialogs.engine import Prompt
+from dialogs.records import AnswerRecord
+
+MAX_TEXT = MessageLimit.MAX_TEXT_LENGTH
+TICKED, UNTICKED = "✅ ", "▫️ "
+TWO_PER_ROW_UP_TO = 16
+"""Labels this short sit two to a row; longer ones get a row each, so phones don't cut them."""
+
+
+@dataclass(frozen=True)
+class Screen:
+    text: str
+    markup: InlineKeyboardMarkup | None = None
+
+
+def _button(label: str, key: AnswerKey | DoneKey | NavKey | MenuKey) -> InlineKeyboardButton:
+    return InlineKeyboardButton(label, callback_data=encode(key))
+
+
+def _rows(buttons: list[InlineKeyboardButton]) -> list[list[InlineKeyboardButton]]:
+    rows: list[list[InlineKeyboardButton]] = []
+    for button in buttons:
+        short = len(button.text) <= TWO_PER_ROW_UP_TO
+        if short and rows and len(rows[-1]) == 1 and len(rows[-1][0].text) <= TWO_PER_ROW_UP_TO:
+            rows[-1].append(button)
+        else:
+            rows.append([button])
+    return rows
+
+
+def question(prompt: Prompt, conversation_id: int) -> Screen:
+    """A question with one button per option, ticks on multi-answer ones, and Back / Cancel."""
+    q = prompt.question
+    buttons = []
+    for option in q.options:
+        if q.multi and not option.exclusive:
+            ticked = option.id in prompt.selected
+            label = (TICKED if ticked else UNTICKED) + option.label
+            key = AnswerKey(conversation_id, q.id, option.id, tick=not ticked)
+        else:
+            label, key = option.label, AnswerKey(conversation_id, q.id, option.id)
+        buttons.append(_button(label, key))
+    rows = _rows(buttons)
+    if q.multi and q.done_label:
+        rows.append([_button(f"{q.done_label} ➡️", DoneKey(conversation_id, q.id))])
+    nav = []
+    if prompt.can_go_back:
+        nav.append(_button("⬅️ Back", NavKey("back", conversation_id)))
+    nav.append(_button("✖️ Cancel", NavKey("cancel", conversation_id)))
+    rows.append(nav)
+    return Screen(escape(q.text), InlineKeyboardMarkup(rows))
+
+
+def answered(prompt: Prompt, record: AnswerRecord | None) -> str:
+    """The question as it reads once answered: its text and the answer, no buttons."""
+    q = prompt.question
+    if record is None:
+        return f"{escape(q.text)}\n\n<i>(skipped: went back)</i>"
+    labels = [o.label for o in q.options if o.id in record.option_ids]
+    return f"{escape(q.text)}\n\n<b>➡️ {escape(', '.join(labels))}</b>"
+
+
+def outcome(advice: Advice, conversation_id: int) -> Screen:
+    """The conclusion: what to do and how fast first, then why, what helps, when to act sooner."""
+    parts = [f"<b>{escape(advice.headline)}</b>", escape(advice.action)]
+    parts.append(
+        f"<b>What this looks like:</b> {escape(advice.pattern_name)}. {escape(advice.looks_like)}"
+    )
+    if advice.why:
+        parts.append("<b>Why:</b> " + escape("; ".join(advice.why)) + ".")
+    if advice.helps_now:
+        parts.append(f"<b>{escape(advice.helps_heading)}</b>\n" + _bullets(advice.helps_now))
+    parts += [escape(note) for note in advice.notes]
+    if advice.watch_for:
+        parts.append(f"<b>{escape(advice.watch_heading)}</b>\n" + _bullets(advice.watch_for))
+    parts += [escape(advice.where_to_get_help), f"<i>{escape(advice.not_a_diagnosis)}</i>"]
+    markup = InlineKeyboardMarkup(
+        [
+            [
+                _button("🔁 New check", MenuKey("new")),
+                _button("⬅️ Change answer", NavKey("back", conversation_id)),
+            ],
+            [_button("📄 Export my data", MenuKey("export"))],
+        ]
+    )
+    return Screen(fit("\n\n".join(parts)), markup)
+
+
+def _bullets(items: tuple[str, ...]) -> str:
+    return "\n".join(f"• {escape(item)}" for item in items)
+
+
+def fit(text: str, limit: int = MAX_TEXT) -> str:
+    """Keep a message under Telegram's length limit without cutting an HTML tag in half."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind("\n\n", 0, limit - 2)
+    return text[: cut if cut > 0 else limit - 2] + "\n…"
+
+
+# --- fixed screens ------------------------------------------------------------------------------
+
+INTRO = Screen(
+    "Hi, I'm <b>nightlegs</b>. When your legs wake you at night, I help you tell a cramp from "
+    "restless legs from a circulation warning sign, and say how fast to act.\n"
+    "It takes a minute of taps. I'm not a doctor, and this is <b>not a diagnosis</b>.\n"
+    "I keep your answers and this chat so you can look back; /export sends you a copy and "
+    "/delete erases it all.\n\n"
+    "Is that OK with you?",
+    InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    "✅ OK, start the check", callback_data=encode(MenuKey("consent"))
+                )
+            ],
+            [InlineKeyboardButton("Not now", callback_data=encode(MenuKey("decline")))],
+        ]
+    ),
+)
+DECLINED = Screen(
+    "No problem: nothing about you has been stored. Send /start whenever you want to begin."
+)
+WELCOME_BACK = Screen(
+    "Welcome back. What would you like to do?",
+    InlineKeyboardMarkup(
+        [
+            [_button("🩺 New check", MenuKey("new"))],
+            [_button("⚙️ Settings", MenuKey("settings")), _button("❓ Help", MenuKey("help"))],
+        ]
+    ),
+)
+HELP = Screen(
+    "<b>What I do</b>: a short check of night leg symptoms with buttons, then what it looks "
+    "like and how fast to get help. Red flags come first.\n\n"
+    "/check start a new check\n"
+    "/back undo your last answer\n"
+    "/cancel stop the current check\n"
+    "/settings your country (for the emergency number)\n"
+    "/export get a copy of everything I store about you\n"
+    "/delete erase everything I store about you\n"
+    "/help this message\n\n"
+    "In an emergency, call your local emergency number: do not wait for a chat bot."
+)
+GROUP = "I only run health checks in a private chat: please message me directly."
+USE_BUTTONS = (
+    "Please use the buttons under the question. /back undoes your last answer, /cancel stops."
+)
+NO_CHECK = "Send /check to start a check, or /help to see what I can do."
+NOT_TEXT = "I can only follow the buttons and commands like /check and /help."
+EDITED = "I can't act on edited messages. Please use the buttons, or send the command again."
+NEED_CONSENT = "Before any health questions, please read this and say if it's OK."
+CANCELLED = "Check cancelled. Nothing more will be asked. Send /check to start again."
+STALE = "That button is from an earlier question."
+ALREADY = "Got it already ✓"
+EXPIRED = "That button doesn't work any more."
+TICK_FIRST = "Tick at least one answer first, or choose 'None of these' or 'Not sure'."
+ERROR = (
+    "Sorry, something went wrong on my side. Your answers so far are saved: send /start to "
+    "carry on where you left off."
+)
+DELETED = (
+    "Done: everything I stored about you is erased. Messages already in this chat stay until "
+    "you clear the chat in Telegram. Send /start to begin again."
+)
+NOTHING_STORED = "I have nothing stored about you."
+RESTARTED = "The questions were updated since your last visit, so let's start a fresh check."
+
+
+def delete_confirm() -> Screen:
+    return Screen(
+        "Erase <b>everything</b> I store about you: your answers, results and this chat's "
+        "record? This cannot be undone.",
+        InlineKeyboardMarkup(
+            [
+                [
+                    _button("🗑 Yes, erase it all", MenuKey("erase")),
+                    _button("Keep it", MenuKey("keep")),
+                ]
+            ]
+        ),
+    )
+
+
+def country_question(suggested: Country | None, *, reason: str) -> Screen:
+    rows = []
+    if suggested is not None:
+        rows.append([_button(f"📍 {suggested.name}", MenuKey("country", suggested.code))])
+    rows.append([_button("Choose another country", MenuKey("countries"))])
+    rows.append([_button("Skip for now", MenuKey("country", "none"))])
+    return Screen(escape(reason), InlineKeyboardMarkup(rows))
+
+
+def country_list(countries: list[Country]) -> Screen:
+    buttons = [_button(c.name, MenuKey("country", c.code)) for c in countries]
+    rows = [buttons[i : i + 3] for i in range(0, len(buttons), 3)]
+    rows.append([_button("My country is not listed", MenuKey("country", "none"))])
+    return Screen("Which country are you in?", InlineKeyboardMarkup(rows))
+
+
+def settings_screen(country: Country | None) -> Screen:
+    where = (
+        f"Country: <b>{escape(country.name)}</b> (emergency number {escape(country.number)})"
+        if country
+        else "Country: not set, so I show the common emergency numbers."
+    )
+    return Screen(
+        f"<b>Settings</b>\n{where}",
+        InlineKeyboardMarkup(
+            [
+                [_button("🌍 Change country", MenuKey("countries"))],
+                [
+                    _button("📄 Export my data", MenuKey("export")),
+                    _button("🗑 Delete my data", MenuKey("delete")),
+                ],
+            ]
+        ),
+    )

@@ -1,0 +1,59 @@
+"""Emergency numbers by country, from `dialogs/emergency_numbers.yaml`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from dialogs.content import DIALOGS_DIR, ContentError
+
+
+@dataclass(frozen=True)
+class Country:
+    code: str
+    name: str
+    number: str
+
+
+class EmergencyNumbers:
+    """Look up a country's number; unknown countries get None (the advice then lists several)."""
+
+    def __init__(self, countries: dict[str, Country], suggestions: dict[str, str]) -> None:
+        self.countries = countries
+        self._suggestions = suggestions
+
+    @classmethod
+    def load(cls, path: Path = DIALOGS_DIR / "emergency_numbers.yaml") -> EmergencyNumbers:
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            countries = {
+                str(code).upper(): Country(str(code).upper(), str(c["name"]), str(c["number"]))
+                for code, c in raw["countries"].items()
+            }
+            suggestions = {
+                str(lang).lower(): str(code).upper()
+                for lang, code in raw.get("suggest_from_language", {}).items()
+            }
+        except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
+            raise ContentError(f"{path.name}: malformed: {exc!r}") from exc
+        bad = sorted(code for code in countries if len(code) != 2 or not code.isalpha())
+        if bad:  # e.g. an unquoted NO (Norway) that YAML reads as false
+            raise ContentError(f"{path.name}: country codes must be two letters: {bad}")
+        unknown = sorted(set(suggestions.values()) - set(countries))
+        if unknown:
+            raise ContentError(f"{path.name}: suggestions name unlisted countries {unknown}")
+        return cls(countries, suggestions)
+
+    def number(self, country: str | None) -> str | None:
+        found = self.countries.get((country or "").upper())
+        return found.number if found else None
+
+    def suggest(self, language_code: str | None) -> Country | None:
+        """A country to offer for a Telegram `language_code` such as "de" or "en-GB"."""
+        if not language_code:
+            return None
+        tag = language_code.lower().replace("_", "-")
+        code = self._suggestions.get(tag) or self._suggestions.get(tag.split("-")[0])
+        return self.countries.get(code) if code else None

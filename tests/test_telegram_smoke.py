@@ -1,0 +1,26 @@
+"""A first end-to-end walk: /start, consent, safety screen, emergency."""
+
+from pathlib import Path
+
+from tests.botapi_stub import BotApiStub
+from tests.telegram_harness import CHAT, RunningBot
+
+
+async def test_an_emergency_answer_ends_the_check_with_emergency_advice(tmp_path: Path) -> None:
+    async with BotApiStub() as api:
+        bot = await RunningBot(api, tmp_path / "bot.db").start()
+        try:
+            intro = await bot.send("/start")
+            assert "not a diagnosis" in intro[-1].plain_text
+            shown = await bot.press("✅ OK, start the check")
+            assert "safety check" in shown[-1].plain_text
+            await bot.press("▫️ Chest pain or breathless")
+            shown = await bot.press("Done ➡️")
+            print(api.transcript(CHAT))
+            assert (
+                "Get emergency help now" in shown[-2].plain_text
+                or "Get emergency help now" in shown[-1].plain_text
+            )
+        finally:
+            await bot.stop()
+        api.assert_no_violations()
