@@ -6,22 +6,12 @@ import logging
 import sys
 
 from bot.app import build_core
+from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 from bot.terminal import TerminalChat
 from dialogs.content import ContentError
 
 logger = logging.getLogger("bot")
-
-
-def configure_logging(level: str) -> None:
-    """Log to stderr. httpx logs every request URL, which holds the token: keep it quiet."""
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("httpx", "httpcore", "alembic", "transitions"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
 def run(settings: Settings) -> int:
@@ -56,7 +46,8 @@ def main() -> int:
     except SettingsError as exc:
         print(f"nightlegs: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    token = settings.telegram_bot_token
+    configure_logging(settings.log_level, secrets=[token.get_secret_value()] if token else [])
     try:
         return run(settings)
     except ContentError as exc:

@@ -153,6 +153,7 @@ class DurablePolling:
             if repo.is_processed(update.update_id):
                 logger.info("update %s was handled before a restart; skipped", update.update_id)
                 return
+        logger.debug("handling update %s", update.update_id)
         await self.application.process_update(update)
         with self.core.store.transaction() as repo:
             repo.claim_update(update.update_id)

@@ -1,0 +1,139 @@
+"""The bot as a real process, killed with SIGKILL while taps are in flight, then restarted.
+
+Acceptance (issue "The Telegram bot"): a process killed mid-triage and restarted continues at
+the same question, and no tap that reached the bot before the kill is lost or applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from storage import Store
+from tests.botapi_stub import BotApiStub
+
+REPO = Path(__file__).resolve().parents[1]
+CHAT = 5151
+# Taps fed in quick bursts, each answering the question the previous one leads to.
+BURSTS = [
+    [("dangling", "no"), ("new_medicine", "no")],
+    [("feeling", "none"), ("where", "calf"), ("sides", "one")],
+    [("timing", "none"), ("relief", "nothing")],
+]
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+
+
+class BotProcess:
+    def __init__(self, api: BotApiStub, tmp: Path) -> None:
+        self.api, self.tmp = api, tmp
+        self.env = {
+            **os.environ,
+            "TELEGRAM_BOT_TOKEN": api.token,
+            "TELEGRAM_API_URL": api.root,
+            "DATABASE_URL": f"sqlite:///{tmp / 'bot.db'}",
+            "LOG_LEVEL": "DEBUG",
+            "PYTHONPATH": str(REPO),
+            "PTB_TIMEDELTA": "true",
+        }
+        self.process: asyncio.subprocess.Process | None = None
+        self.runs = 0
+
+    async def start(self) -> None:
+        mark = self.api.mark()
+        self.runs += 1
+        with (self.tmp / f"run{self.runs}.log").open("wb") as log:  # the child keeps its copy
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot",
+                cwd=self.tmp,
+                env=self.env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        await self.api.wait_for_call("setMyCommands", after=mark, timeout=30)
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+
+    async def terminate(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.process.wait(), timeout=20)
+
+    def logs(self) -> str:
+        return "".join(
+            (self.tmp / f"run{i}.log").read_text(errors="replace") for i in range(1, self.runs + 1)
+        )
+
+
+def stored_answers(db: Path) -> list[tuple[str, tuple[str, ...]]]:
+    store = Store.open(f"sqlite:///{db}")
+    try:
+        with store.transaction() as repo:
+            user = repo.find_user("telegram", str(CHAT))
+            assert user is not None
+            found = repo.latest_conversation(user.id, "triage")
+            assert found is not None
+            return [(a.question_id, a.option_ids) for a in found[1].answers]
+    finally:
+        store.dispose()
+
+
+async def test_taps_in_flight_at_a_sigkill_are_applied_exactly_once_after_restart(
+    tmp_path: Path,
+) -> None:
+    async with BotApiStub() as api:
+        bot = BotProcess(api, tmp_path)
+        await bot.start()
+        await api.wait_until_confirmed(api.feed_message(CHAT, "/start"), timeout=20)
+        await api.wait_until_confirmed(await api.press(CHAT, "✅ OK, start the check"))
+        first = api.last_message(CHAT)
+        assert first is not None and "safety check" in first.plain_text
+        conversation_id = next(
+            data.split(":")[1] for _, data in api.buttons(first) if data and data.startswith("a:")
+        )
+        await api.wait_until_confirmed(await api.press(CHAT, "None of these"))
+        expected = [("emergency_signs", ("none",))]
+
+        for burst in BURSTS:
+            updates = [
+                api.feed_callback(CHAT, first.message_id, f"a:{conversation_id}:{q}:{o}")
+                for q, o in burst
+            ]
+            expected += [(q, (o,)) for q, o in burst]
+            ids = {u["update_id"] for u in updates}
+            # Kill once the bot has fetched the burst: it is handling it, or about to.
+            await api.wait_for_call(
+                "getUpdates",
+                lambda call, ids=ids: (
+                    call.ok
+                    and call.response is not None
+                    and ids <= {u["update_id"] for u in call.result}
+                ),
+            )
+            await bot.kill()
+            await bot.start()
+            await api.wait_until_confirmed(updates[-1], timeout=30)
+            assert stored_answers(tmp_path / "bot.db") == expected
+
+        # The conversation goes on at the right question after the last restart.
+        await api.wait_until_confirmed(api.feed_message(CHAT, "/start"))
+        question = api.last_message(CHAT)
+        assert question is not None
+        assert "walk some distance" in question.plain_text
+        assert await bot.terminate() == 0
+
+    logs = bot.logs()
+    assert "Traceback" not in logs
+    assert api.token not in logs
+    assert api.token.split(":")[1] not in logs
