@@ -54,7 +54,7 @@ class TerminalChat:
             self.say("Welcome back: carrying on with your check where you left off.")
             self.show(reply)
         else:
-            self.show(self.act(Start(), "check"))
+            self.show(self.act(Start(), None))
         for raw in self.lines:
             text = raw.strip()[:MAX_INPUT]
             if text.lower() in {"quit", "exit", "q"}:
@@ -94,7 +94,7 @@ class TerminalChat:
         if question.multi and question.done_label:
             labels.append(question.done_label)
         index: int | None = None
-        if text.isdigit():
+        if text.isascii() and text.isdigit():
             index = int(text) - 1
         else:
             matches = [i for i, label in enumerate(labels) if label.lower() == text.lower()]
@@ -105,7 +105,7 @@ class TerminalChat:
             return Done(question_id=question.id)
         return Choose(question.options[index].id, question_id=question.id)
 
-    def act(self, action: object, text: str) -> Reply:
+    def act(self, action: object, text: str | None) -> Reply:
         return self.service.handle(self.who, action, said=text)  # type: ignore[arg-type]
 
     def show(self, reply: Reply, *, repeat: bool = False) -> None:
@@ -135,13 +135,14 @@ class TerminalChat:
                 self.say(
                     "Check cancelled. Type 'check' to start again, or 'quit'.",
                     conversation_id=reply.conversation_id,
+                    log=True,
                 )
                 return
             if reply.advice is not None:
                 text = reply.advice.as_text()
                 if step.state == "emergency":
                     text = f"{EMERGENCY_BANNER}\n{text}\n{EMERGENCY_BANNER}"
-                self.say(text, conversation_id=reply.conversation_id)
+                self.say(text, conversation_id=reply.conversation_id, log=True)
             self.say("Type 'back' to change your last answer, 'check' to start again, or 'quit'.")
 
     def say(self, text: str, *, conversation_id: int | None = None, log: bool = False) -> None:

@@ -154,6 +154,8 @@ def _parse_question(raw: Any, where: Where) -> Question:
     done_label = raw.get("done_label")
     if multi and not (isinstance(done_label, str) and done_label.strip()):
         raise where.error("a `multi: true` question needs a `done_label`")
+    if multi and len(done_label) > MAX_LABEL:
+        raise where.error(f"done_label {done_label!r} is longer than {MAX_LABEL} characters")
     if not multi and any(o.exclusive for o in options):
         raise where.error("`exclusive` only makes sense on a `multi: true` question")
     ask_if = parse_condition(raw["ask_if"], where.at("ask_if")) if "ask_if" in raw else None

@@ -8,6 +8,7 @@ holds on to conversations. The engine is synchronous and pure: no Telegram, no d
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -131,11 +132,28 @@ class Flow:
         """Resume a stored conversation; `AnswerError` if the content no longer fits it."""
         if state.flow != self.name:
             raise AnswerError(f"conversation belongs to flow {state.flow!r}, not {self.name!r}")
-        if state.state not in FINAL_STATES and self.content.question(state.state) is None:
-            raise AnswerError(f"stored question {state.state!r} no longer exists")
+        if state.state not in FINAL_STATES:
+            question = self.content.question(state.state)
+            if question is None:
+                raise AnswerError(f"stored question {state.state!r} no longer exists")
+            tickable = {o.id for o in question.options if question.multi and not o.exclusive}
+            if not set(state.pending) <= tickable:
+                raise AnswerError(f"stored ticks {state.pending!r} no longer fit {question.id!r}")
         conversation = Conversation(self, state)
         conversation.recompute()
         return conversation
+
+
+class _Traveller:
+    """The model the shared machine moves for one step: a state and the findings it tests.
+
+    A fresh one each step, so the machine's bound triggers never stick to a conversation.
+    """
+
+    state: str
+
+    def __init__(self, findings: dict[str, bool]) -> None:
+        self.findings = findings
 
 
 class Conversation:
@@ -144,7 +162,6 @@ class Conversation:
     def __init__(self, flow: Flow, state: ConversationState) -> None:
         self.flow = flow
         self.data = state
-        self.state = state.state  # kept by the machine while the model is attached
 
     @property
     def findings(self) -> dict[str, bool]:
@@ -155,7 +172,8 @@ class Conversation:
         return self.data.state in FINAL_STATES
 
     def snapshot(self) -> ConversationState:
-        return self.data
+        """A copy of the state to store; later steps do not change it."""
+        return copy.deepcopy(self.data)
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -251,19 +269,22 @@ class Conversation:
 
     def recompute(self) -> None:
         """Derive findings from the answers, replayed in order (later answers win)."""
+        self.data.findings = self._derive(self.data.answers)
+
+    def _derive(self, answers: Iterable[AnswerRecord]) -> dict[str, bool]:
         findings: dict[str, bool] = {}
-        for record in self.data.answers:
+        for record in answers:
             question = self.flow.content.question(record.question_id)
             if question is None:
                 raise AnswerError(f"stored answer to unknown question {record.question_id!r}")
             for option in self._options(question, record.option_ids):
                 findings.update(option.sets)
-        self.data.findings = findings
+        return findings
 
     def _record(self, question: Question, option_ids: tuple[str, ...], now: datetime) -> Step:
-        self.data.answers.append(AnswerRecord(question.id, option_ids, now))
-        self.data.pending = ()
-        self.recompute()
+        answers = [*self.data.answers, AnswerRecord(question.id, option_ids, now)]
+        findings = self._derive(answers)  # raises before anything changes
+        self.data.answers, self.data.findings, self.data.pending = answers, findings, ()
         self._fire("advance")
         if self.finished:
             self.data.conclusion = rules.conclude(self.findings)
@@ -273,18 +294,19 @@ class Conversation:
     def _fire(self, trigger: str) -> None:
         """Attach to the shared machine, pull the trigger, detach (never rebuild the machine)."""
         machine = self.flow.machine
-        machine.add_model(self, initial=self.data.state)
+        traveller = _Traveller(self.findings)
+        machine.add_model(traveller, initial=self.data.state)
         try:
-            if not getattr(self, trigger)():
+            if not getattr(traveller, trigger)():
                 raise AnswerError(f"no way on from {self.data.state!r}")
         except MachineError as exc:
             raise AnswerError(str(exc)) from exc
         finally:
-            self.data.state = self.state
-            machine.remove_model(self)
+            machine.remove_model(traveller)
+        self.data.state = traveller.state
 
     def _move_to(self, question_id: str) -> None:
-        self.state = self.data.state = question_id
+        self.data.state = question_id
 
     def _question(self) -> Question:
         question = self.flow.content.question(self.data.state)
