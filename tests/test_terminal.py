@@ -1,0 +1,354 @@
+"""The terminal chat through its real input and output, on a real SQLite database."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.service import TriageService, Who
+from bot.terminal import EMERGENCY_BANNER, HELP, TerminalChat
+from dialogs.advice import AdviceBook
+from dialogs.engine import Flow
+from dialogs.records import CANCELLED, CONCLUDED
+from storage import Store
+from tests.cases import CLASSIC_CRAMP, NO_RED_FLAGS
+from tests.walker import Plan, Walk, walk
+
+REPO = Path(__file__).resolve().parents[1]
+FIXED = datetime(2025, 3, 1, 3, 15, tzinfo=UTC)
+FLOW = Flow.load("triage")
+BOOK = AdviceBook.load()
+WHO = Who("terminal", "tester")
+HINT = "Please answer with one of the numbers shown (or type 'help')."
+CRAMP_FACTS = {**NO_RED_FLAGS, **CLASSIC_CRAMP, "both_legs": False, "pregnant": False}
+CRAMP_WALK = walk(FLOW, CRAMP_FACTS)
+
+
+def number_lines(plan: Plan) -> list[str]:
+    """What a person types to give `plan` by numbers."""
+    question = FLOW.content.question(plan.question_id)
+    assert question is not None
+    numbers = {o.id: str(i) for i, o in enumerate(question.options, start=1)}
+    lines = [numbers[o] for o in plan.option_ids]
+    return [*lines, str(len(question.options) + 1)] if plan.ticks else lines
+
+
+def label_lines(plan: Plan) -> list[str]:
+    """What a person types to give `plan` by the options' words (in any case)."""
+    question = FLOW.content.question(plan.question_id)
+    assert question is not None
+    labels = [question.option(o).label.upper() for o in plan.option_ids]  # type: ignore[union-attr]
+    return [*labels, str(question.done_label).lower()] if plan.ticks else labels
+
+
+def by_numbers(result: Walk) -> list[str]:
+    return [line for plan in result.plans for line in number_lines(plan)]
+
+
+def conclusion_text(result: Walk) -> str:
+    assert result.outcome.conclusion is not None
+    return BOOK.advise(result.outcome.conclusion, result.outcome.findings).as_text()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    store = Store.open(f"sqlite:///{tmp_path}/t.db", clock=lambda: FIXED)
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def service(store: Store) -> TriageService:
+    return TriageService(store, FLOW, BOOK, clock=lambda: FIXED)
+
+
+def chat(service: TriageService, lines: list[str]) -> str:
+    out = io.StringIO()
+    code = TerminalChat(service, lines=iter(lines), out=out, who=WHO).run()
+    assert code == 0
+    return out.getvalue()
+
+
+def latest(service: TriageService):  # type: ignore[no-untyped-def]
+    with service.store.transaction() as repo:
+        user = repo.user(WHO.channel, WHO.external_id)
+        found = repo.latest_conversation(user.id, FLOW.name)
+    assert found is not None
+    return found[1]
+
+
+def transcript(service: TriageService) -> list[tuple[str, str]]:
+    with service.store.transaction() as repo:
+        user = repo.user(WHO.channel, WHO.external_id)
+        return [(m.direction, m.text) for m in repo.messages(user.id)]
+
+
+def test_the_cramp_walk_is_a_self_care_conclusion() -> None:
+    assert CRAMP_WALK.outcome.state == CONCLUDED
+    assert CRAMP_WALK.outcome.conclusion is not None
+    assert str(CRAMP_WALK.outcome.conclusion.pattern) == "leg_cramps"
+    assert any(plan.ticks for plan in CRAMP_WALK.plans)
+
+
+# --- Whole conversations -------------------------------------------------------------------------
+
+
+def test_a_conversation_typed_by_numbers_ends_with_the_conclusion(
+    service: TriageService,
+) -> None:
+    output = chat(service, by_numbers(CRAMP_WALK))
+    assert conclusion_text(CRAMP_WALK) in output
+    assert "[x]" in output  # ticks are shown
+    assert output.rstrip().endswith("carry on or start anew.")
+    assert HINT not in output
+    state = latest(service)
+    assert state.state == CONCLUDED
+    assert [a.question_id for a in state.answers] == CRAMP_WALK.asked
+
+
+def test_a_conversation_typed_by_labels_ends_with_the_conclusion(
+    service: TriageService,
+) -> None:
+    lines = [line for plan in CRAMP_WALK.plans for line in label_lines(plan)]
+    output = chat(service, lines)
+    assert conclusion_text(CRAMP_WALK) in output
+    assert HINT not in output
+    assert latest(service).state == CONCLUDED
+
+
+def test_an_emergency_answer_ends_at_once_with_the_emergency_banner(
+    service: TriageService,
+) -> None:
+    facts = {**NO_RED_FLAGS, "calf_swelling_warm_red": True}
+    result = walk(FLOW, facts)
+    output = chat(service, by_numbers(result))
+    assert f"{EMERGENCY_BANNER}\n{conclusion_text(result)}\n{EMERGENCY_BANNER}" in output
+    assert "Get emergency help now" in output
+    assert "Q2." not in output
+    assert latest(service).state == "emergency"
+
+
+# --- Commands ------------------------------------------------------------------------------------
+
+
+def test_back_reopens_the_previous_question(service: TriageService) -> None:
+    output = chat(service, ["5", "back"])
+    assert output.count("Q1. First, a quick safety check") == 2
+    assert "Q2." in output
+    state = latest(service)
+    assert state.state == "emergency_signs"
+    assert state.answers == []
+
+
+def test_back_after_the_conclusion_reopens_the_last_question(service: TriageService) -> None:
+    output = chat(service, [*by_numbers(CRAMP_WALK), "back"])
+    last = FLOW.content.question(CRAMP_WALK.asked[-1])
+    assert last is not None
+    reopened = output.rindex(f"Q{len(CRAMP_WALK.asked)}. {last.text}")
+    assert reopened > output.index(conclusion_text(CRAMP_WALK))
+    assert latest(service).state == last.id
+
+
+def test_cancel_ends_the_check_and_later_answers_get_a_hint(service: TriageService) -> None:
+    output = chat(service, ["5", "cancel", "1"])
+    assert "Check cancelled." in output
+    assert "Type 'check' to start a new check" in output
+    assert output.count("Q2.") == 1
+    assert latest(service).state == CANCELLED
+
+
+def test_help_shows_the_commands_and_keeps_the_question(service: TriageService) -> None:
+    output = chat(service, ["help", "5"])
+    assert HELP in output
+    assert "Q2." in output
+    assert len(latest(service).answers) == 1
+
+
+def test_check_starts_a_new_check_and_closes_the_open_one(service: TriageService) -> None:
+    output = chat(service, ["5", "2", "check"])
+    assert output.count("Q1. First, a quick safety check") == 2
+    with service.store.transaction() as repo:
+        user = repo.user(WHO.channel, WHO.external_id)
+        open_ = repo.open_conversation(user.id, FLOW.name)
+        assert repo.user_row_counts(user.id)["conversations"] == 2
+    assert open_ is not None
+    assert open_[1].answers == []
+
+
+def test_done_with_nothing_ticked_asks_for_a_tick(service: TriageService) -> None:
+    output = chat(service, ["done"])
+    assert "Tick at least one answer first" in output
+    assert latest(service).state == "emergency_signs"
+
+
+def test_quit_stops_reading_the_input(service: TriageService) -> None:
+    output = chat(service, ["quit", "5"])
+    assert "Q2." not in output
+    assert latest(service).answers == []
+
+
+# --- Anything typed gives a hint, never a traceback ------------------------------------------
+
+GARBAGE = [
+    pytest.param("", id="empty line"),
+    pytest.param("   \t ", id="blank line"),
+    pytest.param("banana", id="a word"),
+    pytest.param("0", id="zero"),
+    pytest.param("99", id="out of range"),
+    pytest.param("-1", id="negative"),
+    pytest.param("1.5", id="decimal"),
+    pytest.param("1 2", id="two numbers"),
+    pytest.param("x" * 10_000, id="10k characters"),
+    pytest.param("9" * 10_000, id="10k digits"),
+    pytest.param("🦵🌙😴", id="emoji"),
+    pytest.param("Äpfel ß 腿 ساق", id="unicode words"),
+    pytest.param("a\x00b\x1b[2J", id="control characters"),
+    pytest.param("\udcff", id="lone surrogate"),
+    pytest.param("'; DROP TABLE messages; --", id="sql"),
+    pytest.param(
+        "²",
+        id="superscript two",
+    ),
+    pytest.param(
+        "①",
+        id="circled one",
+    ),
+]
+
+
+@pytest.mark.parametrize("garbage", GARBAGE)
+def test_anything_that_is_not_an_answer_gets_a_one_line_hint(
+    service: TriageService, garbage: str
+) -> None:
+    output = chat(service, [garbage])
+    assert output.count(HINT) == 1
+    assert "\n" not in HINT
+    assert "Traceback" not in output
+    state = latest(service)
+    assert state.state == "emergency_signs"
+    assert state.answers == []
+    assert state.pending == ()
+
+
+@pytest.mark.parametrize("garbage", ["", "banana", "🦵", "x" * 10_000])
+def test_garbage_on_a_single_answer_question_keeps_it_open(
+    service: TriageService, garbage: str
+) -> None:
+    output = chat(service, ["5", garbage, "2"])
+    assert output.count(HINT) == 1
+    assert "Q3." in output
+    assert [a.question_id for a in latest(service).answers] == ["emergency_signs", "dangling"]
+
+
+# --- Resuming and the transcript ----------------------------------------------------------------
+
+
+def test_a_conversation_quit_midway_resumes_at_the_same_question(
+    service: TriageService,
+) -> None:
+    lines = by_numbers(CRAMP_WALK)
+    first = chat(service, [*lines[:3], "quit"])
+    assert "Q4." in first
+    assert "Welcome back" not in first
+
+    again = TriageService(service.store, Flow.load("triage"), BOOK, clock=lambda: FIXED)
+    second = chat(again, lines[3:])
+    assert "Welcome back" in second
+    fourth = FLOW.content.question(CRAMP_WALK.asked[3])
+    assert fourth is not None
+    assert f"Q4. {fourth.text}" in second
+    assert "Q1." not in second
+    assert conclusion_text(CRAMP_WALK) in second
+
+
+def test_ticks_survive_quitting_and_show_on_return(service: TriageService) -> None:
+    chat(service, ["1", "quit"])
+    second = chat(service, [])
+    assert "Welcome back" in second
+    assert "[x] Chest pain or breathless" in second
+
+
+def test_the_transcript_holds_the_inputs_and_questions_in_order(
+    service: TriageService,
+) -> None:
+    lines = by_numbers(CRAMP_WALK)
+    chat(service, lines)
+    expected: list[tuple[str, str]] = []
+    for n, plan in enumerate(CRAMP_WALK.plans, start=1):
+        question = FLOW.content.question(plan.question_id)
+        assert question is not None
+        expected.append(("out", f"Q{n}. {question.text}"))
+        expected += [("in", line) for line in number_lines(plan)]
+    messages = transcript(service)
+    questions_and_inputs = [
+        (d, text.split("\n\n  1. ")[0] if d == "out" else text)
+        for d, text in messages
+        if d == "in" or text.startswith("Q")
+    ]
+    assert questions_and_inputs[-len(expected) :] == expected
+    assert [t for d, t in messages if d == "in"][-len(lines) :] == lines
+
+
+def test_the_transcript_holds_the_conclusion_the_bot_gave(service: TriageService) -> None:
+    chat(service, by_numbers(CRAMP_WALK))
+    outs = [text for direction, text in transcript(service) if direction == "out"]
+    assert any(conclusion_text(CRAMP_WALK) in text for text in outs)
+
+
+# --- python -m bot ------------------------------------------------------------------------------
+
+
+def run_bot(tmp_path: Path, stdin: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("TELEGRAM_") and k not in {"DATABASE_URL", "LOG_LEVEL"}
+    }
+    clean |= {"PYTHONPATH": str(REPO), "PYTHONIOENCODING": "utf-8", **env}
+    return subprocess.run(
+        [sys.executable, "-m", "bot"],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        cwd=tmp_path,
+        env=clean,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_python_m_bot_without_a_token_runs_the_terminal_triage(tmp_path: Path) -> None:
+    done = run_bot(
+        tmp_path,
+        "\n".join(by_numbers(CRAMP_WALK)) + "\n",
+        TELEGRAM_BOT_TOKEN="",
+        DATABASE_URL=f"sqlite:///{tmp_path}/x.db",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "No TELEGRAM_BOT_TOKEN" in done.stdout
+    assert conclusion_text(CRAMP_WALK) in done.stdout
+    assert "Traceback" not in done.stderr
+    assert (tmp_path / "x.db").exists()
+
+
+def test_python_m_bot_refuses_a_bad_api_url_in_one_line(tmp_path: Path) -> None:
+    done = run_bot(
+        tmp_path,
+        "",
+        TELEGRAM_API_URL="notaurl",
+        DATABASE_URL=f"sqlite:///{tmp_path}/x.db",
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "TELEGRAM_API_URL" in lines[0]
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "x.db").exists()
