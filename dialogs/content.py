@@ -7,7 +7,7 @@ finding no question sets is a `ContentError` that names the file and the place.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +54,18 @@ class Condition:
         return f" {'or' if self.op == 'any' else 'and'} ".join(parts)
 
 
+FIELD_TYPES: dict[str, type] = {"bool": bool, "int": int, "str": str, "list": str}
+"""Diary field types; a `list` field collects one string per chosen option."""
+STOP_WHEN = ("emergency", "red_flag")
+
+
 @dataclass(frozen=True)
 class Option:
     id: str
     label: str
     sets: Mapping[str, bool]
     exclusive: bool = False
+    records: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,9 @@ class Question:
     multi: bool = False
     done_label: str | None = None
     ask_if: Condition | None = None
+    input_field: str | None = None
+    """For a question that also takes typed text: the field the text is recorded in."""
+    max_length: int = 0
 
     def option(self, option_id: str) -> Option | None:
         return next((o for o in self.options if o.id == option_id), None)
@@ -82,6 +91,12 @@ class FlowContent:
     title: str
     questions: tuple[Question, ...]
     source: str
+    fields: Mapping[str, str] = field(default_factory=dict)
+    stop_when: str = "emergency"
+    """"emergency": stop at once when the rules reach emergency; "red_flag": at any red flag."""
+    red_flags_always_asked: bool = True
+    concludes: bool = True
+    """Whether finishing normally gives a clinical conclusion (a diary night does not)."""
 
     def question(self, question_id: str) -> Question | None:
         return next((q for q in self.questions if q.id == question_id), None)
@@ -102,11 +117,17 @@ def parse_flow(raw: Any, *, source: str) -> FlowContent:
     where = Where(source)
     if not isinstance(raw, dict):
         raise where.error("the file must be a mapping with `flow` and `questions`")
+    fields = _parse_fields(raw.get("fields", {}), where.at("fields"))
+    stop_when = raw.get("stop_when", "emergency")
+    if stop_when not in STOP_WHEN:
+        raise where.error(f"`stop_when` must be one of {list(STOP_WHEN)}")
+    always = raw.get("red_flags_always_asked", True)
     questions_raw = raw.get("questions")
     if not isinstance(questions_raw, list) or not questions_raw:
         raise where.error("`questions` must be a non-empty list")
     questions = tuple(
-        _parse_question(q, where.at(f"questions[{i}]")) for i, q in enumerate(questions_raw)
+        _parse_question(q, where.at(f"questions[{i}]"), fields, red_flags_always_asked=always)
+        for i, q in enumerate(questions_raw)
     )
     _check_flow(questions, where)
     return FlowContent(
@@ -115,10 +136,16 @@ def parse_flow(raw: Any, *, source: str) -> FlowContent:
         title=str(raw.get("title", "")),
         questions=questions,
         source=source,
+        fields=fields,
+        stop_when=stop_when,
+        red_flags_always_asked=bool(always),
+        concludes=bool(raw.get("concludes", True)),
     )
 
 
 class Where:
+    """A place in a content file, for error messages."""
+
     def __init__(self, source: str, path: str = "") -> None:
         self.source, self.path = source, path
 
@@ -133,7 +160,20 @@ class Where:
         raise self.error(message)
 
 
-def _parse_question(raw: Any, where: Where) -> Question:
+def _parse_fields(raw: Any, where: Where) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        raise where.error("`fields` must map field names to a type")
+    for name, kind in raw.items():
+        if not isinstance(name, str) or not name.isidentifier() or name in FINDINGS:
+            raise where.error(f"field {name!r} must be a new snake_case name (not a finding)")
+        if kind not in FIELD_TYPES:
+            raise where.error(f"field {name!r} has unknown type {kind!r} ({sorted(FIELD_TYPES)})")
+    return dict(raw)
+
+
+def _parse_question(
+    raw: Any, where: Where, fields: Mapping[str, str], *, red_flags_always_asked: bool
+) -> Question:
     if not isinstance(raw, dict):
         raise where.error("a question must be a mapping")
     qid = raw.get("id")
@@ -143,10 +183,19 @@ def _parse_question(raw: Any, where: Where) -> Question:
     text = raw.get("text")
     if not isinstance(text, str) or not text.strip():
         raise where.error("`text` is missing")
+    input_field, max_length = None, 0
+    if "input" in raw:
+        input_field = raw.get("field")
+        if raw["input"] != "text" or fields.get(str(input_field)) != "str":
+            raise where.error("`input: text` needs `field:` naming a `str` field")
+        max_length = int(raw.get("max_length", 300))
     options_raw = raw.get("options")
-    if not isinstance(options_raw, list) or len(options_raw) < 2:
-        raise where.error("a question needs at least two `options`")
-    options = tuple(_parse_option(o, where.at(f"options[{i}]")) for i, o in enumerate(options_raw))
+    fewest = 1 if input_field else 2
+    if not isinstance(options_raw, list) or len(options_raw) < fewest:
+        raise where.error(f"a question needs at least {fewest} `options`")
+    options = tuple(
+        _parse_option(o, where.at(f"options[{i}]"), fields) for i, o in enumerate(options_raw)
+    )
     ids = [o.id for o in options]
     if len(set(ids)) != len(ids):
         raise where.error(f"duplicate option ids: {sorted({i for i in ids if ids.count(i) > 1})}")
@@ -158,13 +207,25 @@ def _parse_question(raw: Any, where: Where) -> Question:
         raise where.error(f"done_label {done_label!r} is longer than {MAX_LABEL} characters")
     if not multi and any(o.exclusive for o in options):
         raise where.error("`exclusive` only makes sense on a `multi: true` question")
-    ask_if = parse_condition(raw["ask_if"], where.at("ask_if")) if "ask_if" in raw else None
-    if ask_if and any(flag in o.sets for o in options for flag in RED_FLAGS):
+    ask_if = None
+    if "ask_if" in raw:
+        ask_if = parse_condition(raw["ask_if"], where.at("ask_if"), known=FINDINGS | set(fields))
+    asks_red_flag = any(flag in o.sets for o in options for flag in RED_FLAGS)
+    if ask_if and asks_red_flag and red_flags_always_asked:
         raise where.error("a question that asks about a red flag must never be skipped (`ask_if`)")
-    return Question(qid, text.strip(), options, multi, done_label if multi else None, ask_if)
+    return Question(
+        qid,
+        text.strip(),
+        options,
+        multi,
+        done_label if multi else None,
+        ask_if,
+        input_field,
+        max_length,
+    )
 
 
-def _parse_option(raw: Any, where: Where) -> Option:
+def _parse_option(raw: Any, where: Where, fields: Mapping[str, str]) -> Option:
     if not isinstance(raw, dict):
         raise where.error("an option must be a mapping")
     oid, label = raw.get("id"), raw.get("label")
@@ -182,29 +243,42 @@ def _parse_option(raw: Any, where: Where) -> Option:
             raise where.error(f"unknown finding {finding!r} (see the spec's findings vocabulary)")
         if not isinstance(value, bool):
             raise where.error(f"finding {finding!r} must be set to true or false")
-    return Option(oid, label.strip(), dict(sets), bool(raw.get("exclusive", False)))
+    records = raw.get("records", {})
+    if not isinstance(records, dict):
+        raise where.error("`records` must map diary fields to values")
+    for name, value in records.items():
+        kind = fields.get(name)
+        if kind is None:
+            raise where.error(f"`records` names {name!r}, which `fields` does not declare")
+        expected = FIELD_TYPES[kind]
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise where.error(f"field {name!r} takes a {kind} value, not {value!r}")
+    return Option(oid, label.strip(), dict(sets), bool(raw.get("exclusive", False)), records)
 
 
-def parse_condition(raw: Any, where: Where) -> Condition:
+def parse_condition(
+    raw: Any, where: Where, *, known: frozenset[str] | set[str] = FINDINGS
+) -> Condition:
+    """An `ask_if`/`when` condition over findings (and a flow's bool fields)."""
     if isinstance(raw, str):
-        if raw not in FINDINGS:
+        if raw not in known:
             raise where.error(f"unknown finding {raw!r}")
         return Condition("any", (raw,))
     if isinstance(raw, dict) and len(raw) == 1:
         ((op, args),) = raw.items()
         if op == "not":
-            return Condition("not", (parse_condition(args, where.at("not")),))
+            return Condition("not", (parse_condition(args, where.at("not"), known=known),))
         if op in ("any", "all") and isinstance(args, list) and args:
-            return Condition(op, tuple(_leaf(a, where.at(op)) for a in args))
+            return Condition(op, tuple(_leaf(a, where.at(op), known) for a in args))
     raise where.error("a condition is a finding id, or one of `any: [...]`, `all: [...]`, `not:`")
 
 
-def _leaf(raw: Any, where: Where) -> Condition | str:
+def _leaf(raw: Any, where: Where, known: frozenset[str] | set[str]) -> Condition | str:
     if isinstance(raw, str):
-        if raw not in FINDINGS:
+        if raw not in known:
             raise where.error(f"unknown finding {raw!r}")
         return raw
-    return parse_condition(raw, where)
+    return parse_condition(raw, where, known=known)
 
 
 def _check_flow(questions: tuple[Question, ...], where: Where) -> None:
@@ -221,4 +295,4 @@ def _check_flow(questions: tuple[Question, ...], where: Where) -> None:
                     f"question {q.id!r} depends on {sorted(dangling)}, which no earlier "
                     "question sets, so it could never be asked"
                 )
-        set_before |= {f for o in q.options for f in o.sets}
+        set_before |= {f for o in q.options for f in (*o.sets, *o.records)}

@@ -14,7 +14,7 @@ from transitions.extensions import GraphMachine
 from dialogs.engine import Flow, machine_config
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "flows"
-FLOWS = ("triage",)
+FLOWS = ("triage", "diary")
 
 
 class _Drawing:

@@ -22,12 +22,13 @@ from dialogs.records import (
     CANCELLED,
     CONCLUDED,
     EMERGENCY,
+    ESCALATED,
     FINAL_STATES,
     AnswerRecord,
     Conclusion,
     ConversationState,
 )
-from dialogs.vocabulary import Urgency
+from dialogs.vocabulary import RED_FLAGS, Urgency
 
 
 class AnswerError(ValueError):
@@ -72,22 +73,34 @@ class _When:
         self._test = test
 
     def __call__(self, event: EventData) -> bool:
-        return self._test(event.model.findings)
+        return self._test(event.model.facts)
 
 
-def _is_emergency(findings: dict[str, bool]) -> bool:
-    return rules.conclude(findings).urgency is Urgency.EMERGENCY
+def _is_emergency(facts: dict[str, bool]) -> bool:
+    return rules.conclude(facts).urgency is Urgency.EMERGENCY
+
+
+def _has_red_flag(facts: dict[str, bool]) -> bool:
+    return any(facts.get(flag) is True for flag in RED_FLAGS)
+
+
+# What `stop_when` in a flow's YAML means: the final state, and the test that sends it there.
+STOPS: dict[str, tuple[str, Callable[[dict[str, bool]], bool]]] = {
+    "emergency": (EMERGENCY, _is_emergency),
+    "red_flag": (ESCALATED, _has_red_flag),
+}
 
 
 def machine_config(content: FlowContent) -> dict[str, Any]:
     """The `transitions` configuration for a flow: states, and `advance` in asking order."""
-    emergency = _When("emergency", _is_emergency)
+    stop_state, stop_test = STOPS[content.stop_when]
+    stop = _When(content.stop_when, stop_test)
     states: list[dict[str, Any]] = [{"name": q.id} for q in content.questions]
-    states += [{"name": s, "final": True} for s in (CONCLUDED, EMERGENCY, CANCELLED)]
+    states += [{"name": s, "final": True} for s in (CONCLUDED, stop_state, CANCELLED)]
     transitions: list[dict[str, Any]] = []
     for i, q in enumerate(content.questions):
         transitions.append(
-            {"trigger": "advance", "source": q.id, "dest": EMERGENCY, "conditions": [emergency]}
+            {"trigger": "advance", "source": q.id, "dest": stop_state, "conditions": [stop]}
         )
         for later in content.questions[i + 1 :]:
             if later.ask_if is None:
@@ -144,6 +157,26 @@ class Flow:
         return conversation
 
 
+def derive_values(content: FlowContent, answers: Iterable[AnswerRecord]) -> dict[str, object]:
+    """Replay the answers' `records` (and typed text) into the flow's fields."""
+    values: dict[str, object] = {}
+    for record in answers:
+        question = content.question(record.question_id)
+        if question is None:
+            continue
+        if record.text is not None and question.input_field:
+            values[question.input_field] = record.text
+        for option_id in record.option_ids:
+            option = question.option(option_id)
+            for name, value in (option.records if option else {}).items():
+                if content.fields.get(name) == "list":
+                    values.setdefault(name, [])
+                    values[name].append(value)  # type: ignore[attr-defined]
+                else:
+                    values[name] = value
+    return values
+
+
 class _Traveller:
     """The model the shared machine moves for one step: a state and the findings it tests.
 
@@ -152,8 +185,8 @@ class _Traveller:
 
     state: str
 
-    def __init__(self, findings: dict[str, bool]) -> None:
-        self.findings = findings
+    def __init__(self, facts: dict[str, bool]) -> None:
+        self.facts = facts
 
 
 class Conversation:
@@ -170,6 +203,26 @@ class Conversation:
     @property
     def finished(self) -> bool:
         return self.data.state in FINAL_STATES
+
+    @property
+    def facts(self) -> dict[str, bool]:
+        """What conditions test: the findings, and the flow's yes/no fields."""
+        booleans = {k: v for k, v in self.values().items() if isinstance(v, bool)}
+        return {**booleans, **self.findings}
+
+    def facts_for_rules(self) -> dict[str, bool]:
+        """Findings for the clinical rules.
+
+        A flow whose emergency screen can be skipped (the diary) asks it whenever there were
+        symptoms, so emergency signs not reported count as absent, not as "not sure".
+        """
+        if self.flow.content.red_flags_always_asked:
+            return dict(self.findings)
+        return {**dict.fromkeys(rules.EMERGENCY_FLAGS, False), **self.findings}
+
+    def values(self) -> dict[str, object]:
+        """The flow's recorded fields (diary numbers, what helped, the note), from the answers."""
+        return derive_values(self.flow.content, self.data.answers)
 
     def snapshot(self) -> ConversationState:
         """A copy of the state to store; later steps do not change it."""
@@ -215,6 +268,16 @@ class Conversation:
         ticked = ticked | {option.id} if tick else ticked - {option.id}
         self.data.pending = tuple(o.id for o in question.options if o.id in ticked)
         return self.step()
+
+    def enter_text(self, text: str, now: datetime, *, question_id: str | None = None) -> Step:
+        """Answer a question that takes typed text (cut to its `max_length`)."""
+        question = self._open_question(question_id)
+        if question.input_field is None:
+            raise AnswerError(f"{question.id!r} takes buttons, not text")
+        cleaned = " ".join(text.split())[: question.max_length]
+        if not cleaned:
+            raise AnswerError("empty text")
+        return self._record(question, (), now, text=cleaned)
 
     def done(self, now: datetime, *, question_id: str | None = None) -> Step:
         """Finish a multi-answer question with the ticks made; no ticks is not an answer."""
@@ -281,20 +344,28 @@ class Conversation:
                 findings.update(option.sets)
         return findings
 
-    def _record(self, question: Question, option_ids: tuple[str, ...], now: datetime) -> Step:
-        answers = [*self.data.answers, AnswerRecord(question.id, option_ids, now)]
+    def _record(
+        self,
+        question: Question,
+        option_ids: tuple[str, ...],
+        now: datetime,
+        *,
+        text: str | None = None,
+    ) -> Step:
+        answers = [*self.data.answers, AnswerRecord(question.id, option_ids, now, text)]
         findings = self._derive(answers)  # raises before anything changes
         self.data.answers, self.data.findings, self.data.pending = answers, findings, ()
         self._fire("advance")
         if self.finished:
-            self.data.conclusion = rules.conclude(self.findings)
+            if self.data.state != CONCLUDED or self.flow.content.concludes:
+                self.data.conclusion = rules.conclude(self.facts_for_rules())
             self.data.finished_at = now
         return self.step()
 
     def _fire(self, trigger: str) -> None:
         """Attach to the shared machine, pull the trigger, detach (never rebuild the machine)."""
         machine = self.flow.machine
-        traveller = _Traveller(self.findings)
+        traveller = _Traveller(self.facts)
         machine.add_model(traveller, initial=self.data.state)
         try:
             if not getattr(traveller, trigger)():

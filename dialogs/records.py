@@ -14,8 +14,10 @@ from dialogs.vocabulary import Pattern, Urgency
 # Final states of every flow. A conversation in one of these takes no more answers.
 CONCLUDED = "concluded"
 EMERGENCY = "emergency"
+ESCALATED = "escalated"
+"""A flow with `stop_when: red_flag` (the diary) stopped at a red flag."""
 CANCELLED = "cancelled"
-FINAL_STATES: frozenset[str] = frozenset({CONCLUDED, EMERGENCY, CANCELLED})
+FINAL_STATES: frozenset[str] = frozenset({CONCLUDED, EMERGENCY, ESCALATED, CANCELLED})
 
 
 @dataclass(frozen=True)
@@ -38,11 +40,12 @@ class Conclusion:
 
 @dataclass(frozen=True)
 class AnswerRecord:
-    """One answered question: which options were chosen, and when (UTC)."""
+    """One answered question: which options were chosen (or the text typed), and when (UTC)."""
 
     question_id: str
     option_ids: tuple[str, ...]
     answered_at: datetime
+    text: str | None = None
 
 
 @dataclass

@@ -25,7 +25,7 @@ from dialogs.content import (
     parse_flow,
 )
 from dialogs.engine import Flow, machine_config
-from dialogs.records import FINAL_STATES, Conclusion
+from dialogs.records import CANCELLED, CONCLUDED, EMERGENCY, FINAL_STATES, Conclusion
 from dialogs.vocabulary import FINDINGS, RED_FLAGS, Pattern, Urgency
 from tests.walker import walk
 
@@ -96,7 +96,11 @@ def test_every_red_flag_is_asked_by_exactly_one_question() -> None:
 def test_every_state_that_is_not_final_is_a_question_with_options() -> None:
     config = machine_config(CONTENT)
     names = [s["name"] for s in config["states"]]
-    assert set(FINAL_STATES) <= set(names)
+    assert (
+        {CONCLUDED, EMERGENCY, CANCELLED}
+        <= set(names)
+        <= set(FINAL_STATES) | {q.id for q in CONTENT.questions}
+    )
     sources = {t["source"] for t in config["transitions"] if t["trigger"] == "advance"}
     for name in names:
         if name in FINAL_STATES:
