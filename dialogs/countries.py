@@ -1,4 +1,4 @@
-"""Emergency numbers by country, from `dialogs/emergency_numbers.yaml`."""
+"""Emergency numbers and time zones by country, from `dialogs/emergency_numbers.yaml`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ class Country:
     code: str
     name: str
     number: str
+    zones: tuple[str, ...] = ()
 
 
 class EmergencyNumbers:
@@ -29,7 +30,12 @@ class EmergencyNumbers:
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
             countries = {
-                str(code).upper(): Country(str(code).upper(), str(c["name"]), str(c["number"]))
+                str(code).upper(): Country(
+                    str(code).upper(),
+                    str(c["name"]),
+                    str(c["number"]),
+                    tuple(str(z) for z in c.get("zones", ())),
+                )
                 for code, c in raw["countries"].items()
             }
             suggestions = {
