@@ -1,4 +1,4 @@
-"""The ORM tables: users, their conversations, the answers given and the message transcript.
+"""The ORM tables: users, their conversations, answers, transcript and night diary.
 
 Every datetime is timezone-aware UTC in Python and naive UTC in the database (`UTCDateTime`).
 Constraint names follow `NAMING_CONVENTION`, so migrations can name them exactly.
@@ -6,13 +6,15 @@ Constraint names follow `NAMING_CONVENTION`, so migrations can name them exactly
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Dialect,
     ForeignKey,
@@ -159,3 +161,81 @@ class ProcessedUpdate(Base):
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     processed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class DiarySchedule(Base):
+    """When a user's diary check-ins are due: a wall time in a zone, and the next UTC moment."""
+
+    __tablename__ = "diary_schedules"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    local_time: Mapped[str] = mapped_column(String(5))
+    """Wall clock time, "HH:MM"."""
+    timezone: Mapped[str] = mapped_column(String(64))
+    """IANA zone name."""
+    next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    """None while disabled."""
+    next_night: Mapped[date | None] = mapped_column(Date)
+    """The night the check-in at `next_due_at` asks about; None while disabled."""
+    paused_until: Mapped[date | None] = mapped_column(Date)
+    """Nights up to and including this one get no check-in."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DiaryCheckin(Base):
+    """The check-in about one night; at most one per user and night."""
+
+    __tablename__ = "diary_checkins"
+    __table_args__ = (
+        UniqueConstraint("user_id", "night"),
+        CheckConstraint(
+            "status IN ('due', 'sending', 'sent', 'snoozed', 'answered', 'skipped', 'missed',"
+            " 'failed')",
+            name="status",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    night: Mapped[date] = mapped_column(Date)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    """One of storage.diary.CheckInStatus, also enforced by a CHECK constraint."""
+    sending_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When the latest send attempt began, to find attempts a restart cut short."""
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    remind_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When a snoozed check-in is sent again."""
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    """The Telegram message that asked, the latest one after a reminder."""
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
+    )
+    """The diary conversation that asks the questions."""
+    backfill: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Opened by the user for a past night, not by the schedule."""
+
+
+class DiaryEntry(Base):
+    """What the user told about one night; at most one per user and night."""
+
+    __tablename__ = "diary_entries"
+    __table_args__ = (UniqueConstraint("user_id", "night"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    night: Mapped[date] = mapped_column(Date)
+    backfilled: Mapped[bool] = mapped_column(Boolean)
+    """Entered later for a past night rather than in answer to its check-in."""
+    values: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """Field -> value, e.g. {"cramps": true, "worst_pain": 8, "helped": ["stretching"]}."""
+    findings: Mapped[dict[str, bool]] = mapped_column(JSON)
+    red_flags: Mapped[list[str]] = mapped_column(JSON)
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

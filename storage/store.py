@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,7 +20,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from dialogs.records import AnswerRecord, Conclusion, ConversationState
 from dialogs.vocabulary import Pattern, Urgency
 from storage.db import make_engine, migrate
-from storage.models import DIRECTIONS, Answer, Conversation, Message, ProcessedUpdate, User
+from storage.models import (
+    DIRECTIONS,
+    Answer,
+    Conversation,
+    DiaryCheckin,
+    DiaryEntry,
+    DiarySchedule,
+    Message,
+    ProcessedUpdate,
+    User,
+)
+
+if TYPE_CHECKING:
+    from storage.diary import DiaryRepo
 
 Clock = Callable[[], datetime]
 
@@ -134,6 +147,13 @@ class Repo:
     def __init__(self, session: Session, clock: Clock) -> None:
         self._session = session
         self._clock = clock
+
+    @property
+    def diary(self) -> DiaryRepo:
+        """The night diary's reads and writes, in this same transaction."""
+        from storage.diary import DiaryRepo  # noqa: PLC0415 - storage.diary imports this module
+
+        return DiaryRepo(self._session, self._clock)
 
     def _user(self, user_id: int) -> User:
         user = self._session.get(User, user_id)
@@ -332,6 +352,9 @@ class Repo:
             "conversations": select(func.count()).where(Conversation.user_id == user_id),
             "answers": select(func.count()).where(Answer.conversation_id.in_(conversation_ids)),
             "messages": select(func.count()).where(Message.user_id == user_id),
+            "diary_schedules": select(func.count()).where(DiarySchedule.user_id == user_id),
+            "diary_checkins": select(func.count()).where(DiaryCheckin.user_id == user_id),
+            "diary_entries": select(func.count()).where(DiaryEntry.user_id == user_id),
         }
         return {table: self._session.scalar(query) or 0 for table, query in queries.items()}
 

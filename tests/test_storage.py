@@ -24,10 +24,27 @@ from dialogs.records import CONCLUDED, AnswerRecord, Conclusion, ConversationSta
 from dialogs.vocabulary import Pattern, Urgency
 from storage import NotFound, Store, make_engine, migrate
 from storage.db import alembic_config
-from storage.models import Answer, Conversation, Message, User, UTCDateTime
+from storage.models import (
+    Answer,
+    Conversation,
+    DiaryCheckin,
+    DiaryEntry,
+    DiarySchedule,
+    Message,
+    User,
+    UTCDateTime,
+)
 
 START = datetime(2025, 3, 4, 1, 2, 3, 456789, tzinfo=UTC)
-TABLES = {"users", "conversations", "answers", "messages"}
+TABLES = {
+    "users",
+    "conversations",
+    "answers",
+    "messages",
+    "diary_schedules",
+    "diary_checkins",
+    "diary_entries",
+}
 
 
 class FakeClock:
@@ -96,7 +113,15 @@ def table_counts(engine: Engine) -> dict[str, int]:
     with engine.connect() as connection:
         return {
             table.__tablename__: connection.scalar(select(func.count()).select_from(table)) or 0
-            for table in (User, Conversation, Answer, Message)
+            for table in (
+                User,
+                Conversation,
+                Answer,
+                Message,
+                DiarySchedule,
+                DiaryCheckin,
+                DiaryEntry,
+            )
         }
 
 
@@ -106,7 +131,7 @@ def test_migrate_creates_the_tables_and_stamps_head(store: Store) -> None:
         tables = set(inspect(connection).get_table_names())
         revision = MigrationContext.configure(connection).get_current_revision()
     assert TABLES | {"alembic_version"} <= tables
-    assert head == "0002"
+    assert head == "0003"
     assert revision == head
 
 
@@ -346,7 +371,12 @@ def test_delete_user_leaves_no_rows_about_them_and_keeps_others(store: Store) ->
         assert repo.user_row_counts(doomed) == dict.fromkeys(TABLES, 0)
         assert repo.user_row_counts(kept) == kept_counts
         assert repo.find_user("telegram", "1") is None
-    assert kept_counts == {"users": 1, "conversations": 2, "answers": 5, "messages": 2}
+    assert kept_counts == dict.fromkeys(TABLES, 0) | {
+        "users": 1,
+        "conversations": 2,
+        "answers": 5,
+        "messages": 2,
+    }
     assert table_counts(store.engine) == kept_counts
 
 
