@@ -34,6 +34,7 @@ def export_user(repo: Repo, user_id: int, *, exported_at: datetime) -> dict[str,
                         "question_id": a.question_id,
                         "option_ids": list(a.option_ids),
                         "answered_at": _iso(a.answered_at),
+                        "text": a.text,
                     }
                     for a in state.answers
                 ],

@@ -128,6 +128,8 @@ class Answer(Base):
     question_id: Mapped[str] = mapped_column(String(64))
     option_ids: Mapped[list[str]] = mapped_column(JSON)
     answered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    text: Mapped[str | None] = mapped_column(Text)
+    """What was typed, for a question that takes text (the diary note)."""
 
     conversation: Mapped[Conversation] = relationship(back_populates="answers")
 

@@ -118,7 +118,7 @@ def _state(conversation: Conversation) -> ConversationState:
         flow=conversation.flow,
         state=conversation.state,
         answers=[
-            AnswerRecord(a.question_id, tuple(a.option_ids), a.answered_at)
+            AnswerRecord(a.question_id, tuple(a.option_ids), a.answered_at, a.text)
             for a in conversation.answers
         ],
         pending=tuple(conversation.pending),
@@ -284,6 +284,7 @@ class Repo:
             row.question_id = record.question_id
             row.option_ids = list(record.option_ids)
             row.answered_at = record.answered_at
+            row.text = record.text
 
     def add_message(
         self,
