@@ -75,6 +75,14 @@ class Done:
 
 
 @dataclass(frozen=True)
+class Text:
+    """Typed text for a question that takes it (the diary's note)."""
+
+    text: str
+    conversation_id: int | None = None
+
+
+@dataclass(frozen=True)
 class Back:
     conversation_id: int | None = None
 
@@ -84,7 +92,8 @@ class Cancel:
     conversation_id: int | None = None
 
 
-Action = Start | Resume | Choose | Done | Back | Cancel
+Action = Start | Resume | Choose | Done | Text | Back | Cancel
+FinishHook = Callable[[Repo, UserInfo, int, Conversation], None]
 
 
 @dataclass(frozen=True)
@@ -114,12 +123,15 @@ class TriageService:
         *,
         clock: Clock = utc_now,
         emergency_number: Callable[[str | None], str | None] = lambda _country: None,
+        on_finish: FinishHook | None = None,
     ) -> None:
         self.store = store
         self.flow = flow
         self.advice = advice
         self.clock = clock
         self.emergency_number = emergency_number
+        self.on_finish = on_finish
+        """Runs in the same transaction when a conversation of this flow finishes."""
 
     @contextmanager
     def unit(self, update_id: int | None = None) -> Iterator[Repo]:
@@ -163,6 +175,12 @@ class TriageService:
                 repo.add_message(user.id, "out", text, conversation_id=conversation_id, meta=meta)
 
     # --- the person's own data ------------------------------------------------------------------
+
+    def flow_of(self, conversation_id: int) -> str | None:
+        """Which flow a conversation (from a button) belongs to, or None if it is gone."""
+        with self.store.transaction() as repo:
+            found = repo.load_conversation(conversation_id)
+            return None if found is None else found[1].flow
 
     def find_user(self, who: Who) -> UserInfo | None:
         with self.store.transaction() as repo:
@@ -256,6 +274,9 @@ class TriageService:
         changed = not isinstance(action, Resume)
         if changed:
             repo.save_conversation(conversation_id, conversation.snapshot())
+            finished = conversation.finished and conversation.data.state != CANCELLED
+            if finished and self.on_finish is not None:
+                self.on_finish(repo, user, conversation_id, conversation)
         return self._reply(user, conversation_id, conversation, step=step, changed=changed)
 
     def _closed(self, repo: Repo, user: UserInfo, action: Action) -> Reply:
@@ -280,6 +301,8 @@ class TriageService:
                 return conversation.choose(option_id, now, question_id=question_id, tick=tick)
             case Done(question_id, _):
                 return conversation.done(now, question_id=question_id)
+            case Text(text, _):
+                return conversation.enter_text(text, now)
             case Back():
                 return conversation.back()
             case Cancel():
@@ -321,6 +344,7 @@ __all__ = [
     "Reply",
     "Resume",
     "Start",
+    "Text",
     "TriageService",
     "Who",
 ]
