@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.diary_service import DiaryService
 from bot.service import Clock, TriageService, utc_now
 from bot.settings import Settings
 from dialogs.advice import AdviceBook
+from dialogs.countries import EmergencyNumbers
 from dialogs.engine import Flow
 from storage import Store
 
@@ -16,12 +18,19 @@ class Core:
     store: Store
     flow: Flow
     advice: AdviceBook
+    numbers: EmergencyNumbers
     service: TriageService
+    diary: DiaryService
 
 
 def build_core(settings: Settings, *, clock: Clock = utc_now) -> Core:
     """Load and validate content, open (and migrate) the database."""
     flow = Flow.load("triage")
     advice = AdviceBook.load()
+    numbers = EmergencyNumbers.load()
     store = Store.open(settings.database_url, clock=clock)
-    return Core(store, flow, advice, TriageService(store, flow, advice, clock=clock))
+    service = TriageService(store, flow, advice, clock=clock, emergency_number=numbers.number)
+    diary = DiaryService(
+        store, Flow.load("diary"), advice, clock=clock, emergency_number=numbers.number
+    )
+    return Core(store, flow, advice, numbers, service, diary)

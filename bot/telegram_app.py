@@ -30,7 +30,6 @@ from telegram.ext import (
 from bot.app import Core
 from bot.settings import Settings
 from bot.telegram_handlers import TelegramBot, skip_duplicates
-from dialogs.countries import EmergencyNumbers
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ def build_application(settings: Settings, core: Core) -> Application:  # type: i
         .updater(None)
         .build()
     )
-    add_handlers(application, TelegramBot(core.service, EmergencyNumbers.load()))
+    add_handlers(application, TelegramBot(core.service, core.numbers))
     return application
 
 

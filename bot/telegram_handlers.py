@@ -98,6 +98,8 @@ class TelegramBot:
             await message.edit_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
         except BadRequest as exc:  # "message is not modified", or too old to edit
             logger.debug("edit skipped: %s", exc.message)
+        except TelegramError as exc:  # a cosmetic edit must not keep the next step from showing
+            logger.warning("edit failed (%s); going on", type(exc).__name__)
 
     def consented(self, user: User) -> bool:
         info = self.service.find_user(self.who(user))

@@ -39,6 +39,14 @@ class NavKey:
 
 
 @dataclass(frozen=True)
+class SnoozeKey:
+    """On a check-in: remind in `minutes`, or skip tonight (0)."""
+
+    checkin_id: int
+    minutes: int
+
+
+@dataclass(frozen=True)
 class MenuKey:
     """Buttons that are not part of a question: consent, new check, country, export, delete."""
 
@@ -46,7 +54,7 @@ class MenuKey:
     arg: str = ""
 
 
-Key = AnswerKey | DoneKey | NavKey | MenuKey
+Key = AnswerKey | DoneKey | NavKey | SnoozeKey | MenuKey
 
 MENU_ACTIONS = frozenset(
     {
@@ -62,14 +70,26 @@ MENU_ACTIONS = frozenset(
         "erase",
         "settings",
         "help",
+        # the diary
+        "diary",
+        "dtime",
+        "dtimes",
+        "dzone",
+        "dzones",
+        "dpause",
+        "dstop",
+        "dfill",
+        "summary",
     }
 )
 _PATTERNS: list[tuple[re.Pattern[str], type]] = [
-    (re.compile(rf"^a:(\d{{1,12}}):({_ID}):({_ID})$"), AnswerKey),
-    (re.compile(rf"^t:(\d{{1,12}}):({_ID}):({_ID}):([01])$"), AnswerKey),
-    (re.compile(rf"^d:(\d{{1,12}}):({_ID})$"), DoneKey),
-    (re.compile(r"^(back|cancel):(\d{1,12})$"), NavKey),
-    (re.compile(r"^m:([a-z]{1,12})(?::([A-Za-z0-9_]{1,16}))?$"), MenuKey),
+    (re.compile(rf"^a:([0-9]{{1,12}}):({_ID}):({_ID})$"), AnswerKey),
+    (re.compile(rf"^t:([0-9]{{1,12}}):({_ID}):({_ID}):([01])$"), AnswerKey),
+    (re.compile(rf"^d:([0-9]{{1,12}}):({_ID})$"), DoneKey),
+    (re.compile(r"^(back|cancel):([0-9]{1,12})$"), NavKey),
+    (re.compile(r"^z:([0-9]{1,12}):(0|30|60)$"), SnoozeKey),
+    # The argument may be an IANA zone name, e.g. "America/Argentina/Buenos_Aires".
+    (re.compile(r"^m:([a-z]{1,12})(?::([A-Za-z0-9_/+-]{1,40}))?$"), MenuKey),
 ]
 
 
@@ -83,6 +103,8 @@ def encode(key: Key) -> str:
             data = f"d:{cid}:{qid}"
         case NavKey(action, cid):
             data = f"{action}:{cid}"
+        case SnoozeKey(checkin_id, minutes):
+            data = f"z:{checkin_id}:{minutes}"
         case MenuKey(action, ""):
             data = f"m:{action}"
         case MenuKey(action, arg):
@@ -94,10 +116,10 @@ def encode(key: Key) -> str:
 
 def decode(data: str | None) -> Key | None:
     """The key a button carries, or None for anything forged, foreign or malformed."""
-    if not data or len(data.encode()) > MAX_BYTES:
+    if not data or len(data.encode(errors="replace")) > MAX_BYTES:
         return None
     for pattern, kind in _PATTERNS:
-        match = pattern.match(data)
+        match = pattern.fullmatch(data)
         if match is None:
             continue
         groups = match.groups()
@@ -109,6 +131,8 @@ def decode(data: str | None) -> Key | None:
             return DoneKey(int(groups[0]), groups[1])
         if kind is NavKey:
             return NavKey(groups[0], int(groups[1]))
+        if kind is SnoozeKey:
+            return SnoozeKey(int(groups[0]), int(groups[1]))
         if groups[0] in MENU_ACTIONS:
             return MenuKey(groups[0], groups[1] or "")
     return None

@@ -40,11 +40,12 @@ class RunningBot:
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> RunningBot:
+        mark = self.api.mark()
         settings = bot_settings(self.api, self.db)
         self.core = build_core(settings, clock=self.clock)
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(serve(settings, self.core, self._stop, poll_timeout=1))
-        await self.api.wait_for_call("setMyCommands")
+        await self.api.wait_for_call("setMyCommands", after=mark)
         return self
 
     async def stop(self) -> None:
