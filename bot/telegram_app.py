@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from datetime import timedelta
 
 from telegram import BotCommand, Update
@@ -29,6 +30,7 @@ from telegram.ext import (
 
 from bot.app import Core
 from bot.settings import Settings
+from bot.telegram_diary import DiaryBot
 from bot.telegram_handlers import TelegramBot, skip_duplicates
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,8 @@ COMMANDS = [
     BotCommand("check", "Start a new check of your night leg symptoms"),
     BotCommand("back", "Undo your last answer"),
     BotCommand("cancel", "Stop the current check"),
+    BotCommand("diary", "Nightly check-ins: time, zone, pause, stop"),
+    BotCommand("summary", "Your last 7 and 30 nights, with a chart"),
     BotCommand("settings", "Your country, for the emergency number"),
     BotCommand("export", "Get a copy of everything stored about you"),
     BotCommand("delete", "Erase everything stored about you"),
@@ -45,6 +49,8 @@ COMMANDS = [
 KEEP_PROCESSED = timedelta(days=2)
 """Telegram keeps undelivered updates for 24 hours, so older ids can never come back."""
 MAX_BACKOFF = 30.0
+DISPATCH_EVERY = 30.0
+"""Seconds between dispatcher runs; the database, not the job, decides what is due."""
 
 
 def build_application(settings: Settings, core: Core) -> Application:  # type: ignore[type-arg]
@@ -59,7 +65,20 @@ def build_application(settings: Settings, core: Core) -> Application:  # type: i
         .updater(None)
         .build()
     )
-    add_handlers(application, TelegramBot(core.service, core.numbers))
+    bot = TelegramBot(core.service, core.numbers)
+    diary = DiaryBot(bot, core.diary)
+    bot.attach_diary(diary)
+    application.bot_data["diary"] = diary
+    add_handlers(application, bot)
+    # A run that comes late or is skipped loses nothing: the next one finds the same rows.
+    assert application.job_queue is not None
+    application.job_queue.run_repeating(
+        diary.on_dispatch_job,
+        interval=DISPATCH_EVERY,
+        first=1.0,
+        name="diary-dispatch",
+        job_kwargs={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+    )
     return application
 
 
@@ -88,6 +107,8 @@ def add_handlers(application: Application, bot: TelegramBot) -> None:  # type: i
         "export": bot.on_export,
         "delete": bot.on_delete,
     }
+    if bot.diary is not None:
+        commands |= {"diary": bot.diary.on_diary, "summary": bot.diary.on_summary}
     for name, handler in commands.items():
         application.add_handler(
             CommandHandler(name, on(handler), filters=private & filters.UpdateType.MESSAGE)
@@ -172,13 +193,20 @@ def _seconds(value: object) -> float:
 
 
 async def serve(
-    settings: Settings, core: Core, stop: asyncio.Event, *, poll_timeout: int = 30
+    settings: Settings,
+    core: Core,
+    stop: asyncio.Event,
+    *,
+    poll_timeout: int = 30,
+    on_ready: Callable[[Application], None] | None = None,  # type: ignore[type-arg]
 ) -> None:
-    """Run the bot until `stop` is set."""
+    """Run the bot until `stop` is set; `on_ready` gets the started application (tests)."""
     application = build_application(settings, core)
     async with application:
         await application.start()
         await register_commands(application)
+        if on_ready is not None:
+            on_ready(application)
         poller = DurablePolling(application, core, poll_timeout=poll_timeout)
         task = asyncio.create_task(poller.run(stop))
         stopper = asyncio.create_task(stop.wait())

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import wraps
 from html import unescape
+from typing import TYPE_CHECKING
 
 from telegram import InlineKeyboardMarkup, InputFile, Message, Update, User
 from telegram.constants import ChatType, ParseMode
@@ -32,15 +33,22 @@ from bot.service import (
     Reply,
     Resume,
     Start,
+    Text,
     TriageService,
     Who,
 )
-from bot.telegram_keys import AnswerKey, DoneKey, MenuKey, NavKey, decode
+from bot.telegram_keys import AnswerKey, DoneKey, MenuKey, NavKey, SnoozeKey, decode
 from dialogs.countries import EmergencyNumbers
 from dialogs.engine import Outcome, Prompt
 from dialogs.records import CANCELLED
 
+if TYPE_CHECKING:
+    from bot.telegram_diary import DiaryBot
+
 logger = logging.getLogger(__name__)
+DIARY_MENU = frozenset(
+    {"diary", "dtime", "dtimes", "dzone", "dzones", "dpause", "dstop", "dfill", "summary"}
+)
 
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
 MAX_LOGGED_TEXT = 4096
@@ -58,6 +66,17 @@ class TelegramBot:
     def __init__(self, service: TriageService, numbers: EmergencyNumbers) -> None:
         self.service = service
         self.numbers = numbers
+        self.services: dict[str, TriageService] = {service.flow.name: service}
+        self.diary: DiaryBot | None = None
+
+    def attach_diary(self, diary: DiaryBot) -> None:
+        """Route the diary's buttons, note and settings to `diary`."""
+        self.diary = diary
+        self.services[diary.diary.flow.name] = diary.diary.questions
+
+    def service_for(self, conversation_id: int) -> TriageService:
+        """The service of the flow a button's conversation belongs to (triage by default)."""
+        return self.services.get(self.service.flow_of(conversation_id) or "", self.service)
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -142,6 +161,8 @@ class TelegramBot:
             )
         elif isinstance(step, Outcome) and step.state == CANCELLED:
             await self.send(update, views.CANCELLED, conversation_id=reply.conversation_id)
+        elif reply.advice is None and self.diary is not None and reply.conversation_id:
+            await self.diary.logged(update, reply.conversation_id)
         elif reply.advice is not None:
             assert reply.conversation_id is not None
             await self.send(
@@ -261,6 +282,10 @@ class TelegramBot:
         assert user is not None and message is not None
         if not await self.require_consent(update):
             return
+        if self.diary is not None and await self.diary.on_text(update, context):
+            return
+        if await self.diary_note(update):
+            return
         self.claim_only(update, message.text or "")
         reply = self.service.handle(self.who(user), Resume())
         if isinstance(reply.step, Prompt):
@@ -268,6 +293,27 @@ class TelegramBot:
             await self.show_reply(update, reply)
         else:
             await self.send(update, views.NO_CHECK)
+
+    async def diary_note(self, update: Update) -> bool:
+        """Text typed while the open diary question takes a note: that is the answer."""
+        if self.diary is None:
+            return False
+        user, message = update.effective_user, update.effective_message
+        assert user is not None and message is not None
+        questions = self.diary.diary.questions
+        reply = questions.handle(self.who(user), Resume())
+        step = reply.step
+        if not isinstance(step, Prompt) or step.question.input_field is None:
+            return False
+        text = (message.text or "")[:MAX_LOGGED_TEXT]
+        reply = questions.handle(
+            self.who(user),
+            Text(text, conversation_id=reply.conversation_id),
+            said=text,
+            update_id=update.update_id,
+        )
+        await self.show_reply(update, reply)
+        return True
 
     async def on_other_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Stickers, photos, voice notes and the like."""
@@ -298,10 +344,18 @@ class TelegramBot:
                 toast = views.GROUP
             elif key is None:
                 toast = views.EXPIRED
+            elif isinstance(key, MenuKey) and key.action in DIARY_MENU and self.diary:
+                toast = (
+                    await self.diary.on_menu(update, key, context)
+                    if self.consented(query.from_user)
+                    else views.EXPIRED
+                )
             elif isinstance(key, MenuKey):
                 toast = await self.on_menu(update, key)
             elif not self.consented(query.from_user):
                 toast = views.EXPIRED
+            elif isinstance(key, SnoozeKey):
+                toast = await self.diary.on_snooze(update, key) if self.diary else views.EXPIRED
             else:
                 toast = await self.on_answer(update, key)
         finally:
@@ -314,19 +368,20 @@ class TelegramBot:
         query = update.callback_query
         assert query is not None
         message = query.message if isinstance(query.message, Message) else None
-        before = self.service.flow.content.question(getattr(key, "question_id", ""))
+        service = self.service_for(key.conversation_id)
+        before = service.flow.content.question(getattr(key, "question_id", ""))
         action: Action
         match key:
             case AnswerKey(cid, qid, oid, tick):
                 action = Choose(oid, question_id=qid, conversation_id=cid, tick=tick)
-                said = self.label(qid, oid)
+                said = self.label(service, qid, oid)
             case DoneKey(cid, qid):
                 action, said = Done(question_id=qid, conversation_id=cid), "Done"
             case NavKey("back", cid):
                 action, said = Back(conversation_id=cid), "Back"
             case NavKey(_, cid):
                 action, said = Cancel(conversation_id=cid), "Cancel"
-        reply = self.service.handle(
+        reply = service.handle(
             self.who(query.from_user),
             action,
             said=said,
@@ -368,8 +423,9 @@ class TelegramBot:
         await self.show_reply(update, reply)
         return None
 
-    def label(self, question_id: str, option_id: str) -> str:
-        question = self.service.flow.content.question(question_id)
+    @staticmethod
+    def label(service: TriageService, question_id: str, option_id: str) -> str:
+        question = service.flow.content.question(question_id)
         option = question.option(option_id) if question else None
         return option.label if option else option_id
 

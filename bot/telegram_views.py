@@ -152,6 +152,8 @@ HELP = Screen(
     "/check start a new check\n"
     "/back undo your last answer\n"
     "/cancel stop the current check\n"
+    "/diary a short nightly check-in at a time you choose\n"
+    "/summary your last 7 and 30 nights, with a chart\n"
     "/settings your country (for the emergency number)\n"
     "/export get a copy of everything I store about you\n"
     "/delete erase everything I store about you\n"

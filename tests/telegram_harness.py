@@ -36,6 +36,7 @@ class RunningBot:
     db: Path
     clock: Callable[[], datetime] = utc_now
     core: Core | None = None
+    application: Any = None
     _task: asyncio.Task[None] | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -44,9 +45,18 @@ class RunningBot:
         settings = bot_settings(self.api, self.db)
         self.core = build_core(settings, clock=self.clock)
         self._stop = asyncio.Event()
-        self._task = asyncio.create_task(serve(settings, self.core, self._stop, poll_timeout=1))
+        self._task = asyncio.create_task(
+            serve(settings, self.core, self._stop, poll_timeout=1, on_ready=self._ready)
+        )
         await self.api.wait_for_call("setMyCommands", after=mark)
         return self
+
+    def _ready(self, application: Any) -> None:
+        self.application = application
+
+    async def dispatch_diary(self) -> int:
+        """Run the diary dispatcher once, now (by the injected clock), as its job would."""
+        return await self.application.bot_data["diary"].dispatch(self.application.bot)
 
     async def stop(self) -> None:
         self._stop.set()
