@@ -49,22 +49,33 @@ COMMANDS = [
 KEEP_PROCESSED = timedelta(days=2)
 """Telegram keeps undelivered updates for 24 hours, so older ids can never come back."""
 MAX_BACKOFF = 30.0
+TELEGRAM_PER_SECOND = 30
+"""Telegram's overall limit. Paced one message per 1/30 s: the limiter's bucket starts full,
+so the default (30 per second) lets a burst of 30 on top of 30 a second through."""
 DISPATCH_EVERY = 30.0
 """Seconds between dispatcher runs; the database, not the job, decides what is due."""
 
 
-def build_application(settings: Settings, core: Core) -> Application:  # type: ignore[type-arg]
-    """The PTB application: handlers, rate limiter with retries on 429, error handler."""
+def build_application(settings: Settings, core: Core, *, rate_limit: bool = True) -> Application:  # type: ignore[type-arg]
+    """The PTB application: handlers, rate limiter with retries on 429, error handler.
+
+    `rate_limit=False` exists only for the dispatch benchmark's baseline run.
+    """
     assert settings.telegram_bot_token is not None
-    application = (
+    builder = (
         ApplicationBuilder()
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(f"{settings.api_root}/bot")
         .base_file_url(f"{settings.api_root}/file/bot")
-        .rate_limiter(AIORateLimiter(max_retries=3))
         .updater(None)
-        .build()
     )
+    if rate_limit:
+        builder = builder.rate_limiter(
+            AIORateLimiter(
+                overall_max_rate=1, overall_time_period=1 / TELEGRAM_PER_SECOND, max_retries=3
+            )
+        )
+    application = builder.build()
     bot = TelegramBot(core.service, core.numbers)
     diary = DiaryBot(bot, core.diary)
     bot.attach_diary(diary)
