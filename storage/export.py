@@ -5,15 +5,20 @@ A function over rows, so `/export` and an operator's command line share it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from storage.store import Repo
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2 added the diary (schedule, check-ins, entries) and typed answers."""
 
 
 def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _day(value: date | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
@@ -53,6 +58,41 @@ def export_user(repo: Repo, user_id: int, *, exported_at: datetime) -> dict[str,
         }
         for m in repo.messages(user_id)
     ]
+    schedule = repo.diary.schedule(user_id)
+    diary = {
+        "schedule": None
+        if schedule is None
+        else {
+            "enabled": schedule.enabled,
+            "local_time": schedule.local_time.strftime("%H:%M"),
+            "timezone": schedule.zone,
+            "next_night": _day(schedule.next_night),
+            "paused_until": _day(schedule.paused_until),
+        },
+        "checkins": [
+            {
+                "night": c.night.isoformat(),
+                "status": str(c.status),
+                "due_at": _iso(c.due_at),
+                "sent_at": _iso(c.sent_at),
+                "backfill": c.backfill,
+                "conversation_id": c.conversation_id,
+            }
+            for c in repo.diary.checkins(user_id)
+        ],
+        "entries": [
+            {
+                "night": e.night.isoformat(),
+                "backfilled": e.backfilled,
+                "values": e.values,
+                "findings": dict(sorted(e.findings.items())),
+                "red_flags": list(e.red_flags),
+                "conversation_id": e.conversation_id,
+                "created_at": _iso(e.created_at),
+            }
+            for e in repo.diary.entries(user_id)
+        ],
+    }
     return {
         "schema_version": SCHEMA_VERSION,
         "exported_at": _iso(exported_at),
@@ -65,5 +105,6 @@ def export_user(repo: Repo, user_id: int, *, exported_at: datetime) -> dict[str,
             "created_at": _iso(user.created_at),
         },
         "conversations": conversations,
+        "diary": diary,
         "transcript": transcript,
     }
