@@ -215,13 +215,14 @@ class TriageService:
             return export_user(repo, user.id, exported_at=self.clock())
 
     def delete(self, who: Who, *, update_id: int | None = None) -> bool:
-        """Erase every row about this person; False if there was nothing."""
+        """Erase every row about this person, leaving no readable copy; False if nothing."""
         with self.unit(update_id) as repo:
             user = repo.find_user(who.channel, who.external_id)
             if user is None:
                 return False
             repo.delete_user(user.id)
-            return True
+        self.store.erase_traces()
+        return True
 
     def advise(self, user: UserInfo, outcome: Outcome) -> Advice | None:
         if outcome.conclusion is None:

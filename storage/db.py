@@ -1,7 +1,9 @@
 """Engines and schema upgrades: how nightlegs connects to its database and brings it to head.
 
 `make_engine` turns a URL into an Engine with the SQLite settings the bot relies on
-(foreign keys enforced, WAL, a busy timeout); `migrate` runs the packaged alembic migrations.
+(foreign keys enforced, WAL, a busy timeout, deleted content overwritten); `migrate` runs the
+packaged alembic migrations. Health data lives in these files, so they are created readable by
+their owner only (SQLite gives the -wal and -shm files the database file's permissions).
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ def make_engine(url: str) -> Engine:
         return engine
     path = _sqlite_file(parsed.database)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    pragmas = ["foreign_keys=ON", "busy_timeout=5000", "synchronous=NORMAL"]
+        create_private(path)
+    # secure_delete: deleted rows are overwritten with zeros, not left readable in free pages.
+    pragmas = ["foreign_keys=ON", "busy_timeout=5000", "synchronous=NORMAL", "secure_delete=ON"]
     if path is not None:
         pragmas.append("journal_mode=WAL")
 
@@ -48,6 +51,24 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
     return engine
+
+
+def create_private(path: Path) -> None:
+    """Create the database file (and a new folder for it) readable by its owner only."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    if not path.exists():
+        path.touch(mode=0o600)
+    path.chmod(0o600)
+
+
+def erase_traces(engine: Engine) -> None:
+    """After deleting someone's rows: fold the WAL back and truncate it, so no copy of the
+    deleted pages survives in the -wal file (the main file's were zeroed by secure_delete)."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def alembic_config() -> Config:

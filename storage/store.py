@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dialogs.records import AnswerRecord, Conclusion, ConversationState
 from dialogs.vocabulary import Pattern, Urgency
-from storage.db import make_engine, migrate
+from storage.db import erase_traces, make_engine, migrate
 from storage.models import (
     DIRECTIONS,
     Answer,
@@ -324,6 +324,14 @@ class Repo:
             self._session.delete(user)
             self._session.flush()
 
+    def prune_messages(self, before: datetime) -> int:
+        """Delete transcript messages older than `before` (the data-retention setting)."""
+        rows = self._session.scalars(select(Message).where(Message.created_at < before)).all()
+        for row in rows:
+            self._session.delete(row)
+        self._session.flush()
+        return len(rows)
+
     def claim_update(self, update_id: int) -> bool:
         """Record that an update is being handled; False if its effects were committed before."""
         if self._session.get(ProcessedUpdate, update_id) is not None:
@@ -385,6 +393,10 @@ class Store:
         """One Session: commit when the block ends, roll back if it raises."""
         with self._sessions.begin() as session:
             yield Repo(session, self._clock)
+
+    def erase_traces(self) -> None:
+        """Call after a deletion commits: no copy of deleted rows stays in the database files."""
+        erase_traces(self._engine)
 
     def dispose(self) -> None:
         """Close every pooled connection."""
