@@ -26,6 +26,12 @@ class Settings(BaseSettings):
     telegram_api_url: AnyHttpUrl = Field(default=AnyHttpUrl("https://api.telegram.org"))
     database_url: str = "sqlite:///data/nightlegs.db"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    transcript_retention_days: int | None = Field(default=None, ge=1)
+
+    @field_validator("transcript_retention_days", mode="before")
+    @classmethod
+    def _blank_is_off(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("telegram_bot_token", mode="before")
     @classmethod

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from telegram import BotCommand, Update
@@ -52,6 +52,7 @@ MAX_BACKOFF = 30.0
 TELEGRAM_PER_SECOND = 30
 """Telegram's overall limit. Paced one message per 1/30 s: the limiter's bucket starts full,
 so the default (30 per second) lets a burst of 30 on top of 30 a second through."""
+RETENTION_EVERY = 24 * 3600.0
 DISPATCH_EVERY = 30.0
 """Seconds between dispatcher runs; the database, not the job, decides what is due."""
 
@@ -90,7 +91,26 @@ def build_application(settings: Settings, core: Core, *, rate_limit: bool = True
         name="diary-dispatch",
         job_kwargs={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
     )
+    if settings.transcript_retention_days:
+        application.job_queue.run_repeating(
+            _retention_job(core, settings.transcript_retention_days),
+            interval=RETENTION_EVERY,
+            first=60.0,
+            name="transcript-retention",
+        )
     return application
+
+
+def _retention_job(core: Core, days: int) -> Callable[[object], Awaitable[None]]:
+    """Daily: delete transcript messages older than `days` and leave no copy behind."""
+
+    async def run(_context: object) -> None:
+        with core.store.transaction() as repo:
+            removed = repo.prune_messages(core.service.clock() - timedelta(days=days))
+        core.store.erase_traces()
+        logger.info("retention: %s transcript messages older than %s days removed", removed, days)
+
+    return run
 
 
 async def register_commands(application: Application) -> None:  # type: ignore[type-arg]
