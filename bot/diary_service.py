@@ -33,6 +33,7 @@ from storage.diary import CheckIn, CheckInStatus, Entry, Schedule
 logger = logging.getLogger(__name__)
 
 SUMMARY_NIGHTS = 30
+DUE_BATCH = 500
 BACKFILL_NIGHTS = 2
 """How many past nights may be filled in afterwards (marked as back-filled)."""
 
@@ -118,18 +119,22 @@ class DiaryService:
         """Create the check-ins that have come due (one per user and night); returns how many."""
         now = now or self.clock()
         created = 0
-        with self.store.transaction() as repo:
-            due = repo.diary.due(now)
-        for schedule in due:
-            assert schedule.next_night is not None and schedule.next_due_at is not None
+        seen: set[int] = set()
+        while True:
             with self.store.transaction() as repo:
-                checkin = repo.diary.open_checkin(
-                    schedule.user_id, schedule.next_night, schedule.next_due_at, now
-                )
-                if checkin is not None:
-                    self._cancel_open_diary(repo, schedule.user_id, now)
-                    created += 1
-        return created
+                due = [s for s in repo.diary.due(now, limit=DUE_BATCH) if s.user_id not in seen]
+            if not due:  # every due schedule moved past `now`, or was already handled
+                return created
+            seen.update(s.user_id for s in due)
+            for schedule in due:
+                assert schedule.next_night is not None and schedule.next_due_at is not None
+                with self.store.transaction() as repo:
+                    checkin = repo.diary.open_checkin(
+                        schedule.user_id, schedule.next_night, schedule.next_due_at, now
+                    )
+                    if checkin is not None:
+                        self._cancel_open_diary(repo, schedule.user_id, now)
+                        created += 1
 
     def claim_outgoing(self, now: datetime | None = None) -> list[Outgoing]:
         """Check-ins to send now (new, cut short by a restart, or snoozed until now), claimed."""

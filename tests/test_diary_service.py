@@ -309,3 +309,19 @@ def test_summary_after_a_simulated_month_counts_what_was_logged(
     assert thirty.symptom_nights["cramps"] == cramps
     assert thirty.worst_pain == 8
     assert thirty.nights_missed == 5
+
+
+def test_one_dispatch_opens_every_due_check_in_beyond_one_batch(
+    diary: DiaryService, clock: Clock
+) -> None:
+    clock.at(BERLIN, 2026, 11, 20, 12, 0)
+    with diary.store.transaction() as repo:
+        for i in range(1200):
+            user = repo.user("telegram", str(5000 + i))
+            repo.diary.set_schedule(
+                user.id, local_time=time(21, 0), zone="Europe/Berlin", now=clock()
+            )
+    clock.at(BERLIN, 2026, 11, 20, 21, 1)
+    assert diary.open_due() == 1200
+    assert diary.open_due() == 0
+    assert len(diary.claim_outgoing()) == 1200
