@@ -181,6 +181,10 @@ class Repo:
             self._session.flush()
         return _user_info(user)
 
+    def user_ids(self) -> list[int]:
+        """Every user's id, oldest first (for an operator's export of all users)."""
+        return list(self._session.scalars(select(User.id).order_by(User.id)))
+
     def user_by_id(self, user_id: int) -> UserInfo:
         return _user_info(self._user(user_id))
 

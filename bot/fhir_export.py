@@ -1,0 +1,192 @@
+"""An HL7 FHIR R4 view of one person's export, for taking their answers to a clinician's system.
+
+`fhir_bundle` turns the dict of `storage.export.export_user` (docs/export.schema.json) into a
+Bundle of type "collection", as plain JSON: one QuestionnaireResponse per triage conversation
+and one per diary night. Item linkIds speak the clinical spec's ids:
+
+- a finding's own id (`dialogs.vocabulary.FINDINGS`), answered with valueBoolean;
+- "conclusion.pattern", "conclusion.urgency", "conclusion.red_flags": valueCoding in the
+  nightlegs code systems, the spec ids as codes;
+- for a diary night, "diary.night" (valueDate), "diary.backfilled" (valueBoolean) and
+  "diary.<field>" for the fields of dialogs/diary.yaml (valueBoolean, valueInteger or
+  valueString; a list field gives one answer per element).
+
+Nobody is named: there is no subject and no Telegram id. Each fullUrl is a uuid5 of the user's
+record (channel, id and creation time, so the id cannot be found again by trying every
+Telegram id) and the conversation or night, so exporting the same data twice gives the same
+URLs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from functools import cache
+from typing import Any
+
+from dialogs.content import load_flow
+from dialogs.records import CANCELLED, FINAL_STATES
+from dialogs.vocabulary import FINDINGS, RED_FLAGS, Pattern, Urgency
+
+BASE_URL = "https://nightlegs.invalid/fhir"
+PATTERN_SYSTEM = f"{BASE_URL}/CodeSystem/pattern"
+URGENCY_SYSTEM = f"{BASE_URL}/CodeSystem/urgency"
+RED_FLAG_SYSTEM = f"{BASE_URL}/CodeSystem/red-flag"
+TRIAGE = "triage"
+DIARY = "diary"
+
+_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, BASE_URL)
+
+Json = dict[str, Any]
+
+
+@cache
+def questionnaire_url(flow: str) -> str:
+    """The versioned canonical URL of a dialog flow, e.g. ".../Questionnaire/triage|1"."""
+    return f"{BASE_URL}/Questionnaire/{flow}|{load_flow(flow).version}"
+
+
+def fhir_bundle(data: Mapping[str, Any]) -> Json:
+    """A FHIR R4 Bundle (type "collection") of QuestionnaireResponses for one user's export.
+
+    Triage conversations come first, oldest first, then diary nights by date. Raises
+    ValueError for an id outside the spec's vocabulary or a diary value FHIR cannot carry.
+    """
+    user = data["user"]
+    user_key = f"{user['channel']}/{user['external_id']}/{user['created_at']}"
+    conversations = data["conversations"]
+    conclusions = {c["id"]: c["conclusion"] for c in conversations}
+    entries = [
+        _entry(user_key, f"conversation/{c['id']}", _triage_response(c))
+        for c in conversations
+        if c["flow"] == TRIAGE
+    ]
+    entries += [
+        _entry(
+            user_key,
+            f"night/{e['night']}",
+            _night_response(e, conclusions.get(e["conversation_id"])),
+        )
+        for e in data["diary"]["entries"]
+    ]
+    return _without_empty(
+        {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "timestamp": data["exported_at"],
+            "entry": entries,
+        }
+    )
+
+
+def _entry(user_key: str, local_key: str, resource: Json) -> Json:
+    return {
+        "fullUrl": f"urn:uuid:{uuid.uuid5(_NAMESPACE, f'{user_key}/{local_key}')}",
+        "resource": resource,
+    }
+
+
+def _status(state: str) -> str:
+    if state == CANCELLED:
+        return "stopped"
+    return "completed" if state in FINAL_STATES else "in-progress"
+
+
+def _triage_response(conversation: Mapping[str, Any]) -> Json:
+    conclusion = conversation["conclusion"] or {}
+    items = _finding_items(conversation["findings"]) + _conclusion_items(
+        conclusion.get("pattern"), conclusion.get("urgency"), conclusion.get("red_flags", ())
+    )
+    return _without_empty(
+        {
+            "resourceType": "QuestionnaireResponse",
+            "questionnaire": questionnaire_url(TRIAGE),
+            "status": _status(conversation["state"]),
+            "authored": conversation["finished_at"] or conversation["started_at"],
+            "item": items,
+        }
+    )
+
+
+def _night_response(entry: Mapping[str, Any], conclusion: Mapping[str, Any] | None) -> Json:
+    """A diary night; `conclusion` is that of its check-in conversation (set at a red flag)."""
+    conclusion = conclusion or {}
+    items = [
+        _item("diary.night", [{"valueDate": entry["night"]}]),
+        _item("diary.backfilled", [{"valueBoolean": entry["backfilled"]}]),
+    ]
+    items += [
+        _item(f"diary.{name}", answers)
+        for name, value in sorted(entry["values"].items())
+        if (answers := _answers(value))
+    ]
+    items += _finding_items(entry["findings"])
+    items += _conclusion_items(
+        conclusion.get("pattern"), conclusion.get("urgency"), entry["red_flags"]
+    )
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": questionnaire_url(DIARY),
+        "status": "completed",
+        "authored": entry["created_at"],
+        "item": items,
+    }
+
+
+def _finding_items(findings: Mapping[str, bool]) -> list[Json]:
+    return [
+        _item(_known(finding, FINDINGS, "finding"), [{"valueBoolean": value}])
+        for finding, value in sorted(findings.items())
+    ]
+
+
+def _conclusion_items(
+    pattern: str | None, urgency: str | None, red_flags: Sequence[str]
+) -> list[Json]:
+    answers = {
+        "conclusion.pattern": []
+        if pattern is None
+        else [_coding(PATTERN_SYSTEM, Pattern(pattern))],
+        "conclusion.urgency": []
+        if urgency is None
+        else [_coding(URGENCY_SYSTEM, Urgency(urgency))],
+        "conclusion.red_flags": [
+            _coding(RED_FLAG_SYSTEM, _known(flag, RED_FLAGS, "red flag")) for flag in red_flags
+        ],
+    }
+    return [_item(link_id, values) for link_id, values in answers.items() if values]
+
+
+def _answers(value: object) -> list[Json]:
+    """One answer per value (per element of a list); an empty string says nothing."""
+    values = value if isinstance(value, list) else [value]
+    return [_value(v) for v in values if v != ""]
+
+
+def _value(value: object) -> Json:
+    if isinstance(value, bool):
+        return {"valueBoolean": value}
+    if isinstance(value, int):
+        return {"valueInteger": value}
+    if isinstance(value, str):
+        return {"valueString": value}
+    raise ValueError(f"diary value {value!r} is not a boolean, integer or string")
+
+
+def _coding(system: str, code: str) -> Json:
+    return {"valueCoding": {"system": system, "code": str(code)}}
+
+
+def _item(link_id: str, answers: list[Json]) -> Json:
+    return {"linkId": link_id, "answer": answers}
+
+
+def _known(value: str, known: Collection[str], what: str) -> str:
+    if value not in known:
+        raise ValueError(f"{value!r} is not a {what} id of the clinical spec")
+    return value
+
+
+def _without_empty(resource: Json) -> Json:
+    """FHIR JSON has no empty arrays: leave such elements out."""
+    return {key: value for key, value in resource.items() if value != []}
