@@ -98,14 +98,15 @@ class DiaryService:
                 repo.diary.disable(user.id)
 
     def pause(self, who: Who, days: int) -> date | None:
-        """Pause check-ins for `days` nights from today (in the person's zone)."""
+        """Skip the next `days` nightly check-ins; returns the last night skipped."""
         with self.store.transaction() as repo:
             user = repo.find_user(who.channel, who.external_id)
             schedule = None if user is None else repo.diary.schedule(user.id)
             if user is None or schedule is None:
                 return None
-            today = self.clock().astimezone(ZoneInfo(schedule.zone)).date()
-            until = today + timedelta(days=days)
+            # The next `days` check-ins are skipped, whether or not tonight's was sent yet.
+            first = schedule.next_night or self.clock().astimezone(ZoneInfo(schedule.zone)).date()
+            until = first + timedelta(days=days - 1)
             repo.diary.pause(user.id, until)
             return until
 

@@ -235,9 +235,9 @@ async def serve(
     application = build_application(settings, core)
     async with application:
         await application.start()
-        await register_commands(application)
         if on_ready is not None:
             on_ready(application)
+        await register_commands(application)
         poller = DurablePolling(application, core, poll_timeout=poll_timeout)
         task = asyncio.create_task(poller.run(stop))
         stopper = asyncio.create_task(stop.wait())

@@ -258,9 +258,12 @@ class DiaryRepo:
             return None
         now = self._clock() if now is None else now
         zone = ZoneInfo(row.timezone)
-        row.next_night, row.next_due_at = next_due(
-            time.fromisoformat(row.local_time), zone, max(now, due_at)
-        )
+        local_time = time.fromisoformat(row.local_time)
+        # After downtime that spanned later due moments, ask about the latest night due, not
+        # a stale one: a late check-in is sent once, and nights that passed unasked stay so.
+        while (later := next_due(local_time, zone, due_at))[1] <= now:
+            night, due_at = later
+        row.next_night, row.next_due_at = next_due(local_time, zone, max(now, due_at))
         row.updated_at = now
         paused = row.paused_until is not None and night <= row.paused_until
         if (
@@ -364,13 +367,14 @@ class DiaryRepo:
         )
 
     def mark_missed_before(self, user_id: int, night: date) -> int:
-        """Unanswered ('sent'/'snoozed') check-ins for nights before `night` become 'missed'."""
+        """Open check-ins for nights before `night` become 'missed': unanswered ones, and ones
+        whose sending never succeeded (so a failing send is not retried past its night)."""
         result = self._session.execute(
             update(DiaryCheckin)
             .where(
                 DiaryCheckin.user_id == user_id,
                 DiaryCheckin.night < night,
-                DiaryCheckin.status.in_(_ANSWERABLE),
+                DiaryCheckin.status.in_((*_ANSWERABLE, *_UNSENT)),
             )
             .values(status=CheckInStatus.MISSED, remind_at=None)
         )

@@ -230,12 +230,12 @@ def test_a_paused_diary_asks_nothing_until_the_pause_ends(
     clock.at(BERLIN, 2026, 11, 20, 12, 0)
     diary.set_schedule(ANNA, time(21, 0), BERLIN)
     until = diary.pause(ANNA, 2)
-    assert until == date(2026, 11, 22)
+    assert until == date(2026, 11, 21), "exactly the next two nights: the 20th and the 21st"
     sent = []
     for day in range(20, 25):
         clock.at(BERLIN, 2026, 11, day, 21, 5)
         sent += run_dispatcher(diary)
-    assert [night for _, night in sent] == [date(2026, 11, 23), date(2026, 11, 24)]
+    assert [night for _, night in sent] == [date(2026, 11, d) for d in (22, 23, 24)]
 
 
 def test_the_last_two_nights_can_be_back_filled_and_are_marked(
