@@ -1,0 +1,220 @@
+"""The export bundle: a person's data as a ZIP of files they can keep or hand to a doctor.
+
+Pure functions over the export dict that `storage.export.export_user` returns (schema:
+docs/export.schema.json), with no Telegram and no database: `within` limits the dict to a
+period, `diary_csv`, `transcript_text` and `readme_text` write one file each, and
+`build_zip` puts them together with the doctor summary (`bot.doctor_pdf`) and, when the
+caller has one, a FHIR bundle.
+
+Dates of timestamps (when a conversation started, when a message was sent) are taken in the
+person's time zone, as are all times printed; diary nights are already local dates.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import zipfile
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.doctor_pdf import doctor_pdf, local_time
+
+JSON_FILE = "nightlegs-export.json"
+CSV_FILE = "diary-nights.csv"
+TRANSCRIPT_FILE = "transcript.txt"
+PDF_FILE = "doctor-summary.pdf"
+FHIR_FILE = "fhir-bundle.json"
+README_FILE = "README.txt"
+
+FILE_CONTENTS: dict[str, str] = {
+    JSON_FILE: (
+        "Everything nightlegs stores about you for the period, machine-readable: your "
+        "profile, each conversation with its answers, findings and result, the diary "
+        "(schedule, check-ins, nights) and the chat transcript."
+    ),
+    CSV_FILE: (
+        "The nightly diary, one row a night (opens in any spreadsheet): whether the night "
+        "was logged, missed or skipped, the symptoms, cramp count, worst pain (0-10), "
+        "wake-ups, what helped, warning signs and your note."
+    ),
+    TRANSCRIPT_FILE: (
+        "The whole chat with the bot in order, with times in your time zone and the buttons "
+        "you pressed."
+    ),
+    PDF_FILE: (
+        "A one- or two-page summary for your doctor: the checks, the diary's numbers and "
+        "chart, your background answers and questions you may want to ask."
+    ),
+    FHIR_FILE: "The same health information as an HL7 FHIR bundle, for health-record systems.",
+    README_FILE: "This file.",
+}
+
+CSV_COLUMNS = (
+    "night",
+    "status",
+    "backfilled",
+    "cramps",
+    "restless",
+    "foot_pain",
+    "other",
+    "cramp_count",
+    "worst_pain",
+    "restless_severity",
+    "wakeups",
+    "helped",
+    "red_flags",
+    "note",
+    "timezone",
+)
+_VALUE_COLUMNS = (*CSV_COLUMNS[3:12], "note")
+"""Columns read from an entry's `values`."""
+_UNANSWERED = ("missed", "skipped")
+"""Check-in statuses that make a row without an entry; skipped wins over missed."""
+
+
+def within(data: Mapping[str, Any], *, since: date | None, zone: str = "UTC") -> dict[str, Any]:
+    """A copy of `data` limited to `since` onwards (None: everything), still schema-valid.
+
+    Keeps the conversations started on or after `since`, the diary check-ins and entries of
+    nights from `since` on and the messages sent from `since` on, dates taken in `zone`.
+    Profile and diary schedule are kept as they are.
+    """
+    limited = copy.deepcopy(dict(data))
+    if since is None:
+        return limited
+    tz = ZoneInfo(zone)
+
+    def recent(stamp: str) -> bool:
+        return local_time(stamp, tz).date() >= since
+
+    limited["conversations"] = [c for c in limited["conversations"] if recent(c["started_at"])]
+    limited["transcript"] = [m for m in limited["transcript"] if recent(m["at"])]
+    diary = limited["diary"]
+    for key in ("checkins", "entries"):
+        diary[key] = [row for row in diary[key] if date.fromisoformat(row["night"]) >= since]
+    return limited
+
+
+def diary_csv(data: Mapping[str, Any], zone: str) -> str:
+    """One row a night, oldest first: logged nights from entries, then missed or skipped ones.
+
+    Booleans are "yes"/"no", lists are joined with ";", and an empty cell means the night did
+    not record that field.
+    """
+    diary = data["diary"]
+    entries = {e["night"]: e for e in diary["entries"]}
+    unanswered: dict[str, str] = {}
+    for checkin in diary["checkins"]:
+        night, status = checkin["night"], checkin["status"]
+        if status in _UNANSWERED and unanswered.get(night) != "skipped":
+            unanswered[night] = status
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    for night in sorted(entries.keys() | unanswered.keys()):
+        row = dict.fromkeys(CSV_COLUMNS, "") | {"night": night, "timezone": zone}
+        entry = entries.get(night)
+        if entry is None:
+            row["status"] = unanswered[night]
+        else:
+            row |= {
+                "status": "logged",
+                "backfilled": _cell(entry["backfilled"]),
+                "red_flags": _cell(entry["red_flags"]),
+            }
+            row |= {key: _cell(entry["values"].get(key)) for key in _VALUE_COLUMNS}
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ";".join(str(item) for item in value)
+    return str(value)
+
+
+def transcript_text(data: Mapping[str, Any], zone: str) -> str:
+    """Every message in stored order: when (in `zone`), who, and what was said or pressed.
+
+    A button press is logged with the label the person saw as its text, so it is shown as
+    the button they pressed.
+    """
+    tz = ZoneInfo(zone)
+    parts = [
+        f'nightlegs: chat transcript\nTimes are in {zone}. "You" is you, "nightlegs" is the bot.'
+    ]
+    for message in data["transcript"]:
+        when = f"{local_time(message['at'], tz):%Y-%m-%d %H:%M} ({zone})"
+        if message["direction"] == "out":
+            who = "nightlegs"
+        elif (message["meta"] or {}).get("button") is not None:
+            who = "You pressed the button"
+        else:
+            who = "You"
+        parts.append(f"[{when}] {who}:\n{message['text']}")
+    if not data["transcript"]:
+        parts.append("No messages in this period.")
+    return "\n\n".join(parts) + "\n"
+
+
+def readme_text(files: list[str]) -> str:
+    """What each of `files` holds, and what the bundle is and is not."""
+    unknown = [name for name in files if name not in FILE_CONTENTS]
+    if unknown:
+        raise ValueError(f"no description for {unknown}")
+    listing = "\n\n".join(f"{name}\n  {FILE_CONTENTS[name]}" for name in files)
+    return (
+        "nightlegs data export\n\n"
+        "nightlegs is a self-report tool: everything in these files is what you told the bot. "
+        "It is not a diagnosis. Only a doctor who examines you can say what is causing your "
+        "symptoms.\n\n"
+        f"Files:\n\n{listing}\n\n"
+        "These files hold health information about you. Share them only with people you "
+        "choose.\n"
+    )
+
+
+def build_zip(
+    data: Mapping[str, Any],
+    *,
+    since: date | None,
+    zone: str,
+    name: str | None,
+    fhir: Mapping[str, Any] | None,
+) -> bytes:
+    """The bundle for the period from `since` (None: everything), times in `zone`.
+
+    `name` is printed on the doctor summary only when given; `fhir`, a ready FHIR bundle,
+    is added as its own file only when given. The summary's "today" is the export date.
+    """
+    limited = within(data, since=since, zone=zone)
+    exported = local_time(limited["exported_at"], ZoneInfo(zone))
+    files: dict[str, bytes] = {
+        JSON_FILE: _json(limited),
+        CSV_FILE: diary_csv(limited, zone).encode("utf-8-sig"),
+        TRANSCRIPT_FILE: transcript_text(limited, zone).encode(),
+        PDF_FILE: doctor_pdf(limited, since=since, zone=zone, name=name, today=exported.date()),
+    }
+    if fhir is not None:
+        files[FHIR_FILE] = _json(fhir)
+    files[README_FILE] = readme_text([*files, README_FILE]).encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for file_name, content in files.items():
+            info = zipfile.ZipInfo(file_name, date_time=exported.timetuple()[:6])
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, content)
+    return buffer.getvalue()
+
+
+def _json(value: Mapping[str, Any]) -> bytes:
+    return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode()
