@@ -233,7 +233,10 @@ class DiaryBot:
                 until = self.diary.pause(who, int(key.arg or "0"))
                 if until is None:
                     return views.EXPIRED
-                await self.tg.send(update, f"Paused: no check-ins until after {_night(until)}.")
+                await self.tg.send(
+                    update,
+                    f"Paused: no check-ins up to and including the night of {_night(until)}.",
+                )
             case "dstop":
                 self.diary.stop(who)
                 await self.tg.send(
@@ -280,7 +283,7 @@ class DiaryBot:
         if outgoing is None:
             await self.tg.send(update, "That night can't be added any more.")
             return
-        await self.send_checkin(update.get_bot(), outgoing, backfill=True)
+        await self.send_checkin(update.get_bot(), outgoing)
 
     # --- typed input ----------------------------------------------------------------------------
 
@@ -328,41 +331,46 @@ class DiaryBot:
 
     # --- check-ins ------------------------------------------------------------------------------
 
-    async def send_checkin(self, bot: Bot, outgoing: Outgoing, *, backfill: bool = False) -> None:
+    def screen(self, step: Prompt, conversation_id: int) -> views.Screen:
+        """A diary question as a check-in: which night it is about, and snooze while open."""
+        screen = views.question(step, conversation_id)
+        checkin = self.diary.night_of(conversation_id)
+        if checkin is None:
+            return screen
+        night = _night(checkin.night)
+        rows = list(screen.markup.inline_keyboard) if screen.markup else []
+        if checkin.backfill:
+            header = f"✍️ Adding the night of {night}."
+        else:
+            lead = "⏰ Reminder: check-in" if checkin.remind_at else "🌙 Check-in"
+            header = f"{lead} for the night of {night}."
+            rows.append(
+                [
+                    InlineKeyboardButton(
+                        label, callback_data=encode(SnoozeKey(checkin.id, minutes))
+                    )
+                    for label, minutes in (
+                        ("⏰ 30 min", 30),
+                        ("⏰ 1 hour", 60),
+                        ("Skip tonight", 0),
+                    )
+                ]
+            )
+        return views.Screen(f"<b>{escape(header)}</b>\n\n{screen.text}", InlineKeyboardMarkup(rows))
+
+    async def send_checkin(self, bot: Bot, outgoing: Outgoing) -> None:
         """Send (or re-send, after a snooze) a check-in: the diary's open question + snooze."""
         reply = self.diary.questions.handle(outgoing.who, Resume())
         if not isinstance(reply.step, Prompt) or reply.conversation_id is None:
             self.diary.sent(outgoing.checkin.id, 0)  # answered meanwhile: nothing to ask
             return
-        screen = views.question(reply.step, reply.conversation_id)
-        night = _night(outgoing.checkin.night)
-        if backfill:
-            header = f"✍️ Adding the night of {night}."
-        else:
-            lead = "⏰ Reminder: check-in" if outgoing.reminder else "🌙 Check-in"
-            header = f"{lead} for the night of {night}."
-        rows = list(screen.markup.inline_keyboard) if screen.markup else []
-        if not backfill:
-            rows.append(
-                [
-                    InlineKeyboardButton(
-                        "⏰ 30 min", callback_data=encode(SnoozeKey(outgoing.checkin.id, 30))
-                    ),
-                    InlineKeyboardButton(
-                        "⏰ 1 hour", callback_data=encode(SnoozeKey(outgoing.checkin.id, 60))
-                    ),
-                    InlineKeyboardButton(
-                        "Skip tonight", callback_data=encode(SnoozeKey(outgoing.checkin.id, 0))
-                    ),
-                ]
-            )
-        text = f"<b>{escape(header)}</b>\n\n{screen.text}"
+        screen = self.screen(reply.step, reply.conversation_id)
         try:
             message = await bot.send_message(
                 chat_id=int(outgoing.who.external_id),
-                text=text,
+                text=screen.text,
                 parse_mode=ParseMode.HTML,
-                reply_markup=InlineKeyboardMarkup(rows),
+                reply_markup=screen.markup,
             )
         except Forbidden:
             self.diary.undeliverable(outgoing)
@@ -375,7 +383,9 @@ class DiaryBot:
             )
             return
         self.diary.sent(outgoing.checkin.id, message.message_id)
-        self.tg.service.log_out(outgoing.who, plain(text), conversation_id=reply.conversation_id)
+        self.tg.service.log_out(
+            outgoing.who, plain(screen.text), conversation_id=reply.conversation_id
+        )
 
     async def dispatch(self, bot: Bot) -> int:
         """Create and send every check-in that is due now; returns how many were sent."""

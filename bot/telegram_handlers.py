@@ -7,17 +7,14 @@ in the same transaction as its effects, so a redelivered update changes nothing.
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from functools import wraps
 from html import unescape
 from typing import TYPE_CHECKING
 
-from telegram import InlineKeyboardMarkup, InputFile, Message, Update, User
+from telegram import InlineKeyboardMarkup, Message, Update, User
 from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
@@ -37,6 +34,7 @@ from bot.service import (
     TriageService,
     Who,
 )
+from bot.telegram_export import ExportBot
 from bot.telegram_keys import AnswerKey, DoneKey, MenuKey, NavKey, SnoozeKey, decode
 from dialogs.countries import EmergencyNumbers
 from dialogs.engine import Outcome, Prompt
@@ -67,12 +65,19 @@ class TelegramBot:
         self.service = service
         self.numbers = numbers
         self.services: dict[str, TriageService] = {service.flow.name: service}
+        self.export = ExportBot(self)
         self.diary: DiaryBot | None = None
 
     def attach_diary(self, diary: DiaryBot) -> None:
         """Route the diary's buttons, note and settings to `diary`."""
         self.diary = diary
         self.services[diary.diary.flow.name] = diary.diary.questions
+
+    def question_screen(self, step: Prompt, conversation_id: int) -> views.Screen:
+        """How a question looks: a diary one carries its check-in header and snooze row."""
+        if self.diary is not None and self.service_for(conversation_id) is not self.service:
+            return self.diary.screen(step, conversation_id)
+        return views.question(step, conversation_id)
 
     def service_for(self, conversation_id: int) -> TriageService:
         """The service of the flow a button's conversation belongs to (triage by default)."""
@@ -156,7 +161,7 @@ class TelegramBot:
             assert reply.conversation_id is not None
             await self.send(
                 update,
-                views.question(step, reply.conversation_id),
+                self.question_screen(step, reply.conversation_id),
                 conversation_id=reply.conversation_id,
             )
         elif isinstance(step, Outcome) and step.state == CANCELLED:
@@ -248,23 +253,7 @@ class TelegramBot:
 
     async def on_export(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         self.claim_only(update, "/export")
-        await self.send_export(update)
-
-    async def send_export(self, update: Update) -> None:
-        """Send the person, and only them, everything stored about them as a JSON file."""
-        user, chat = update.effective_user, update.effective_chat
-        assert user is not None and chat is not None
-        data = self.service.export(self.who(user))
-        if data is None:
-            await self.send(update, views.NOTHING_STORED)
-            return
-        payload = json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8")
-        stamp = datetime.fromisoformat(data["exported_at"]).strftime("%Y%m%d-%H%M")
-        await chat.send_document(
-            InputFile(io.BytesIO(payload), filename=f"nightlegs-export-{stamp}.json"),
-            caption="Everything I store about you (answers, results and this chat), as JSON.",
-        )
-        self.service.log_out(self.who(user), "[sent your data export]")
+        await self.export.show_menu(update)
 
     async def on_delete(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         self.claim_only(update, "/delete")
@@ -287,12 +276,13 @@ class TelegramBot:
         if await self.diary_note(update):
             return
         self.claim_only(update, message.text or "")
-        reply = self.service.handle(self.who(user), Resume())
-        if isinstance(reply.step, Prompt):
-            await self.send(update, views.USE_BUTTONS)
-            await self.show_reply(update, reply)
-        else:
-            await self.send(update, views.NO_CHECK)
+        for service in self.services.values():  # the open check, or else the open check-in
+            reply = service.handle(self.who(user), Resume())
+            if isinstance(reply.step, Prompt):
+                await self.send(update, views.USE_BUTTONS)
+                await self.show_reply(update, reply)
+                return
+        await self.send(update, views.NO_CHECK)
 
     async def diary_note(self, update: Update) -> bool:
         """Text typed while the open diary question takes a note: that is the answer."""
@@ -412,7 +402,7 @@ class TelegramBot:
             and step.question.id == before.id
         ):
             assert reply.conversation_id is not None
-            screen = views.question(step, reply.conversation_id)
+            screen = self.question_screen(step, reply.conversation_id)
             await self.edit(message, screen.text, screen.markup)
             return None
         if before is not None and isinstance(key, AnswerKey | DoneKey):
@@ -465,8 +455,10 @@ class TelegramBot:
                 await self.edit(message, screen.text, screen.markup)
             case "country":
                 return await self.on_country(update, key.arg, message)
+            case "export" if key.arg:
+                return await self.export.send(update, key.arg)
             case "export":
-                await self.send_export(update)
+                await self.export.show_menu(update)
             case "delete":
                 await self.send(update, views.delete_confirm())
             case "keep":

@@ -8,8 +8,10 @@ the harness (an update counts as handled once the bot confirmed it), so there ar
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import zipfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -293,7 +295,7 @@ async def answer_all(
 
 
 def export_of(api: BotApiStub, mark: int, chat: int = CHAT) -> dict[str, Any]:
-    """The JSON document the bot uploaded to `chat` after `mark`."""
+    """The JSON data inside the ZIP the bot uploaded to `chat` after `mark`."""
     uploads = [
         c
         for c in api.calls[mark:]
@@ -301,8 +303,17 @@ def export_of(api: BotApiStub, mark: int, chat: int = CHAT) -> dict[str, Any]:
     ]
     assert len(uploads) == 1, [c.method for c in api.calls[mark:]]
     document = uploads[0].params["document"]
-    assert document.filename.endswith(".json")
-    return json.loads(document.data.decode("utf-8"))
+    assert document.filename.endswith(".zip")
+    with zipfile.ZipFile(io.BytesIO(document.data)) as bundle:
+        return json.loads(bundle.read("nightlegs-export.json").decode("utf-8"))
+
+
+async def export_everything(bot: RunningBot, chat: int = CHAT) -> dict[str, Any]:
+    """/export, then the "everything, all time" button; the data from the ZIP."""
+    mark = bot.api.mark()
+    await bot.send("/export", chat=chat)
+    await bot.press("🗂 ZIP · all", chat=chat)
+    return export_of(bot.api, mark, chat)
 
 
 def assert_valid_export(data: dict[str, Any]) -> None:
@@ -381,9 +392,7 @@ async def test_a_full_check_by_buttons_then_export_then_delete(
     assert advice.pattern_name in (result.plain_text or "")
 
     # /export: a JSON file that follows the schema and holds this conclusion in spec ids
-    mark = api.mark()
-    await bot.send("/export")
-    data = export_of(api, mark)
+    data = await export_everything(bot)
     assert_valid_export(data)
     assert data["user"]["external_id"] == str(CHAT)
     [conversation] = data["conversations"]
@@ -936,8 +945,7 @@ async def test_export_holds_only_the_persons_own_data(bot: RunningBot, api: BotA
     their_ids = {c["id"] for c in theirs["conversations"]}
 
     mark = api.mark()
-    await bot.send("/export", chat=CHAT)
-    mine = export_of(api, mark, CHAT)
+    mine = await export_everything(bot, CHAT)
     assert_valid_export(mine)
     assert mine["user"]["external_id"] == str(CHAT)
     assert not their_ids & {c["id"] for c in mine["conversations"]}
