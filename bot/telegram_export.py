@@ -7,9 +7,10 @@ their rows) by pure functions; this module only offers the choice and sends the 
 from __future__ import annotations
 
 import io
+import json
 import re
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from bot.telegram_handlers import TelegramBot
 
 PERIODS = {"30": 30, "90": 90, "all": None}
-CHOICE = re.compile(r"^(pdf|zip|named)(30|90|all)$")
+CHOICE = re.compile(r"^(pdf|zip|json|named)(30|90|all)$")
 PERIOD_LABELS = (("30", "30 days"), ("90", "90 days"), ("all", "all"))
 
 
@@ -37,11 +38,13 @@ MENU = views.Screen(
     "🩺 <b>Doctor summary</b>: one or two pages to show your doctor (PDF).\n"
     "🗂 <b>Everything</b>: all I store about you as files: data (JSON), diary table (CSV), "
     "conversation transcript, the summary PDF and a FHIR record (ZIP).\n"
+    "🧾 <b>Data</b>: everything as one JSON file (for other apps).\n"
     "Your name is left out unless you choose the button that adds it.",
     InlineKeyboardMarkup(
         [
             [_choice(f"🩺 PDF · {label}", f"pdf{key}") for key, label in PERIOD_LABELS],
             [_choice(f"🗂 ZIP · {label}", f"zip{key}") for key, label in PERIOD_LABELS],
+            [_choice("🧾 Data (JSON) · all", "jsonall")],
             [_choice("🩺 PDF with my name · all", "namedall")],
         ]
     ),
@@ -59,7 +62,7 @@ class ExportBot:
             return
         await self.tg.send(update, MENU)
 
-    def zone_of(self, data: dict) -> str:  # type: ignore[type-arg]
+    def zone_of(self, data: dict[str, Any]) -> str:
         """Where the person lives, for local times: the diary's zone, else their country's."""
         schedule = data.get("diary", {}).get("schedule")
         if schedule:
@@ -83,20 +86,43 @@ class ExportBot:
         days = PERIODS[period]
         since = None if days is None else today - timedelta(days=days)
         name = user.full_name if kind == "named" else None
-        stamp = today.strftime("%Y%m%d")
-        if kind == "zip":
-            payload = build_zip(
-                data,
-                since=since,
-                zone=zone,
-                name=None,
-                fhir=fhir_bundle(within(data, since=since, zone=zone)),
-            )
-            filename, caption = f"nightlegs-export-{stamp}.zip", "Everything I store about you."
-        else:
-            payload = doctor_pdf(data, since=since, zone=zone, name=name, today=today)
-            filename = f"nightlegs-doctor-summary-{stamp}.pdf"
-            caption = "A summary to show your doctor. It is a self-report, not a diagnosis."
+        payload, filename, caption = build_file(
+            kind, data, since=since, zone=zone, name=name, today=today
+        )
         await chat.send_document(InputFile(io.BytesIO(payload), filename=filename), caption=caption)
         self.tg.service.log_out(self.tg.who(user), f"[sent {filename}]")
         return None
+
+
+def build_file(
+    kind: str,
+    data: dict[str, Any],
+    *,
+    since: date | None,
+    zone: str,
+    name: str | None,
+    today: date,
+) -> tuple[bytes, str, str]:
+    """The chosen export as (bytes, file name, caption)."""
+    stamp = today.strftime("%Y%m%d")
+    if kind == "json":
+        text = json.dumps(within(data, since=since, zone=zone), ensure_ascii=False, indent=2)
+        return (
+            text.encode("utf-8"),
+            f"nightlegs-export-{stamp}.json",
+            "Everything I store about you, as JSON (the schema is in the project's docs).",
+        )
+    if kind == "zip":
+        bundle = build_zip(
+            data,
+            since=since,
+            zone=zone,
+            name=None,
+            fhir=fhir_bundle(within(data, since=since, zone=zone)),
+        )
+        return bundle, f"nightlegs-export-{stamp}.zip", "Everything I store about you."
+    return (
+        doctor_pdf(data, since=since, zone=zone, name=name, today=today),
+        f"nightlegs-doctor-summary-{stamp}.pdf",
+        "A summary to show your doctor. It is a self-report, not a diagnosis.",
+    )

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
+from pypdf import PdfReader
 
 from bot import telegram_views as views
 from bot.logs import CLAMPED, configure_logging
@@ -1176,3 +1177,29 @@ async def test_settings_shows_and_changes_the_country(bot: RunningBot, api: BotA
     assert state(bot)["user"]["country"] is None  # type: ignore[index]
     shown = await bot.send("/settings")
     assert "not set" in (shown[-1].plain_text or "")
+
+
+async def test_export_offers_pdf_zip_and_json_and_each_file_is_the_persons_own(
+    bot: RunningBot, api: BotApiStub
+) -> None:
+    await consent(bot)
+    await answer_all(bot, CRAMP)
+    [menu] = await bot.send("/export")
+    labels = [text for text, _ in api.buttons(menu)]
+    assert {"🩺 PDF · 30 days", "🗂 ZIP · all", "🧾 Data (JSON) · all"} <= set(labels)
+    sent = {}
+    for label in ("🩺 PDF · 30 days", "🧾 Data (JSON) · all"):
+        mark = api.mark()
+        await bot.press(label, message=menu)
+        [upload] = [c for c in api.calls[mark:] if c.method == "sendDocument" and c.ok]
+        sent[label] = upload.params["document"]
+    pdf = sent["🩺 PDF · 30 days"]
+    assert pdf.filename.endswith(".pdf")
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.data)).pages)
+    assert "self-report" in text
+    assert str(CHAT) not in text
+    document = sent["🧾 Data (JSON) · all"]
+    assert document.filename.endswith(".json")
+    data = json.loads(document.data.decode("utf-8"))
+    assert_valid_export(data)
+    assert data["conversations"][0]["conclusion"]["pattern"] == "leg_cramps"
