@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.diary_service import DiaryService
-from bot.service import Clock, TriageService, utc_now
+from bot.service import Clock, FlowService, utc_now
 from bot.settings import Settings
 from dialogs.advice import AdviceBook
 from dialogs.countries import EmergencyNumbers
@@ -19,7 +19,7 @@ class Core:
     flow: Flow
     advice: AdviceBook
     numbers: EmergencyNumbers
-    service: TriageService
+    service: FlowService
     diary: DiaryService
 
 
@@ -29,7 +29,7 @@ def build_core(settings: Settings, *, clock: Clock = utc_now) -> Core:
     advice = AdviceBook.load()
     numbers = EmergencyNumbers.load()
     store = Store.open(settings.database_url, clock=clock)
-    service = TriageService(store, flow, advice, clock=clock, emergency_number=numbers.number)
+    service = FlowService(store, flow, advice, clock=clock, emergency_number=numbers.number)
     diary = DiaryService(
         store, Flow.load("diary"), advice, clock=clock, emergency_number=numbers.number
     )

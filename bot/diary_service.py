@@ -1,6 +1,6 @@
 """Diary use cases: the schedule, check-ins as diary conversations, entries and summaries.
 
-Channel-free like `TriageService` (which runs the diary's questions); the Telegram layer
+Channel-free like `FlowService` (which runs the diary's questions); the Telegram layer
 decides how check-ins look and sends them. Every step that matters for "exactly one check-in
 per night" happens in one database transaction with its claim.
 """
@@ -23,7 +23,7 @@ from bot.diary_trends import (
     summarize,
     worsening,
 )
-from bot.service import Clock, Start, TriageService, Who, utc_now
+from bot.service import Clock, FlowService, Start, Who, utc_now
 from dialogs.advice import AdviceBook
 from dialogs.engine import Conversation, Flow
 from dialogs.nights import describe, night_for
@@ -68,7 +68,7 @@ class DiaryService:
         self.store = store
         self.clock = clock
         self.flow = flow
-        self.questions = TriageService(
+        self.questions = FlowService(
             store,
             flow,
             advice,

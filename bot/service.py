@@ -1,6 +1,7 @@
-"""The triage use cases every adapter shares: load, step the engine, save, in one transaction.
+"""The question-flow use cases every adapter shares: load, step the engine, save, in one
+transaction. One `FlowService` runs the triage, another the diary check-in.
 
-Adapters (terminal, Telegram) parse their input into an `Action`, call `TriageService.handle`
+Adapters (terminal, Telegram) parse their input into an `Action`, call `FlowService.handle`
 and render the `Reply`. The service keeps no state between calls: the database is the truth,
 so a restarted process picks every conversation up where it was.
 """
@@ -114,7 +115,7 @@ class Reply:
     answers: tuple[AnswerRecord, ...] = ()
 
 
-class TriageService:
+class FlowService:
     def __init__(
         self,
         store: Store,
@@ -341,11 +342,11 @@ __all__ = [
     "Choose",
     "Done",
     "Duplicate",
+    "FlowService",
     "Prompt",
     "Reply",
     "Resume",
     "Start",
     "Text",
-    "TriageService",
     "Who",
 ]

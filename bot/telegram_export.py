@@ -1,6 +1,6 @@
 """/export in Telegram: a doctor summary (PDF) or everything (ZIP), for a chosen period.
 
-The files are built from the person's own export (`TriageService.export`, which reads only
+The files are built from the person's own export (`FlowService.export`, which reads only
 their rows) by pure functions; this module only offers the choice and sends the file.
 """
 

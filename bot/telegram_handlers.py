@@ -1,6 +1,6 @@
 """Telegram handlers: parse the update, call the service, render, send. Routing only.
 
-State lives in the database through `TriageService`, never in PTB's memory, so handlers can
+State lives in the database through `FlowService`, never in PTB's memory, so handlers can
 run in any process that shares the store. Each state-changing handler claims the update's id
 in the same transaction as its effects, so a redelivered update changes nothing.
 """
@@ -27,11 +27,11 @@ from bot.service import (
     Choose,
     Done,
     Duplicate,
+    FlowService,
     Reply,
     Resume,
     Start,
     Text,
-    TriageService,
     Who,
 )
 from bot.telegram_export import ExportBot
@@ -61,10 +61,10 @@ def plain(html: str) -> str:
 class TelegramBot:
     """The handlers, bound to the service and content they need."""
 
-    def __init__(self, service: TriageService, numbers: EmergencyNumbers) -> None:
+    def __init__(self, service: FlowService, numbers: EmergencyNumbers) -> None:
         self.service = service
         self.numbers = numbers
-        self.services: dict[str, TriageService] = {service.flow.name: service}
+        self.services: dict[str, FlowService] = {service.flow.name: service}
         self.export = ExportBot(self)
         self.diary: DiaryBot | None = None
 
@@ -79,7 +79,7 @@ class TelegramBot:
             return self.diary.screen(step, conversation_id)
         return views.question(step, conversation_id)
 
-    def service_for(self, conversation_id: int) -> TriageService:
+    def service_for(self, conversation_id: int) -> FlowService:
         """The service of the flow a button's conversation belongs to (triage by default)."""
         return self.services.get(self.service.flow_of(conversation_id) or "", self.service)
 
@@ -414,7 +414,7 @@ class TelegramBot:
         return None
 
     @staticmethod
-    def label(service: TriageService, question_id: str, option_id: str) -> str:
+    def label(service: FlowService, question_id: str, option_id: str) -> str:
         question = service.flow.content.question(question_id)
         option = question.option(option_id) if question else None
         return option.label if option else option_id

@@ -7,7 +7,7 @@ import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.service import Start, TriageService, Who
+from bot.service import FlowService, Start, Who
 from dialogs.advice import AdviceBook
 from dialogs.engine import Flow
 from storage import Store
@@ -24,7 +24,7 @@ def test_delete_leaves_no_byte_of_the_persons_words_in_the_database_files(
 ) -> None:
     db = tmp_path / "data" / "bot.db"
     store = Store.open(f"sqlite:///{db}")
-    service = TriageService(store, Flow.load("triage"), AdviceBook.load())
+    service = FlowService(store, Flow.load("triage"), AdviceBook.load())
     anna, ben = Who("telegram", "1"), Who("telegram", "2")
     for who in (anna, ben):
         service.consent(who, language_code="en")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.service import TriageService, Who
+from bot.service import FlowService, Who
 from bot.terminal import EMERGENCY_BANNER, HELP, TerminalChat
 from dialogs.advice import AdviceBook
 from dialogs.engine import Flow
@@ -65,18 +65,18 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 @pytest.fixture
-def service(store: Store) -> TriageService:
-    return TriageService(store, FLOW, BOOK, clock=lambda: FIXED)
+def service(store: Store) -> FlowService:
+    return FlowService(store, FLOW, BOOK, clock=lambda: FIXED)
 
 
-def chat(service: TriageService, lines: list[str]) -> str:
+def chat(service: FlowService, lines: list[str]) -> str:
     out = io.StringIO()
     code = TerminalChat(service, lines=iter(lines), out=out, who=WHO).run()
     assert code == 0
     return out.getvalue()
 
 
-def latest(service: TriageService):  # type: ignore[no-untyped-def]
+def latest(service: FlowService):  # type: ignore[no-untyped-def]
     with service.store.transaction() as repo:
         user = repo.user(WHO.channel, WHO.external_id)
         found = repo.latest_conversation(user.id, FLOW.name)
@@ -84,7 +84,7 @@ def latest(service: TriageService):  # type: ignore[no-untyped-def]
     return found[1]
 
 
-def transcript(service: TriageService) -> list[tuple[str, str]]:
+def transcript(service: FlowService) -> list[tuple[str, str]]:
     with service.store.transaction() as repo:
         user = repo.user(WHO.channel, WHO.external_id)
         return [(m.direction, m.text) for m in repo.messages(user.id)]
@@ -101,7 +101,7 @@ def test_the_cramp_walk_is_a_self_care_conclusion() -> None:
 
 
 def test_a_conversation_typed_by_numbers_ends_with_the_conclusion(
-    service: TriageService,
+    service: FlowService,
 ) -> None:
     output = chat(service, by_numbers(CRAMP_WALK))
     assert conclusion_text(CRAMP_WALK) in output
@@ -114,7 +114,7 @@ def test_a_conversation_typed_by_numbers_ends_with_the_conclusion(
 
 
 def test_a_conversation_typed_by_labels_ends_with_the_conclusion(
-    service: TriageService,
+    service: FlowService,
 ) -> None:
     lines = [line for plan in CRAMP_WALK.plans for line in label_lines(plan)]
     output = chat(service, lines)
@@ -124,7 +124,7 @@ def test_a_conversation_typed_by_labels_ends_with_the_conclusion(
 
 
 def test_an_emergency_answer_ends_at_once_with_the_emergency_banner(
-    service: TriageService,
+    service: FlowService,
 ) -> None:
     facts = {**NO_RED_FLAGS, "calf_swelling_warm_red": True}
     result = walk(FLOW, facts)
@@ -138,7 +138,7 @@ def test_an_emergency_answer_ends_at_once_with_the_emergency_banner(
 # --- Commands ------------------------------------------------------------------------------------
 
 
-def test_back_reopens_the_previous_question(service: TriageService) -> None:
+def test_back_reopens_the_previous_question(service: FlowService) -> None:
     output = chat(service, ["5", "back"])
     assert output.count("Q1. First, a quick safety check") == 2
     assert "Q2." in output
@@ -147,7 +147,7 @@ def test_back_reopens_the_previous_question(service: TriageService) -> None:
     assert state.answers == []
 
 
-def test_back_after_the_conclusion_reopens_the_last_question(service: TriageService) -> None:
+def test_back_after_the_conclusion_reopens_the_last_question(service: FlowService) -> None:
     output = chat(service, [*by_numbers(CRAMP_WALK), "back"])
     last = FLOW.content.question(CRAMP_WALK.asked[-1])
     assert last is not None
@@ -156,7 +156,7 @@ def test_back_after_the_conclusion_reopens_the_last_question(service: TriageServ
     assert latest(service).state == last.id
 
 
-def test_cancel_ends_the_check_and_later_answers_get_a_hint(service: TriageService) -> None:
+def test_cancel_ends_the_check_and_later_answers_get_a_hint(service: FlowService) -> None:
     output = chat(service, ["5", "cancel", "1"])
     assert "Check cancelled." in output
     assert "Type 'check' to start a new check" in output
@@ -164,14 +164,14 @@ def test_cancel_ends_the_check_and_later_answers_get_a_hint(service: TriageServi
     assert latest(service).state == CANCELLED
 
 
-def test_help_shows_the_commands_and_keeps_the_question(service: TriageService) -> None:
+def test_help_shows_the_commands_and_keeps_the_question(service: FlowService) -> None:
     output = chat(service, ["help", "5"])
     assert HELP in output
     assert "Q2." in output
     assert len(latest(service).answers) == 1
 
 
-def test_check_starts_a_new_check_and_closes_the_open_one(service: TriageService) -> None:
+def test_check_starts_a_new_check_and_closes_the_open_one(service: FlowService) -> None:
     output = chat(service, ["5", "2", "check"])
     assert output.count("Q1. First, a quick safety check") == 2
     with service.store.transaction() as repo:
@@ -182,13 +182,13 @@ def test_check_starts_a_new_check_and_closes_the_open_one(service: TriageService
     assert open_[1].answers == []
 
 
-def test_done_with_nothing_ticked_asks_for_a_tick(service: TriageService) -> None:
+def test_done_with_nothing_ticked_asks_for_a_tick(service: FlowService) -> None:
     output = chat(service, ["done"])
     assert "Tick at least one answer first" in output
     assert latest(service).state == "emergency_signs"
 
 
-def test_quit_stops_reading_the_input(service: TriageService) -> None:
+def test_quit_stops_reading_the_input(service: FlowService) -> None:
     output = chat(service, ["quit", "5"])
     assert "Q2." not in output
     assert latest(service).answers == []
@@ -225,7 +225,7 @@ GARBAGE = [
 
 @pytest.mark.parametrize("garbage", GARBAGE)
 def test_anything_that_is_not_an_answer_gets_a_one_line_hint(
-    service: TriageService, garbage: str
+    service: FlowService, garbage: str
 ) -> None:
     output = chat(service, [garbage])
     assert output.count(HINT) == 1
@@ -239,7 +239,7 @@ def test_anything_that_is_not_an_answer_gets_a_one_line_hint(
 
 @pytest.mark.parametrize("garbage", ["", "banana", "🦵", "x" * 10_000])
 def test_garbage_on_a_single_answer_question_keeps_it_open(
-    service: TriageService, garbage: str
+    service: FlowService, garbage: str
 ) -> None:
     output = chat(service, ["5", garbage, "2"])
     assert output.count(HINT) == 1
@@ -251,14 +251,14 @@ def test_garbage_on_a_single_answer_question_keeps_it_open(
 
 
 def test_a_conversation_quit_midway_resumes_at_the_same_question(
-    service: TriageService,
+    service: FlowService,
 ) -> None:
     lines = by_numbers(CRAMP_WALK)
     first = chat(service, [*lines[:3], "quit"])
     assert "Q4." in first
     assert "Welcome back" not in first
 
-    again = TriageService(service.store, Flow.load("triage"), BOOK, clock=lambda: FIXED)
+    again = FlowService(service.store, Flow.load("triage"), BOOK, clock=lambda: FIXED)
     second = chat(again, lines[3:])
     assert "Welcome back" in second
     fourth = FLOW.content.question(CRAMP_WALK.asked[3])
@@ -268,7 +268,7 @@ def test_a_conversation_quit_midway_resumes_at_the_same_question(
     assert conclusion_text(CRAMP_WALK) in second
 
 
-def test_ticks_survive_quitting_and_show_on_return(service: TriageService) -> None:
+def test_ticks_survive_quitting_and_show_on_return(service: FlowService) -> None:
     chat(service, ["1", "quit"])
     second = chat(service, [])
     assert "Welcome back" in second
@@ -276,7 +276,7 @@ def test_ticks_survive_quitting_and_show_on_return(service: TriageService) -> No
 
 
 def test_the_transcript_holds_the_inputs_and_questions_in_order(
-    service: TriageService,
+    service: FlowService,
 ) -> None:
     lines = by_numbers(CRAMP_WALK)
     chat(service, lines)
@@ -296,7 +296,7 @@ def test_the_transcript_holds_the_inputs_and_questions_in_order(
     assert [t for d, t in messages if d == "in"][-len(lines) :] == lines
 
 
-def test_the_transcript_holds_the_conclusion_the_bot_gave(service: TriageService) -> None:
+def test_the_transcript_holds_the_conclusion_the_bot_gave(service: FlowService) -> None:
     chat(service, by_numbers(CRAMP_WALK))
     outs = [text for direction, text in transcript(service) if direction == "out"]
     assert any(conclusion_text(CRAMP_WALK) in text for text in outs)
