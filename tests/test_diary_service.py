@@ -17,22 +17,12 @@ from dialogs.records import ESCALATED
 from dialogs.vocabulary import Urgency
 from storage import Store
 from storage.diary import CheckInStatus
+from tests.clock import Clock
 
 BERLIN = ZoneInfo("Europe/Berlin")
 SYDNEY = ZoneInfo("Australia/Sydney")
 ANNA = Who("telegram", "101")
 BEN = Who("telegram", "202")
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def at(self, zone: ZoneInfo, *args: int) -> None:
-        self.now = datetime(*args, tzinfo=zone).astimezone(UTC)  # type: ignore[misc]
 
 
 @pytest.fixture

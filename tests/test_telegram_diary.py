@@ -25,6 +25,7 @@ from dialogs.records import Conclusion
 from dialogs.vocabulary import Pattern, Urgency
 from storage.diary import CheckIn, CheckInStatus, Entry, Schedule
 from tests.botapi_stub import BotApiStub, Call, SentMessage
+from tests.clock import Clock
 from tests.telegram_harness import CHAT, RunningBot
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -55,19 +56,6 @@ def _menu_label(screen: views.Screen, key: MenuKey) -> str:
 
 CONSENT = _menu_label(views.INTRO, MenuKey("consent"))
 ERASE = _menu_label(views.delete_confirm(), MenuKey("erase"))
-
-
-class Clock:
-    """The bot's "now": moved by the test, never slept on."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def at(self, zone: ZoneInfo, *args: int) -> None:
-        self.now = datetime(*args, tzinfo=zone).astimezone(UTC)  # type: ignore[misc]
 
 
 # --- fixtures ----------------------------------------------------------------------------------
