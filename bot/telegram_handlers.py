@@ -35,7 +35,7 @@ from bot.service import (
     Who,
 )
 from bot.telegram_export import ExportBot
-from bot.telegram_keys import AnswerKey, DoneKey, MenuKey, NavKey, SnoozeKey, decode
+from bot.telegram_keys import DIARY_ACTIONS, AnswerKey, DoneKey, MenuKey, NavKey, SnoozeKey, decode
 from dialogs.countries import EmergencyNumbers
 from dialogs.engine import Outcome, Prompt
 from dialogs.records import CANCELLED
@@ -44,9 +44,6 @@ if TYPE_CHECKING:
     from bot.telegram_diary import DiaryBot
 
 logger = logging.getLogger(__name__)
-DIARY_MENU = frozenset(
-    {"diary", "dtime", "dtimes", "dzone", "dzones", "dpause", "dstop", "dfill", "summary"}
-)
 
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
 MAX_LOGGED_TEXT = 4096
@@ -334,7 +331,7 @@ class TelegramBot:
                 toast = views.GROUP
             elif key is None:
                 toast = views.EXPIRED
-            elif isinstance(key, MenuKey) and key.action in DIARY_MENU and self.diary:
+            elif isinstance(key, MenuKey) and key.action in DIARY_ACTIONS and self.diary:
                 toast = (
                     await self.diary.on_menu(update, key, context)
                     if self.consented(query.from_user)

@@ -56,32 +56,23 @@ class MenuKey:
 
 Key = AnswerKey | DoneKey | NavKey | SnoozeKey | MenuKey
 
-MENU_ACTIONS = frozenset(
-    {
-        "consent",
-        "decline",
-        "new",
-        "resume",
-        "country",
-        "countries",
-        "export",
-        "delete",
-        "keep",
-        "erase",
-        "settings",
-        "help",
-        # the diary
-        "diary",
-        "dtime",
-        "dtimes",
-        "dzone",
-        "dzones",
-        "dpause",
-        "dstop",
-        "dfill",
-        "summary",
-    }
+DIARY_ACTIONS = frozenset(
+    {"diary", "dtime", "dtimes", "dzone", "dzones", "dpause", "dstop", "dfill", "summary"}
 )
+MENU_ACTIONS = DIARY_ACTIONS | {
+    "consent",
+    "decline",
+    "new",
+    "resume",
+    "country",
+    "countries",
+    "export",
+    "delete",
+    "keep",
+    "erase",
+    "settings",
+    "help",
+}
 _PATTERNS: list[tuple[re.Pattern[str], type]] = [
     (re.compile(rf"^a:([0-9]{{1,12}}):({_ID}):({_ID})$"), AnswerKey),
     (re.compile(rf"^t:([0-9]{{1,12}}):({_ID}):({_ID}):([01])$"), AnswerKey),
