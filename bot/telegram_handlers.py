@@ -39,6 +39,7 @@ from bot.telegram_keys import DIARY_ACTIONS, AnswerKey, DoneKey, MenuKey, NavKey
 from dialogs.countries import EmergencyNumbers
 from dialogs.engine import Outcome, Prompt
 from dialogs.records import CANCELLED
+from dialogs.vocabulary import Urgency
 
 if TYPE_CHECKING:
     from bot.telegram_diary import DiaryBot
@@ -175,8 +176,13 @@ class TelegramBot:
             await self.maybe_ask_country(update, reply)
 
     async def maybe_ask_country(self, update: Update, reply: Reply) -> None:
-        """After the first result, ask once for the country so the right number shows next."""
+        """After the first result, ask once for the country so the right number shows next.
+
+        Not after emergency advice: then the person should be calling for help, not tapping.
+        """
         if reply.user.country is not None or reply.user.country_asked_at is not None:
+            return
+        if reply.advice is None or reply.advice.urgency is Urgency.EMERGENCY:
             return
         suggested = self.numbers.suggest(
             update.effective_user.language_code if update.effective_user else None

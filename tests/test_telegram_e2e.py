@@ -1203,3 +1203,14 @@ async def test_export_offers_pdf_zip_and_json_and_each_file_is_the_persons_own(
     data = json.loads(document.data.decode("utf-8"))
     assert_valid_export(data)
     assert data["conversations"][0]["conclusion"]["pattern"] == "leg_cramps"
+
+
+async def test_emergency_advice_is_not_followed_by_the_country_question(
+    bot: RunningBot, api: BotApiStub
+) -> None:
+    await consent(bot)
+    await bot.press(views.UNTICKED + "Chest pain or breathless")
+    shown = await bot.press("Done ➡️")
+    assert any("Get emergency help now" in (m.plain_text or "") for m in shown)
+    assert not any("which country" in (m.plain_text or "") for m in shown)
+    assert state(bot, CHAT) is not None
