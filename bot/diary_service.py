@@ -19,6 +19,7 @@ from bot.diary_trends import (
     NOT_ASKED,
     SKIPPED,
     Night,
+    Reason,
     Summary,
     summarize,
     worsening,
@@ -271,6 +272,28 @@ class DiaryService:
 
     def trends(self, who: Who) -> Trends | None:
         """The last 7 and 30 nights, and any reasons to run the triage again."""
+        found = self._nights(who)
+        if found is None:
+            return None
+        nights, today = found
+        return Trends(
+            summarize(nights, today=today, days=7),
+            summarize(nights, today=today, days=SUMMARY_NIGHTS),
+            worsening(nights, today=today),
+        )
+
+    def new_worsening(self, who: Who, night: date) -> list[Reason]:
+        """Reasons to run the triage again that appear with `night` (not the night before), so
+        a worsening trend is pointed out once, not every night it lasts."""
+        found = self._nights(who)
+        if found is None:
+            return []
+        nights, _ = found
+        before = {reason.kind for reason in worsening(nights, today=night - timedelta(days=1))}
+        return [r for r in worsening(nights, today=night) if r.kind not in before]
+
+    def _nights(self, who: Who) -> tuple[list[Night], date] | None:
+        """The person's recent nights for the trends, and tonight's date in their zone."""
         with self.store.transaction() as repo:
             user = repo.find_user(who.channel, who.external_id)
             if user is None:
@@ -282,11 +305,7 @@ class DiaryService:
             nights = nights_from(
                 repo.diary.entries(user.id, since), repo.diary.checkins(user.id, since)
             )
-        return Trends(
-            summarize(nights, today=today, days=7),
-            summarize(nights, today=today, days=SUMMARY_NIGHTS),
-            worsening(nights, today=today),
-        )
+        return nights, today
 
 
 def nights_from(entries: list[Entry], checkins: list[CheckIn]) -> list[Night]:

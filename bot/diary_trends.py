@@ -142,7 +142,20 @@ def summarize(nights: Iterable[Night], *, today: date, days: int) -> Summary:
     )
 
 
-def worsening(nights: Iterable[Night], *, today: date) -> list[str]:
+class Reason(str):
+    """A reason to run the check again: its wording, plus a stable `kind` ("new:cramps",
+    "cramps", "pain", "wakeups") so the same trend can be recognised from night to night while
+    its numbers change."""
+
+    kind: str
+
+    def __new__(cls, text: str, kind: str) -> Reason:
+        reason = super().__new__(cls, text)
+        reason.kind = kind
+        return reason
+
+
+def worsening(nights: Iterable[Night], *, today: date) -> list[Reason]:
     """Plain-language reasons to run the check again, from the last 7 nights against the 3
     weeks before.
 
@@ -168,15 +181,18 @@ def worsening(nights: Iterable[Night], *, today: date) -> list[str]:
         return []
 
     new = [s for s in SYMPTOMS if this_week.symptom_nights[s] and not before.symptom_nights[s]]
-    reasons = [f"{SYMPTOM_LABELS[s]} appeared this week." for s in new]
+    reasons = [Reason(f"{SYMPTOM_LABELS[s]} appeared this week.", f"new:{s}") for s in new]
 
     cramp_share = sum(week.symptom_nights["cramps"] / week.nights_logged for week in baseline)
     cramp_share /= len(baseline)
     cramps = this_week.symptom_nights["cramps"]
     if "cramps" not in new and cramps >= cramp_share * this_week.nights_logged + CRAMP_NIGHTS_RISE:
         reasons.append(
-            f"Cramps on {cramps} of the {this_week.nights_logged} nights you logged this week, "
-            f"up from about {cramp_share:.0%} of logged nights in the 3 weeks before."
+            Reason(
+                f"Cramps on {cramps} of the {this_week.nights_logged} nights you logged this "
+                f"week, up from about {cramp_share:.0%} of logged nights in the 3 weeks before.",
+                "cramps",
+            )
         )
 
     pain = _mean([week.worst_pain for week in baseline if week.worst_pain is not None])
@@ -186,16 +202,22 @@ def worsening(nights: Iterable[Night], *, today: date) -> list[str]:
         and this_week.worst_pain >= pain + PAIN_RISE
     ):
         reasons.append(
-            f"Worst pain reached {this_week.worst_pain}/10 this week, "
-            f"against about {pain:.0f}/10 in the 3 weeks before."
+            Reason(
+                f"Worst pain reached {this_week.worst_pain}/10 this week, "
+                f"against about {pain:.0f}/10 in the 3 weeks before.",
+                "pain",
+            )
         )
 
     wake = _mean([week.wakeups_average for week in baseline if week.wakeups_average is not None])
     now = this_week.wakeups_average
     if now is not None and wake is not None and now >= wake + WAKEUPS_RISE:
         reasons.append(
-            f"More wake-ups: {now:.1f} a night this week, "
-            f"against about {wake:.1f} in the 3 weeks before."
+            Reason(
+                f"More wake-ups: {now:.1f} a night this week, "
+                f"against about {wake:.1f} in the 3 weeks before.",
+                "wakeups",
+            )
         )
     return reasons
 

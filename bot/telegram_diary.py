@@ -408,8 +408,23 @@ class DiaryBot:
         checkin = self.diary.night_of(conversation_id)
         night = _night(checkin.night) if checkin else "that night"
         await self.tg.send(update, f"✅ Logged for the night of {night}. Thank you, sleep well.")
-        if checkin is not None and checkin.night.weekday() == 6 and not checkin.backfill:
+        if checkin is None or checkin.backfill:
+            return
+        if checkin.night.weekday() == 6:  # the week's summary, which names any worsening
             await self.send_summary(update)
+            return
+        assert update.effective_user is not None
+        reasons = self.diary.new_worsening(self.tg.who(update.effective_user), checkin.night)
+        if reasons:
+            await self.tg.send(
+                update,
+                views.Screen(
+                    "📈 Looking at your diary: "
+                    + escape(" ".join(reasons))
+                    + "\nIt may be worth running the check again (/check), so the advice fits "
+                    "how things are now."
+                ),
+            )
 
     # --- trends ---------------------------------------------------------------------------------
 

@@ -315,3 +315,37 @@ def test_one_dispatch_opens_every_due_check_in_beyond_one_batch(
     assert diary.open_due() == 1200
     assert diary.open_due() == 0
     assert len(diary.claim_outgoing()) == 1200
+
+
+def test_a_worsening_trend_is_pointed_out_on_the_night_it_appears_not_every_night(
+    diary: DiaryService, clock: Clock
+) -> None:
+    consent(diary, ANNA)
+    clock.at(BERLIN, 2026, 10, 27, 12, 0)
+    diary.set_schedule(ANNA, time(21, 0), BERLIN)
+    found: dict[date, list[str]] = {}
+    for i in range(28):
+        day = date(2026, 10, 27) + timedelta(days=i)
+        clock.at(BERLIN, day.year, day.month, day.day, 21, 5)
+        run_dispatcher(diary)
+        q = diary.questions
+        if i < 25:  # three and a half quiet weeks
+            q.handle(ANNA, Choose("nothing"))
+        else:  # then cramps, night after night
+            for action in (
+                Choose("cramps", tick=True),
+                Done(),
+                Choose("none"),
+                Choose("once"),
+                Choose("mild"),
+                Choose("one"),
+                Choose("nothing"),
+                Choose("skip"),
+            ):
+                q.handle(ANNA, action)
+        found[day] = [r.kind for r in diary.new_worsening(ANNA, day)]
+    first_cramps = date(2026, 10, 27) + timedelta(days=25)
+    assert found[first_cramps] == ["new:cramps"]
+    assert found[first_cramps + timedelta(days=1)] == []
+    assert found[first_cramps + timedelta(days=2)] == []
+    assert all(kinds == [] for day, kinds in found.items() if day < first_cramps)
