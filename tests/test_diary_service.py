@@ -58,6 +58,15 @@ def run_dispatcher(diary: DiaryService) -> list[tuple[str, date]]:
     return sent
 
 
+def tonights_check_in(diary: DiaryService, clock: Clock) -> None:
+    """Anna keeps a diary at 21:00 Berlin time; it is 21:05 on 20 November and it was sent."""
+    consent(diary, ANNA)
+    clock.at(BERLIN, 2026, 11, 20, 12, 0)
+    diary.set_schedule(ANNA, time(21, 0), BERLIN)
+    clock.at(BERLIN, 2026, 11, 20, 21, 5)
+    run_dispatcher(diary)
+
+
 def checkins(diary: DiaryService, who: Who) -> list[tuple[date, str]]:
     with diary.store.transaction() as repo:
         user = repo.find_user(who.channel, who.external_id)
@@ -125,11 +134,7 @@ def test_a_restart_between_due_and_sent_still_sends_once(
 def test_an_unanswered_check_in_becomes_missed_when_the_next_one_comes(
     diary: DiaryService, clock: Clock
 ) -> None:
-    consent(diary, ANNA)
-    clock.at(BERLIN, 2026, 11, 20, 12, 0)
-    diary.set_schedule(ANNA, time(21, 0), BERLIN)
-    clock.at(BERLIN, 2026, 11, 20, 21, 5)
-    run_dispatcher(diary)
+    tonights_check_in(diary, clock)
     clock.at(BERLIN, 2026, 11, 21, 21, 5)
     run_dispatcher(diary)
     assert checkins(diary, ANNA) == [
@@ -141,11 +146,7 @@ def test_an_unanswered_check_in_becomes_missed_when_the_next_one_comes(
 def test_answering_a_check_in_saves_the_night_with_its_numbers(
     diary: DiaryService, clock: Clock
 ) -> None:
-    consent(diary, ANNA)
-    clock.at(BERLIN, 2026, 11, 20, 12, 0)
-    diary.set_schedule(ANNA, time(21, 0), BERLIN)
-    clock.at(BERLIN, 2026, 11, 20, 21, 5)
-    run_dispatcher(diary)
+    tonights_check_in(diary, clock)
     q = diary.questions
     step = q.handle(ANNA, Resume()).step
     assert isinstance(step, Prompt) and step.question.id == "symptoms"
@@ -170,11 +171,7 @@ def test_answering_a_check_in_saves_the_night_with_its_numbers(
 
 
 def test_a_red_flag_in_a_check_in_stops_it_and_is_stored(diary: DiaryService, clock: Clock) -> None:
-    consent(diary, ANNA)
-    clock.at(BERLIN, 2026, 11, 20, 12, 0)
-    diary.set_schedule(ANNA, time(21, 0), BERLIN)
-    clock.at(BERLIN, 2026, 11, 20, 21, 5)
-    run_dispatcher(diary)
+    tonights_check_in(diary, clock)
     q = diary.questions
     q.handle(ANNA, Choose("foot_pain", tick=True))
     q.handle(ANNA, Done())
@@ -192,11 +189,7 @@ def test_a_red_flag_in_a_check_in_stops_it_and_is_stored(diary: DiaryService, cl
 def test_snooze_reminds_later_and_skip_tonight_is_not_missed(
     diary: DiaryService, clock: Clock
 ) -> None:
-    consent(diary, ANNA)
-    clock.at(BERLIN, 2026, 11, 20, 12, 0)
-    diary.set_schedule(ANNA, time(21, 0), BERLIN)
-    clock.at(BERLIN, 2026, 11, 20, 21, 5)
-    run_dispatcher(diary)
+    tonights_check_in(diary, clock)
     with diary.store.transaction() as repo:
         user = repo.find_user("telegram", "101")
         assert user is not None
