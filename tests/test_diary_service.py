@@ -203,7 +203,7 @@ def test_snooze_reminds_later_and_skip_tonight_is_not_missed(
     assert run_dispatcher(diary) == [("101", date(2026, 11, 20))]
     skipped = diary.snooze(ANNA, checkin_id, 0)
     assert skipped is not None and skipped.status == CheckInStatus.SKIPPED
-    assert isinstance(diary.questions.handle(ANNA, Resume()).step, type(None))
+    assert diary.questions.handle(ANNA, Resume()).step is None, "skipped: nothing left to answer"
 
 
 def test_a_paused_diary_asks_nothing_until_the_pause_ends(
