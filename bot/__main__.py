@@ -23,7 +23,7 @@ def run(settings: Settings) -> int:
                 "(same questions, same database). Type 'help' for commands.\n"
             )
             return TerminalChat(core.service, lines=iter(_stdin_lines()), out=sys.stdout).run()
-        from bot.telegram_app import run_polling  # noqa: PLC0415 (terminal needs no Telegram)
+        from bot.telegram.app import run_polling  # noqa: PLC0415 (terminal needs no Telegram)
 
         return run_polling(settings, core)
     finally:

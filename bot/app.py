@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.diary_service import DiaryService
-from bot.service import Clock, FlowService, utc_now
+from bot.services.diary import DiaryService
+from bot.services.flow import Clock, FlowService, utc_now
 from bot.settings import Settings
 from dialogs.advice import AdviceBook
 from dialogs.countries import EmergencyNumbers

@@ -10,7 +10,7 @@ import getpass
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
-from bot.service import Back, Cancel, Choose, Done, FlowService, Reply, Resume, Start, Who
+from bot.services.flow import Back, Cancel, Choose, Done, FlowService, Reply, Resume, Start, Who
 from dialogs.engine import Outcome, Prompt, Step
 from dialogs.records import CANCELLED
 

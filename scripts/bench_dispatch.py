@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.app import build_core  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
-from bot.telegram_app import build_application  # noqa: E402
+from bot.telegram.app import build_application  # noqa: E402
 from tests.botapi_stub import BotApiStub  # noqa: E402
 
 BERLIN = ZoneInfo("Europe/Berlin")

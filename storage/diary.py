@@ -344,6 +344,12 @@ class DiaryRepo:
         )
         self._set_status(checkin_id, CheckInStatus.SENT, _UNSENT, remind_at=None)
 
+    def set_message(self, checkin_id: int, message_id: int) -> None:
+        """Record Telegram's id of the delivered check-in message."""
+        self._session.execute(
+            update(DiaryCheckin).where(DiaryCheckin.id == checkin_id).values(message_id=message_id)
+        )
+
     def mark_failed(self, checkin_id: int) -> None:
         """The send failed for good: 'due'/'sending' become 'failed' and are not retried."""
         self._set_status(checkin_id, CheckInStatus.FAILED, _UNSENT)

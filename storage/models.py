@@ -241,3 +241,28 @@ class DiaryEntry(Base):
         ForeignKey("conversations.id", ondelete="SET NULL")
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OutboxMessage(Base):
+    """Something the bot will send, edit or answer in a chat, written in the same transaction
+    as the change that caused it; the sender delivers rows of a chat in id order.
+
+    `payload` holds what to send (text, buttons, or the recipe of a file) and is cleared once
+    delivered, so no copy of a health message outlives its delivery; `message_id` is
+    Telegram's id of what was sent. `lane` is "reply" (a person's own tap) or "bulk"
+    (check-ins, summaries, follow-ups), which yields to replies.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    lane: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    outcome: Mapped[str | None] = mapped_column(String(16))

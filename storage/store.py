@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -34,6 +35,7 @@ from storage.models import (
 
 if TYPE_CHECKING:
     from storage.diary import DiaryRepo
+    from storage.outbox import OutboxRepo
 
 Clock = Callable[[], datetime]
 
@@ -147,6 +149,11 @@ class Repo:
     def __init__(self, session: Session, clock: Clock) -> None:
         self._session = session
         self._clock = clock
+        self.committed: list[Callable[[], None]] = []
+        """Run after this transaction commits (e.g. wiping the traces of a deletion)."""
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        self.committed.append(action)
 
     @property
     def diary(self) -> DiaryRepo:
@@ -154,6 +161,13 @@ class Repo:
         from storage.diary import DiaryRepo  # noqa: PLC0415 - storage.diary imports this module
 
         return DiaryRepo(self._session, self._clock)
+
+    @property
+    def outbox(self) -> OutboxRepo:
+        """What the bot will send, queued in this same transaction."""
+        from storage.outbox import OutboxRepo  # noqa: PLC0415 - keeps this module's imports small
+
+        return OutboxRepo(self._session, self._clock())
 
     def _user(self, user_id: int) -> User:
         user = self._session.get(User, user_id)
@@ -325,6 +339,8 @@ class Repo:
         """Remove the user and, by cascade, every row about them; unknown ids are a no-op."""
         user = self._session.get(User, user_id)
         if user is not None:
+            if user.channel == "telegram" and user.external_id.lstrip("-").isdigit():
+                self.outbox.forget_chat(int(user.external_id))
             self._session.delete(user)
             self._session.flush()
 
@@ -379,6 +395,7 @@ class Store:
         self._engine = engine
         self._clock = clock
         self._sessions = sessionmaker(engine)
+        self._current: ContextVar[Repo | None] = ContextVar(f"transaction-{id(self)}", default=None)
 
     @classmethod
     def open(cls, url: str, *, clock: Clock = utc_now) -> Store:
@@ -394,9 +411,25 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Repo]:
-        """One Session: commit when the block ends, roll back if it raises."""
+        """One Session: commit when the block ends, roll back if it raises.
+
+        Inside another transaction of this store (in the same task or thread) it joins that
+        one instead of opening a second: the outer block commits everything together. This is
+        how one Telegram update becomes one transaction, whatever the services it calls.
+        """
+        outer = self._current.get()
+        if outer is not None:
+            yield outer
+            return
         with self._sessions.begin() as session:
-            yield Repo(session, self._clock)
+            repo = Repo(session, self._clock)
+            token = self._current.set(repo)
+            try:
+                yield repo
+            finally:
+                self._current.reset(token)
+        for action in repo.committed:
+            action()
 
     def erase_traces(self) -> None:
         """Call after a deletion commits: no copy of deleted rows stays in the database files."""

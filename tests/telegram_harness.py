@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import Core, build_core
-from bot.service import utc_now
+from bot.services.flow import utc_now
 from bot.settings import Settings, load_settings
-from bot.telegram_app import serve
+from bot.telegram.app import serve, wiring
 from tests.botapi_stub import BotApiStub, SentMessage
 
 CHAT = 4242
@@ -55,8 +55,15 @@ class RunningBot:
         self.application = application
 
     async def dispatch_diary(self) -> int:
-        """Run the diary dispatcher once, now (by the injected clock), as its job would."""
-        return await self.application.bot_data["diary"].dispatch(self.application.bot)
+        """Run the diary dispatcher once, now (by the injected clock), as its job would, and
+        wait until what it queued is delivered."""
+        sent = wiring(self.application).diary.dispatch()
+        await self.settled()
+        return sent
+
+    async def settled(self) -> None:
+        """Wait until the outbox sender has delivered everything queued so far."""
+        await asyncio.wait_for(wiring(self.application).sender.settled(), timeout=10)
 
     async def stop(self) -> None:
         self._stop.set()
@@ -79,17 +86,20 @@ class RunningBot:
         mark = self.api.mark()
         update = self.api.feed_message(chat, text, **kwargs)
         await self.api.wait_until_confirmed(update)
+        await self.settled()
         return self.since(mark, chat)
 
     async def press(self, label: str, *, chat: int = CHAT, **kwargs: Any) -> list[SentMessage]:
         mark = self.api.mark()
         update = await self.api.press(chat, label, **kwargs)
         await self.api.wait_until_confirmed(update)
+        await self.settled()
         return self.since(mark, chat)
 
     async def feed(self, update: dict[str, Any], chat: int = CHAT) -> list[SentMessage]:
         mark = self.api.mark()
         await self.api.wait_until_confirmed(update)
+        await self.settled()
         return self.since(mark, chat)
 
     def since(self, mark: int, chat: int) -> list[SentMessage]:

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.diary_service import DiaryService
-from bot.service import Choose, Done, Resume, Text, Who
+from bot.services.diary import DiaryService
+from bot.services.flow import Choose, Done, Resume, Text, Who
 from dialogs.advice import AdviceBook
 from dialogs.engine import Flow, Outcome, Prompt
 from dialogs.records import ESCALATED

@@ -1,4 +1,4 @@
-"""Tests of bot/diary_trends.py and bot/diary_chart.py over a hand-counted month of nights.
+"""Tests of dialogs/trends.py and bot/files/chart.py over a hand-counted month of nights.
 
 The month (nights of 2 to 31 March 2025, today being the 31st) is written out night by night
 so every expected number below can be checked by reading the table.
@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from bot.diary_chart import render_chart
-from bot.diary_trends import (
+from bot.files.chart import render_chart
+from dialogs.trends import (
     LOGGED,
     MISSED,
     NOT_ASKED,
@@ -445,8 +445,8 @@ def test_chart_leaves_pyplot_alone() -> None:
     script = (
         "import sys\n"
         "from datetime import date\n"
-        "from bot.diary_chart import render_chart\n"
-        "from bot.diary_trends import summarize\n"
+        "from bot.files.chart import render_chart\n"
+        "from dialogs.trends import summarize\n"
         "render_chart(summarize([], today=date(2025, 3, 31), days=30))\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n"
     )

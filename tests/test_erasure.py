@@ -7,7 +7,7 @@ import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.service import FlowService, Start, Who
+from bot.services.flow import FlowService, Start, Who
 from dialogs.advice import AdviceBook
 from dialogs.engine import Flow
 from storage import Store

@@ -1,4 +1,4 @@
-"""Tests of bot/export_bundle.py and bot/doctor_pdf.py: every exported file, read back.
+"""Tests of bot/files/bundle.py and bot/files/pdf.py: every exported file, read back.
 
 The doctor summary is opened with pypdf and its text compared with the data it was built
 from; the ZIP is unpacked and each file re-read (the JSON against docs/export.schema.json,
@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 from pypdf import PdfReader
 
-from bot.doctor_pdf import BACKGROUND_WORDS, RED_FLAG_WORDS, doctor_pdf
-from bot.export_bundle import (
+from bot.files.pdf import BACKGROUND_WORDS, RED_FLAG_WORDS, doctor_pdf
+from bot.files.bundle import (
     CSV_COLUMNS,
     build_zip,
     diary_csv,

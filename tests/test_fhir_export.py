@@ -1,4 +1,4 @@
-"""Tests of bot/fhir_export.py: a real export, turned into FHIR and checked by a FHIR validator.
+"""Tests of bot/files/fhir.py: a real export, turned into FHIR and checked by a FHIR validator.
 
 The validator is `fhir.resources` 8 with its R4B models (`fhir.resources.R4B`). R4B is a
 technical correction of R4 (4.0.1): Bundle and QuestionnaireResponse have the same elements,
@@ -21,7 +21,7 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import ValidationError
 
-from bot.fhir_export import (
+from bot.files.fhir import (
     PATTERN_SYSTEM,
     RED_FLAG_SYSTEM,
     URGENCY_SYSTEM,

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import telegram_views as views
-from bot.service import Who
-from bot.telegram_keys import MenuKey, encode
+from bot.telegram import render as views
+from bot.services.flow import Who
+from bot.telegram.keys import MenuKey, encode
 from dialogs.advice import AdviceBook
 from dialogs.engine import Flow
 from dialogs.records import Conclusion

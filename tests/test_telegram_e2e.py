@@ -22,11 +22,11 @@ import pytest
 from jsonschema import Draft202012Validator
 from pypdf import PdfReader
 
-from bot import telegram_views as views
+from bot.telegram import render as views
 from bot.logs import CLAMPED, configure_logging
-from bot.service import Who
-from bot.telegram_handlers import plain
-from bot.telegram_keys import AnswerKey, DoneKey, Key, MenuKey, NavKey, decode, encode
+from bot.services.flow import Who
+from bot.telegram.turn import plain
+from bot.telegram.keys import AnswerKey, DoneKey, Key, MenuKey, NavKey, decode, encode
 from dialogs.advice import AdviceBook
 from dialogs.countries import EmergencyNumbers
 from dialogs.engine import Flow, Prompt

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot import telegram_views as views
-from bot.telegram_keys import (
+from bot.telegram import render as views
+from bot.telegram.keys import (
     MAX_BYTES,
     MENU_ACTIONS,
     AnswerKey,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.service import FlowService, Who
+from bot.services.flow import FlowService, Who
 from bot.terminal import EMERGENCY_BANNER, HELP, TerminalChat
 from dialogs.advice import AdviceBook
 from dialogs.engine import Flow

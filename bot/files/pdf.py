@@ -26,8 +26,9 @@ import yaml
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 
-from bot.diary_chart import render_chart
-from bot.diary_trends import (
+from bot.files.chart import render_chart
+from dialogs.content import DIALOGS_DIR, load_flow
+from dialogs.trends import (
     LOGGED,
     MISSED,
     NOT_ASKED,
@@ -39,7 +40,6 @@ from bot.diary_trends import (
     Summary,
     summarize,
 )
-from dialogs.content import DIALOGS_DIR, load_flow
 
 TITLE = "Night leg symptoms: patient self-report"
 SELF_REPORT = (

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from bot.diary_trends import LOGGED, MISSED, SKIPPED, SYMPTOM_LABELS, SYMPTOMS, Summary
+from dialogs.trends import LOGGED, MISSED, SKIPPED, SYMPTOM_LABELS, SYMPTOMS, Summary
 
 SIZE_INCHES = 7.2
 DPI = 150  # 7.2 in x 150 dpi = 1080 px a side

@@ -222,7 +222,7 @@ class FlowService:
             if user is None:
                 return False
             repo.delete_user(user.id)
-        self.store.erase_traces()
+            repo.after_commit(self.store.erase_traces)
         return True
 
     def advise(self, user: UserInfo, outcome: Outcome) -> Advice | None:

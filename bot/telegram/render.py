@@ -11,8 +11,9 @@ from html import escape
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import MessageLimit
 
-from bot.telegram_keys import AnswerKey, DoneKey, MenuKey, NavKey, encode
+from bot.telegram.keys import AnswerKey, DoneKey, MenuKey, NavKey, encode
 from dialogs.advice import Advice
+from dialogs.content import FlowContent
 from dialogs.countries import Country
 from dialogs.engine import Prompt
 from dialogs.records import AnswerRecord
@@ -74,6 +75,40 @@ def answered(prompt: Prompt, record: AnswerRecord | None) -> str:
         return f"{escape(q.text)}\n\n<i>(skipped: went back)</i>"
     labels = [o.label for o in q.options if o.id in record.option_ids]
     return f"{escape(q.text)}\n\n<b>➡️ {escape(', '.join(labels))}</b>"
+
+
+def answer_lines(content: FlowContent, answers: tuple[AnswerRecord, ...]) -> list[str]:
+    """What the person answered so far, one line per question, as the check's message shows."""
+    lines = []
+    for record in answers:
+        question = content.question(record.question_id)
+        if question is None:
+            continue
+        labels = [o.label for o in question.options if o.id in record.option_ids]
+        if record.text:
+            labels.append(f"“{record.text}”")
+        answer = ", ".join(labels) or "(skipped)"
+        lines.append(f"☑️ {escape(question.text)} <b>{escape(answer)}</b>")
+    return lines
+
+
+def living(lines: list[str], screen: Screen) -> Screen:
+    """One message per check: the answered lines above the question that is open now.
+
+    Each tap edits this one message (one Bot API call), instead of editing the answered
+    question and sending the next one (two calls). Older lines give way first when the
+    whole would not fit one Telegram message.
+    """
+    while lines and len("\n".join(lines)) + len(screen.text) + 2 > MAX_TEXT - 64:
+        lines = lines[1:]
+    if not lines:
+        return screen
+    return Screen("\n".join(lines) + "\n\n" + screen.text, screen.markup)
+
+
+def transcript(lines: list[str], note: str) -> str:
+    """The check's message once it is over: the answers, and how it ended, without buttons."""
+    return "\n".join([*lines, f"<i>{escape(note)}</i>"]) if lines else f"<i>{escape(note)}</i>"
 
 
 def outcome(advice: Advice, conversation_id: int) -> Screen:
@@ -170,6 +205,7 @@ EDITED = "I can't act on edited messages. Please use the buttons, or send the co
 NEED_CONSENT = "Before any health questions, please read this and say if it's OK."
 CANCELLED = "Check cancelled. Nothing more will be asked. Send /check to start again."
 STALE = "That button is from an earlier question."
+OPEN_CHECK = "You have a check open: here is where you are."
 ALREADY = "Got it already ✓"
 EXPIRED = "That button doesn't work any more."
 TICK_FIRST = "Tick at least one answer first, or choose 'None of these' or 'Not sure'."

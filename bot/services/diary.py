@@ -13,7 +13,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.diary_trends import (
+from bot.services.flow import Clock, FlowService, Start, Who, utc_now
+from dialogs.advice import AdviceBook
+from dialogs.engine import Conversation, Flow
+from dialogs.nights import describe, night_for
+from dialogs.trends import (
     LOGGED,
     MISSED,
     NOT_ASKED,
@@ -24,10 +28,6 @@ from bot.diary_trends import (
     summarize,
     worsening,
 )
-from bot.service import Clock, FlowService, Start, Who, utc_now
-from dialogs.advice import AdviceBook
-from dialogs.engine import Conversation, Flow
-from dialogs.nights import describe, night_for
 from storage import Repo, Store, UserInfo
 from storage.diary import CheckIn, CheckInStatus, Entry, Schedule
 

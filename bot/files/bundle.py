@@ -3,7 +3,7 @@
 Pure functions over the export dict that `storage.export.export_user` returns (schema:
 docs/export.schema.json), with no Telegram and no database: `within` limits the dict to a
 period, `diary_csv`, `transcript_text` and `readme_text` write one file each, and
-`build_zip` puts them together with the doctor summary (`bot.doctor_pdf`) and, when the
+`build_zip` puts them together with the doctor summary (`bot.files.pdf`) and, when the
 caller has one, a FHIR bundle.
 
 Dates of timestamps (when a conversation started, when a message was sent) are taken in the
@@ -22,7 +22,7 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.doctor_pdf import doctor_pdf, local_time
+from bot.files.pdf import doctor_pdf, local_time
 
 JSON_FILE = "nightlegs-export.json"
 CSV_FILE = "diary-nights.csv"

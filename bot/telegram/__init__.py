@@ -1,0 +1,1 @@
+"""The Telegram adapter: one module per feature, one router, one outbox for everything sent."""

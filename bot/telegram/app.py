@@ -1,0 +1,231 @@
+"""The Telegram bot: PTB application wiring, the outbox sender and durable long polling.
+
+update → polling → ChatLanes (lock per chat, one transaction) → router → feature
+       → Turn queues replies as outbox rows → commit → Sender → LanePacer → Bot API
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from telegram import BotCommand
+from telegram.error import Forbidden, InvalidToken, TelegramError
+from telegram.ext import Application, ApplicationBuilder
+
+from bot.app import Core
+from bot.files import pool
+from bot.settings import Settings
+from bot.telegram.consent import Consent
+from bot.telegram.conversation import Conversations
+from bot.telegram.delivery import BuiltFile, Sender
+from bot.telegram.diary import Diary
+from bot.telegram.export import Export
+from bot.telegram.lanes import ChatLanes
+from bot.telegram.pacing import LanePacer
+from bot.telegram.polling import DurablePolling
+from bot.telegram.router import Router
+from bot.telegram.settings import Settings as SettingsFeature
+from bot.telegram.triage import Triage
+
+logger = logging.getLogger(__name__)
+
+COMMANDS = [
+    BotCommand("check", "Start a new check of your night leg symptoms"),
+    BotCommand("back", "Undo your last answer"),
+    BotCommand("cancel", "Stop the current check"),
+    BotCommand("diary", "Nightly check-ins: time, zone, pause, stop"),
+    BotCommand("summary", "Your last 7 and 30 nights, with a chart"),
+    BotCommand("settings", "Your country, for the emergency number"),
+    BotCommand("export", "Get a copy of everything stored about you"),
+    BotCommand("delete", "Erase everything stored about you"),
+    BotCommand("help", "What this bot does"),
+]
+RETENTION_EVERY = 24 * 3600.0
+DISPATCH_EVERY = 30.0
+"""Seconds between dispatcher runs; the database, not the job, decides what is due."""
+WIRING = "nightlegs"
+
+
+@dataclass
+class Wiring:
+    """The parts of a running bot that tests and benchmarks reach for."""
+
+    lanes: ChatLanes
+    sender: Sender
+    router: Router
+    diary: Diary
+
+
+def build_application(settings: Settings, core: Core, *, rate_limit: bool = True) -> Application:  # type: ignore[type-arg]
+    """The PTB application: per-chat lanes, the two-lane pacer, handlers, jobs, outbox sender.
+
+    `rate_limit=False` exists only for a benchmark's baseline run.
+    """
+    assert settings.telegram_bot_token is not None
+    lanes = ChatLanes(core.store)
+    builder = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(f"{settings.api_root}/bot")
+        .base_file_url(f"{settings.api_root}/file/bot")
+        .updater(None)
+        .concurrent_updates(lanes)
+    )
+    if rate_limit:
+        builder = builder.rate_limiter(LanePacer())
+    application = builder.build()
+
+    numbers = core.numbers
+    conversations = Conversations(core.service, numbers)
+    export = Export(core.service, numbers)
+    diary = Diary(core.diary, _zones(core))
+    conversations.add_flow(core.diary.questions, screen=diary.screen, ending=diary.logged)
+
+    async def make_file(chat_id: int, recipe: dict[str, Any]) -> BuiltFile | str | None:
+        if recipe.get("kind") == "chart":
+            return await diary.make_chart(chat_id, recipe)
+        return await export.make_file(chat_id, recipe)
+
+    sender = Sender(
+        application.bot,
+        core.store,
+        clock=core.service.clock,
+        make_file=make_file,
+        on_delivered=diary.delivered,
+        on_blocked=diary.blocked,
+    )
+    lanes.wake = diary.wake = sender.wake
+    router = Router(
+        core.store,
+        conversations,
+        Consent(core.service, conversations),
+        Triage(conversations),
+        diary,
+        export,
+        SettingsFeature(core.service, numbers),
+    )
+    router.install(application)
+    application.bot_data[WIRING] = Wiring(lanes, sender, router, diary)
+
+    # A run that comes late or is skipped loses nothing: the next one finds the same rows.
+    assert application.job_queue is not None
+    application.job_queue.run_repeating(
+        diary.on_dispatch_job,
+        interval=DISPATCH_EVERY,
+        first=1.0,
+        name="diary-dispatch",
+        job_kwargs={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+    )
+    if settings.transcript_retention_days:
+        application.job_queue.run_repeating(
+            _retention_job(core, settings.transcript_retention_days),
+            interval=RETENTION_EVERY,
+            first=60.0,
+            name="transcript-retention",
+        )
+    return application
+
+
+def _zones(core: Core) -> Callable[[str | None], tuple[str, ...]]:
+    def zones(code: str | None) -> tuple[str, ...]:
+        country = core.numbers.countries.get(code or "")
+        return country.zones if country is not None else ()
+
+    return zones
+
+
+def wiring(application: Application) -> Wiring:  # type: ignore[type-arg]
+    found = application.bot_data[WIRING]
+    assert isinstance(found, Wiring)
+    return found
+
+
+def _retention_job(core: Core, days: int) -> Callable[[object], Awaitable[None]]:
+    """Daily: delete transcript messages older than `days` and leave no copy behind."""
+
+    async def run(_context: object) -> None:
+        with core.store.transaction() as repo:
+            removed = repo.prune_messages(core.service.clock() - timedelta(days=days))
+        core.store.erase_traces()
+        logger.info("retention: %s transcript messages older than %s days removed", removed, days)
+
+    return run
+
+
+async def register_commands(application: Application) -> None:  # type: ignore[type-arg]
+    """Show the command menu in Telegram; a failure here must not keep the bot from running."""
+    try:
+        await application.bot.set_my_commands(COMMANDS)
+    except InvalidToken:
+        raise
+    except TelegramError as exc:
+        logger.warning("could not register the command menu: %s", type(exc).__name__)
+
+
+async def serve(
+    settings: Settings,
+    core: Core,
+    stop: asyncio.Event,
+    *,
+    poll_timeout: int = 30,
+    on_ready: Callable[[Application], None] | None = None,  # type: ignore[type-arg]
+) -> None:
+    """Run the bot until `stop` is set; `on_ready` gets the started application (tests)."""
+    application = build_application(settings, core)
+    parts = wiring(application)
+    async with application:
+        await application.start()
+        if on_ready is not None:
+            on_ready(application)
+        await register_commands(application)
+        poller = DurablePolling(
+            application,
+            core.store,
+            parts.lanes,
+            clock=core.service.clock,
+            poll_timeout=poll_timeout,
+        )
+        sending = asyncio.create_task(parts.sender.run(stop), name="outbox-sweep")
+        task = asyncio.create_task(poller.run(stop), name="polling")
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pending in (task, stopper, sending):
+                pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task  # re-raises what stopped the poller, e.g. InvalidToken
+            with contextlib.suppress(asyncio.CancelledError):
+                await sending
+            await parts.sender.close()
+            await application.stop()
+            pool.shutdown()
+
+
+def run_polling(settings: Settings, core: Core) -> int:
+    """Start the bot in polling mode until SIGINT or SIGTERM."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        logger.info("nightlegs is running in Telegram (polling); Ctrl+C stops it")
+        await serve(settings, core, stop)
+
+    try:
+        asyncio.run(main())
+    except InvalidToken:
+        logger.error("Telegram refused the bot token: check TELEGRAM_BOT_TOKEN")
+        return 2
+    except Forbidden:
+        logger.error("Telegram refused access: check TELEGRAM_BOT_TOKEN")
+        return 2
+    return 0

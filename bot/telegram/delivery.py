@@ -1,0 +1,261 @@
+"""The outbox sender: turns queued rows into Bot API calls, in order per chat.
+
+One worker per chat with something to deliver takes that chat's oldest row, sends it and
+marks it delivered; chats are served side by side, and `pacing.LanePacer` keeps the overall
+pace and puts replies before bulk sends. After a crash, the rows that were committed but not
+delivered are still there: the sweep at start (and every few seconds) picks them up, so a
+person gets the next question without typing anything. A kill between Telegram's answer and
+the "delivered" commit repeats that one call: harmless for an edit (same text again) and for
+a button answer; for a send it is the one case where a message can show twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from telegram import Bot, InlineKeyboardMarkup, InputFile, Message
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+
+from bot.services.flow import Clock
+from storage import Repo, Store
+from storage.outbox import Outgoing
+
+logger = logging.getLogger(__name__)
+
+SWEEP_EVERY = 5.0
+"""Seconds between looks for rows no worker has (after a restart, or waiting out a 429)."""
+KEEP_DELIVERED = timedelta(days=2)
+MAX_BACKOFF = timedelta(minutes=5)
+NOT_MODIFIED = "message is not modified"
+
+
+@dataclass(frozen=True)
+class BuiltFile:
+    """A file made from an outbox recipe, ready to upload."""
+
+    content: bytes
+    filename: str
+    caption: str | None = None
+    photo: bool = False
+    log: str | None = None
+
+
+MakeFile = Callable[[int, dict[str, Any]], Awaitable[BuiltFile | str | None]]
+"""Builds the file a recipe describes for a chat; a str is sent as a message instead."""
+Delivered = Callable[[Repo, Outgoing, int | None], None]
+Blocked = Callable[[Repo, int, list[Outgoing]], None]
+
+
+class Sender:
+    def __init__(
+        self,
+        bot: Bot,
+        store: Store,
+        *,
+        clock: Clock,
+        make_file: MakeFile | None = None,
+        on_delivered: Delivered | None = None,
+        on_blocked: Blocked | None = None,
+    ) -> None:
+        self.bot = bot
+        self.store = store
+        self.clock = clock
+        self.make_file = make_file
+        self.on_delivered = on_delivered
+        self.on_blocked = on_blocked
+        self._workers: dict[int, asyncio.Task[None]] = {}
+        self._settled = asyncio.Event()
+        self._settled.set()
+
+    # --- starting work ------------------------------------------------------------------------
+
+    def wake(self, chats: Iterable[int]) -> None:
+        """Deliver what these chats have waiting (call after the rows are committed)."""
+        for chat_id in chats:
+            if chat_id not in self._workers:
+                self._settled.clear()
+                self._workers[chat_id] = asyncio.create_task(
+                    self._drain(chat_id), name=f"outbox-{chat_id}"
+                )
+
+    def sweep(self) -> int:
+        """Wake every chat with deliverable rows; returns how many."""
+        with self.store.transaction() as repo:
+            chats = repo.outbox.waiting_chats(self.clock())
+        self.wake(chats)
+        return len(chats)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sweep now and every few seconds, and forget old delivered rows, until `stop`."""
+        pruned_at: datetime | None = None
+        while not stop.is_set():
+            self.sweep()
+            now = self.clock()
+            if pruned_at is None or now - pruned_at > timedelta(hours=1):
+                with self.store.transaction() as repo:
+                    repo.outbox.prune(now - KEEP_DELIVERED)
+                pruned_at = now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=SWEEP_EVERY)
+
+    async def settled(self) -> None:
+        """Wait until no chat has a delivery in progress."""
+        await self._settled.wait()
+
+    async def close(self) -> None:
+        """Stop the workers; undelivered rows stay in the outbox for the next start."""
+        workers = list(self._workers.values())
+        for task in workers:
+            task.cancel()
+        for task in workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # --- one chat ---------------------------------------------------------------------------
+
+    async def _drain(self, chat_id: int) -> None:
+        try:
+            while True:
+                with self.store.transaction() as repo:
+                    row = repo.outbox.next_for(chat_id)
+                    waiting = row is not None and not self._due(row)
+                if row is None or waiting:
+                    return  # no await since the read: a row committed later wakes a new worker
+                if not await self._deliver(row):
+                    return  # waits for a retry; the sweep comes back for it
+        except Exception:
+            logger.exception("delivery to a chat failed; the sweep will try again")
+        finally:
+            del self._workers[chat_id]
+            if not self._workers:
+                self._settled.set()
+
+    def _due(self, row: Outgoing) -> bool:
+        return row.not_before is None or row.not_before <= self.clock()
+
+    async def _deliver(self, row: Outgoing) -> bool:
+        """Make the call for one row; True when the row is done with (sent or given up)."""
+        try:
+            message_id = await self._call(row)
+        except Forbidden:
+            with self.store.transaction() as repo:
+                dropped = repo.outbox.drop_chat(row.chat_id, "blocked")
+                if self.on_blocked is not None:
+                    self.on_blocked(repo, row.chat_id, dropped)
+            logger.info("chat %s blocked the bot; its queued messages were dropped", row.chat_id)
+            return True
+        except RetryAfter as exc:
+            self._later(row, _seconds(exc.retry_after))
+            return False
+        except BadRequest as exc:
+            logger.warning("Telegram refused a %s (%s); skipped", row.kind, exc.message)
+            self._done(row, None, "refused")
+            return True
+        except (NetworkError, TelegramError) as exc:
+            logger.warning("%s not delivered (%s); will retry", row.kind, type(exc).__name__)
+            backoff = min(MAX_BACKOFF.total_seconds(), 0.5 * 2 ** min(row.attempts, 10))
+            self._later(row, backoff)
+            return False
+        self._done(row, message_id, "sent")
+        return True
+
+    def _done(self, row: Outgoing, message_id: int | None, outcome: str) -> None:
+        with self.store.transaction() as repo:
+            repo.outbox.delivered(row.id, message_id=message_id, outcome=outcome)
+            if outcome == "sent" and self.on_delivered is not None:
+                self.on_delivered(repo, row, message_id)
+
+    def _later(self, row: Outgoing, seconds: float) -> None:
+        with self.store.transaction() as repo:
+            repo.outbox.retry_later(row.id, self.clock() + timedelta(seconds=seconds))
+
+    async def _call(self, row: Outgoing) -> int | None:
+        payload, chat_id = row.payload, row.chat_id
+        limits = {"lane": row.lane}
+        match row.kind:
+            case "toast":
+                try:
+                    await self.bot.answer_callback_query(
+                        payload["query_id"], text=payload.get("text")
+                    )
+                except BadRequest as exc:  # too old to answer: nothing the person can see
+                    logger.debug("button answer skipped: %s", exc.message)
+                return None
+            case "send":
+                message = await self.bot.send_message(
+                    chat_id,
+                    payload["text"],
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=_markup(payload.get("markup")),
+                    rate_limit_args=limits,
+                )
+                return message.message_id
+            case "edit":
+                return await self._edit(row, limits)
+            case "file":
+                return await self._file(row, limits)
+        raise ValueError(f"unknown outbox kind {row.kind!r}")
+
+    async def _edit(self, row: Outgoing, limits: dict[str, Any]) -> int | None:
+        payload = row.payload
+        try:
+            result = await self.bot.edit_message_text(
+                payload["text"],
+                chat_id=row.chat_id,
+                message_id=payload["message_id"],
+                parse_mode=ParseMode.HTML,
+                reply_markup=_markup(payload.get("markup")),
+                rate_limit_args=limits,
+            )
+        except BadRequest as exc:
+            if NOT_MODIFIED in exc.message.lower():
+                return int(payload["message_id"])
+            # Too old or gone: the person still needs to see it, so send it as a new message.
+            logger.debug("edit refused (%s); sending instead", exc.message)
+            message = await self.bot.send_message(
+                row.chat_id,
+                payload["text"],
+                parse_mode=ParseMode.HTML,
+                reply_markup=_markup(payload.get("markup")),
+                rate_limit_args=limits,
+            )
+            return message.message_id
+        return result.message_id if isinstance(result, Message) else int(payload["message_id"])
+
+    async def _file(self, row: Outgoing, limits: dict[str, Any]) -> int | None:
+        if self.make_file is None:
+            raise ValueError("no file maker configured")
+        built = await self.make_file(row.chat_id, row.payload["recipe"])
+        if built is None:
+            return None
+        if isinstance(built, str):
+            message = await self.bot.send_message(
+                row.chat_id, built, parse_mode=ParseMode.HTML, rate_limit_args=limits
+            )
+            return message.message_id
+        upload = InputFile(io.BytesIO(built.content), filename=built.filename)
+        if built.photo:
+            message = await self.bot.send_photo(
+                row.chat_id, upload, caption=built.caption, rate_limit_args=limits
+            )
+        else:
+            message = await self.bot.send_document(
+                row.chat_id, upload, caption=built.caption, rate_limit_args=limits
+            )
+        return message.message_id
+
+
+def _markup(data: dict[str, Any] | None) -> InlineKeyboardMarkup | None:
+    return None if data is None else InlineKeyboardMarkup.de_json(data, None)
+
+
+def _seconds(value: object) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)  # type: ignore[arg-type]

@@ -1,0 +1,120 @@
+"""Everyone in their own lane: PTB's update processor, one lock per chat, one transaction per
+update.
+
+Updates of different chats run side by side; updates of one chat wait for each other, in the
+order they came. Each update is handled in one database transaction that claims its update
+id, applies its effects and queues its replies in the outbox; the sender is woken only after
+the commit. A handler that fails rolls all of that back, and the person gets a short apology
+instead (committed with the claim, so a redelivery is not retried forever).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from telegram import Update
+from telegram.ext import BaseUpdateProcessor
+
+from bot.telegram import render
+from bot.telegram.turn import Turn, begin, end
+from storage import Store
+
+logger = logging.getLogger(__name__)
+
+MAX_CONCURRENT = 256
+
+
+class _Failed(Exception):
+    """A handler raised: PTB's error handler has logged it; undo the update's effects."""
+
+
+def chat_key(update: object) -> int | None:
+    """Which lane an update waits in: its chat (or, without one, its sender)."""
+    if not isinstance(update, Update):
+        return None
+    if update.effective_chat is not None:
+        return update.effective_chat.id
+    return update.effective_user.id if update.effective_user is not None else None
+
+
+class ChatLanes(BaseUpdateProcessor):
+    def __init__(self, store: Store, *, max_concurrent: int = MAX_CONCURRENT) -> None:
+        super().__init__(max_concurrent)
+        self.store = store
+        self.wake: Callable[[Iterable[int]], None] = lambda _chats: None
+        """Starts delivery for chats whose replies were just committed (the sender's)."""
+        self.finished: Callable[[int, BaseException | None], None] | None = None
+        """Told when an update's effects are committed (or could not be): polling moves its
+        offset, a webhook answers Telegram."""
+        self._locks: dict[int | None, asyncio.Lock] = {}
+        self._users: dict[int | None, int] = {}
+
+    async def initialize(self) -> None:
+        """Nothing to set up: locks are made as chats appear."""
+
+    async def shutdown(self) -> None:
+        """Nothing to tear down."""
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        key = chat_key(update)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] = self._users.get(key, 0) + 1
+        error: BaseException | None = None
+        try:
+            async with lock:
+                await self._handle(update, coroutine)
+        except Exception as exc:
+            error = exc
+            logger.exception("update could not be committed; it will come again")
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key], self._locks[key]
+            if self.finished is not None and isinstance(update, Update):
+                self.finished(update.update_id, error)
+
+    async def _handle(self, update: object, coroutine: Awaitable[Any]) -> None:
+        if not isinstance(update, Update):
+            await coroutine
+            return
+        turn, token = begin(update)
+        try:
+            chats = await self._in_transaction(update, turn, coroutine)
+        except _Failed:
+            chats = self._apologise(update)
+        finally:
+            end(token)
+        self.wake(chats)
+
+    async def _in_transaction(
+        self, update: Update, turn: Turn, coroutine: Awaitable[Any]
+    ) -> list[int]:
+        # Handlers make no network calls (replies go to the outbox), so nothing else runs on
+        # the event loop while this transaction is open.
+        with self.store.transaction() as repo:
+            if not repo.claim_update(update.update_id):
+                _discard(coroutine)
+                logger.info("update %s was handled before; not applied again", update.update_id)
+                key = chat_key(update)
+                return [] if key is None else [key]  # its replies may still be waiting
+            await coroutine
+            if turn.failed:
+                raise _Failed
+            return turn.queue(repo)
+
+    def _apologise(self, update: Update) -> list[int]:
+        turn = Turn(update)
+        if turn.private:
+            turn.say(render.ERROR)
+        with self.store.transaction() as repo:
+            repo.claim_update(update.update_id)
+            return turn.queue(repo)
+
+
+def _discard(coroutine: Awaitable[Any]) -> None:
+    close = getattr(coroutine, "close", None)
+    if close is not None:
+        close()

@@ -1,0 +1,191 @@
+"""Routing only: which feature handles a command, a typed message or a button.
+
+Every handler runs inside its update's transaction (see `lanes.py`) and gets the update's
+`Turn` and `Repo`. A button's data is decoded once, here, and handed to the feature that owns
+it; an old, forged or foreign button gets a short notice. Features never call each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from telegram import Update
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.telegram import render
+from bot.telegram.consent import Consent
+from bot.telegram.conversation import Conversations
+from bot.telegram.diary import Diary
+from bot.telegram.export import Export
+from bot.telegram.keys import DIARY_ACTIONS, MenuKey, SnoozeKey, decode
+from bot.telegram.settings import Settings
+from bot.telegram.triage import Triage
+from bot.telegram.turn import Turn, current
+from storage import Repo, Store
+
+logger = logging.getLogger(__name__)
+
+Context = ContextTypes.DEFAULT_TYPE
+Handler = Callable[[Turn, Repo, Update, Context], None]
+
+
+@dataclass
+class Router:
+    store: Store
+    conversations: Conversations
+    consent: Consent
+    triage: Triage
+    diary: Diary
+    export: Export
+    settings: Settings
+
+    def install(self, application: Application) -> None:  # type: ignore[type-arg]
+        private = filters.ChatType.PRIVATE
+        message = filters.UpdateType.MESSAGE
+        application.add_handler(MessageHandler(~private, self.wrap(self.on_group)))
+        commands: dict[str, Handler] = {
+            "start": lambda t, r, u, c: self.consent.on_start(t, r),
+            "check": lambda t, r, u, c: self.triage.on_check(t, r),
+            "back": lambda t, r, u, c: self.triage.on_back(t, r),
+            "cancel": lambda t, r, u, c: self.triage.on_cancel(t, r),
+            "help": lambda t, r, u, c: self.consent.on_help(t, r),
+            "settings": lambda t, r, u, c: self.settings.on_settings(t, r),
+            "export": lambda t, r, u, c: self.export.on_export(t, r),
+            "delete": lambda t, r, u, c: self.export.on_delete(t, r),
+            "diary": lambda t, r, u, c: self.diary.on_diary(t, r, c),
+            "summary": lambda t, r, u, c: self.diary.on_summary(t, r),
+        }
+        for name, handler in commands.items():
+            application.add_handler(
+                CommandHandler(name, self.wrap(handler), filters=private & message)
+            )
+        application.add_handler(
+            MessageHandler(
+                private & filters.UpdateType.EDITED_MESSAGE,
+                self.wrap(lambda t, r, u, c: self.triage.on_edited(t)),
+            )
+        )
+        application.add_handler(
+            MessageHandler(private & filters.COMMAND & message, self.wrap(self.on_unknown))
+        )
+        application.add_handler(
+            MessageHandler(private & filters.TEXT & message, self.wrap(self.on_text))
+        )
+        application.add_handler(
+            MessageHandler(
+                private & message,
+                self.wrap(lambda t, r, u, c: self.triage.on_other_message(t, r)),
+            )
+        )
+        application.add_handler(CallbackQueryHandler(self.wrap(self.on_button)))
+        application.add_error_handler(self.on_error)
+
+    def wrap(self, handler: Handler) -> Callable[[Update, Context], object]:
+        """A PTB callback that runs `handler` with the update's turn, in its transaction."""
+
+        async def callback(update: Update, context: Context) -> None:
+            with self.store.transaction() as repo:
+                handler(current(), repo, update, context)
+
+        return callback
+
+    # --- messages -------------------------------------------------------------------------
+
+    def on_group(self, turn: Turn, repo: Repo, update: Update, context: Context) -> None:
+        self.triage.on_group(turn)
+
+    def on_unknown(self, turn: Turn, repo: Repo, update: Update, context: Context) -> None:
+        message = update.effective_message
+        self.triage.on_unknown_command(turn, repo, message.text if message else None)
+
+    def on_text(self, turn: Turn, repo: Repo, update: Update, context: Context) -> None:
+        """Typed words: diary settings, a typed note, or a reminder to use the buttons."""
+        text = (update.effective_message.text if update.effective_message else None) or ""
+        if not turn.require_consent(repo):
+            return
+        if self.diary.on_text(turn, text, context):
+            return
+        if self.conversations.on_text_input(turn, text):
+            return
+        self.triage.on_text(turn, repo, text)
+
+    # --- buttons --------------------------------------------------------------------------
+
+    def on_button(self, turn: Turn, repo: Repo, update: Update, context: Context) -> None:
+        """Every button press: always answered (the turn queues the answer), so the phone
+        stops its spinner."""
+        query = update.callback_query
+        assert query is not None
+        key = decode(query.data)
+        if not turn.private:
+            turn.toast(render.GROUP)
+        elif key is None:
+            turn.toast(render.EXPIRED)
+        elif isinstance(key, MenuKey) and key.action in DIARY_ACTIONS:
+            if turn.consented(repo):
+                self.diary.on_menu(turn, key, context)
+            else:
+                turn.toast(render.EXPIRED)
+        elif isinstance(key, MenuKey):
+            self.on_menu(turn, repo, key)
+        elif not turn.consented(repo):
+            turn.toast(render.EXPIRED)
+        elif isinstance(key, SnoozeKey):
+            self.diary.on_snooze(turn, key)
+        else:
+            self.conversations.on_answer(turn, key)
+
+    def on_menu(self, turn: Turn, repo: Repo, key: MenuKey) -> None:
+        if key.action == "decline":
+            self.consent.on_decline(turn)
+            return
+        if key.action == "consent":
+            self.consent.on_agree(turn, repo)
+            return
+        if not turn.consented(repo):
+            turn.say(render.INTRO)
+            return
+        match key.action:
+            case "new":
+                self.triage.on_new(turn)
+            case "resume":
+                self.triage.on_resume(turn)
+            case "help":
+                turn.say(render.HELP)
+            case "settings":
+                self.settings.show(turn, repo)
+            case "countries":
+                self.settings.on_countries(turn)
+            case "country":
+                self.settings.on_country(turn, key.arg)
+            case "export" if key.arg:
+                self.export.on_choice(turn, repo, key.arg)
+            case "export":
+                self.export.show_menu(turn, repo)
+            case "delete":
+                turn.say(render.delete_confirm())
+            case "keep":
+                self.export.on_keep(turn)
+            case "erase":
+                self.export.on_erase(turn)
+
+    # --- errors ---------------------------------------------------------------------------
+
+    async def on_error(self, update: object, context: Context) -> None:
+        """Log the failure (no message text, no token); the update's effects are undone and
+        the person is told how to go on (see `lanes.py`)."""
+        update_id = update.update_id if isinstance(update, Update) else None
+        logger.error("update %s failed", update_id, exc_info=context.error)
+        # Outside an update (a job), logging is all there is to do.
+        with contextlib.suppress(RuntimeError):
+            current().failed = True

@@ -1,0 +1,144 @@
+"""The outbox's reads and writes: queue what the bot will say, hand it to the sender in
+order per chat, and record what Telegram answered.
+
+Rows are written in the transaction of the change that caused them (see `Store.transaction`),
+so a committed change always has its replies queued, and a rolled-back one has none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from storage.models import OutboxMessage
+
+REPLY, BULK = "reply", "bulk"
+LANES = (REPLY, BULK)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One queued row as plain values."""
+
+    id: int
+    chat_id: int
+    lane: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    not_before: datetime | None = None
+
+
+def _outgoing(row: OutboxMessage) -> Outgoing:
+    return Outgoing(
+        row.id,
+        row.chat_id,
+        row.lane,
+        row.kind,
+        dict(row.payload or {}),
+        row.attempts,
+        row.not_before,
+    )
+
+
+class OutboxRepo:
+    """Outbox rows within the caller's Session; never commits."""
+
+    def __init__(self, session: Session, now: datetime) -> None:
+        self._session = session
+        self._now = now
+
+    def add(self, chat_id: int, kind: str, payload: dict[str, Any], *, lane: str = REPLY) -> int:
+        if lane not in LANES:
+            raise ValueError(f"unknown lane {lane!r}")
+        row = OutboxMessage(
+            chat_id=chat_id,
+            lane=lane,
+            kind=kind,
+            payload=payload,
+            created_at=self._now,
+            attempts=0,
+        )
+        self._session.add(row)
+        self._session.flush()
+        return row.id
+
+    def next_for(self, chat_id: int) -> Outgoing | None:
+        """The chat's oldest undelivered row: rows of one chat go out strictly in order."""
+        row = self._session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.chat_id == chat_id, OutboxMessage.delivered_at.is_(None))
+            .order_by(OutboxMessage.id)
+            .limit(1)
+        ).first()
+        return None if row is None else _outgoing(row)
+
+    def waiting_chats(self, now: datetime, limit: int = 5000) -> list[int]:
+        """Chats with undelivered rows that may be sent now, the longest-waiting first."""
+        first = func.min(OutboxMessage.id)
+        rows = self._session.execute(
+            select(OutboxMessage.chat_id, first)
+            .where(
+                OutboxMessage.delivered_at.is_(None),
+                or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now),
+            )
+            .group_by(OutboxMessage.chat_id)
+            .order_by(first)
+            .limit(limit)
+        )
+        return [chat_id for chat_id, _ in rows]
+
+    def delivered(self, row_id: int, *, message_id: int | None, outcome: str = "sent") -> None:
+        """Mark a row done and forget its payload (the words live on only in Telegram)."""
+        self._session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id)
+            .values(delivered_at=self._now, message_id=message_id, outcome=outcome, payload=None)
+        )
+
+    def retry_later(self, row_id: int, until: datetime) -> None:
+        self._session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id)
+            .values(not_before=until, attempts=OutboxMessage.attempts + 1)
+        )
+
+    def drop_chat(self, chat_id: int, outcome: str) -> list[Outgoing]:
+        """Give up on every undelivered row of a chat (the person blocked the bot)."""
+        rows = self._session.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.chat_id == chat_id, OutboxMessage.delivered_at.is_(None)
+            )
+        ).all()
+        dropped = [_outgoing(row) for row in rows]
+        for row_id in (row.id for row in rows):
+            self.delivered(row_id, message_id=None, outcome=outcome)
+        return dropped
+
+    def forget_chat(self, chat_id: int) -> int:
+        """Delete every row of a chat, delivered or not (the person erased their data)."""
+        result = self._session.execute(
+            delete(OutboxMessage).where(OutboxMessage.chat_id == chat_id)
+        )
+        return int(result.rowcount or 0)
+
+    def prune(self, before: datetime) -> int:
+        """Delete delivered rows older than `before`: they only held ids by then."""
+        result = self._session.execute(
+            delete(OutboxMessage).where(
+                OutboxMessage.delivered_at.is_not(None), OutboxMessage.delivered_at < before
+            )
+        )
+        return int(result.rowcount or 0)
+
+    def pending(self, chat_ids: Iterable[int] | None = None) -> int:
+        """How many rows wait to be delivered (in these chats)."""
+        query = select(func.count()).where(OutboxMessage.delivered_at.is_(None))
+        if chat_ids is not None:
+            query = query.where(OutboxMessage.chat_id.in_(list(chat_ids)))
+        return int(self._session.scalar(query) or 0)
