@@ -1,0 +1,1004 @@
+"""Benchmark: simulated people tapping through nightlegs, next to a bare PTB bot, over loopback.
+
+Runs the tests' stand-in Bot API server (`tests/botapi_stub.py`) in this process and the bot
+under test as a separate real process, `python -m bot` (default settings, rate limiting on,
+a fresh SQLite database and a fresh stand-in per run). The baseline is
+`scripts/bare_ptb_bot.py`: PTB's `ApplicationBuilder` + `AIORateLimiter()` at its defaults +
+`run_polling`, answering every tap with answerCallbackQuery, editMessageText on the tapped
+message and sendMessage with a new keyboard. Everything is measured from the outside, through
+the Bot API calls the bot makes, so the same script measures today's bot and a rebuilt one.
+
+    .venv/bin/python scripts/bench_taps.py                     # all four, ~5 min on 2 cores
+    .venv/bin/python scripts/bench_taps.py --quick             # smoke run, under a minute
+    .venv/bin/python scripts/bench_taps.py read fast --json out.json
+
+Simulated people
+----------------
+Each person has a private chat of their own. They send /start, then always press a button on
+the latest bot message in their chat that has an inline keyboard: the consent button
+"✅ OK, start the check", "🔁 New check" / "🩺 New check" when a check has ended, otherwise
+an answer (Back, Cancel, Export, Delete, settings and diary-menu buttons are never pressed).
+Three in four times they pick "None of these" / "No" / "Neither" when offered (so most
+checks run to the end), otherwise any answer at random (seeded per person). On a
+multi-answer question ("▫️ …" ticks and a "… ➡️" Done button) they tick one and press Done.
+A person waits for the bot to answer the tap (answerCallbackQuery) before the next one.
+
+Figures
+-------
+tap latency  From feeding the callback update to the first chat-bound call (sendMessage,
+             editMessageText/Caption/ReplyMarkup, sendDocument, sendPhoto, deleteMessage) to
+             that chat after which the chat's latest message with an inline keyboard is a
+             different message, or the same message with a different keyboard, than the one
+             tapped: the moment the person can tap again. p50/p99 are nearest-rank.
+read         50 people at once, each reading 2-4 s (uniform) before every tap, for --seconds:
+             p50/p99 on nightlegs, on the bare bot, and for one person alone on nightlegs.
+             Ratios: p99(50)/p99(1) (target <= 3) and p99(nightlegs)/p99(bare) (<= 0.5).
+fast         50 people tapping as fast as the bot answers. Over the measured window: taps/s,
+             Bot API calls per tap (every call but getUpdates), chat-bound calls per tap and
+             30 / chat-bound calls per tap (the ceiling Telegram's ~30 messages/s allows),
+             CPU ms per tap of the bot process (utime+stime from /proc/<pid>/stat over the
+             window / taps completed in it) and peak RSS (VmHWM of /proc/<pid>/status).
+             Ratio: CPU per tap nightlegs / bare (target <= 1.5); peak RSS target <= 80 MB.
+export       One consented person with 90 nights of diary (seeded through the project's own
+             storage API before the bot starts) asks again and again for the ZIP (/export,
+             then the button starting "🗂 ZIP · 90") while another person taps (reading
+             --tapper-read s): the tapper's p99 idle vs during the exports (target <= 2x).
+fanout       --fanout-users consented people whose diary check-in is due now (seeded; the
+             bot's dispatcher sends them at its first run, ~1 s after start), one person
+             tapping (reading --tapper-read s) from the bot's first poll: check-ins sent (and
+             chats that got two), when the first and the last went out, the rate between them,
+             and the tapper's p99 over the whole fan-out, from the first poll to the last
+             check-in (the dispatcher's preparing the rows counts: target <= 500 ms).
+
+The bare baseline always runs with AIORateLimiter() unless --bare-no-limiter is given (the
+issue's "214 taps/s" bare figure was without it; not the acceptance setup).
+
+Every wait has a deadline (--tap-timeout per tap); a tap that gets no next question in time is
+counted under "timeouts" and left out of the percentiles. Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import random
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.botapi_stub import BotApiStub, Call, SentMessage  # noqa: E402
+
+SCENARIOS = ("read", "fast", "export", "fanout")
+CHAT_BOUND = frozenset(
+    {
+        "sendMessage",
+        "sendDocument",
+        "sendPhoto",
+        "editMessageText",
+        "editMessageCaption",
+        "editMessageReplyMarkup",
+        "deleteMessage",
+    }
+)
+TELEGRAM_PER_SECOND = 30
+READ_RANGE = (2.0, 4.0)
+BENIGN_SHARE = 0.75
+
+# --- button labels the simulated people rely on ----------------------------------------------
+START_LABELS = ("✅ OK, start the check", "🔁 New check", "🩺 New check")
+BENIGN_LABELS = frozenset({"None of these", "No", "Neither"})
+UNTICKED, TICKED, DONE_SUFFIX = "▫️ ", "✅ ", "➡️"
+NEVER_PREFIXES = (
+    "⬅️",  # Back, Change answer
+    "✖️",  # Cancel
+    "📄",  # Export my data
+    "🗂",  # ZIP export
+    "🧾",  # JSON export
+    "🩺 PDF",  # PDF export
+    "🗑",  # Delete
+    "⚙️",  # Settings
+    "❓",  # Help
+    "🌍",  # Change country / zone
+    "🕘",  # Change check-in time
+    "⏸",  # Pause diary
+    "⏹",  # Stop diary
+    "⌨️",  # Type a time
+    "✍️",  # Log a past night
+    "📊",  # Summary
+)
+NEVER_LABELS = frozenset(
+    {"Not now", "Keep it", "Choose another country", "My country is not listed"}
+)
+ZIP_90_PREFIX = "🗂 ZIP · 90"
+
+EXPORTER_CHAT = 7_000_001
+TAPPER_CHAT = 7_000_002
+FIRST_PERSON = 1_000_001
+FIRST_FANOUT = 20_000_000
+EXPORT_NIGHTS = 90
+ZONE = "Europe/Berlin"
+
+
+# --- the stand-in, observed --------------------------------------------------------------------
+
+
+def _chat_of(call: Call) -> int | None:
+    try:
+        return int(call.params["chat_id"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _key(message: SentMessage | None) -> tuple[int, str] | None:
+    """What a person sees to tap: the message and its keyboard."""
+    if message is None:
+        return None
+    return message.message_id, json.dumps(message.reply_markup, sort_keys=True)
+
+
+@dataclass
+class _Waiter:
+    check: Callable[[Call], bool]
+    future: asyncio.Future[float]
+
+
+class ObservedStub(BotApiStub):
+    """The stand-in, plus completion hooks: futures resolved when a call finishes.
+
+    The stub notifies on every state change; each completed call is looked at once, at the
+    moment it was answered, so latencies end when the bot's request was done.
+    """
+
+    def __init__(self) -> None:
+        self._seen = 0
+        self._open: list[int] = []
+        self._chat_waiters: dict[int, list[_Waiter]] = {}
+        self._answer_waiters: dict[str, asyncio.Future[float]] = {}
+        self.polled: asyncio.Future[float] | None = None
+        self.watch_chats: set[int] = set()
+        #: chat -> completion times of sendMessage calls to watched chats
+        self.watched_sends: dict[int, list[float]] = {}
+        self.watch_target = 0
+        self.watch_done: asyncio.Future[float] | None = None
+        super().__init__(default_timeout=30.0)
+
+    def _notify(self) -> None:
+        super()._notify()
+        now = time.monotonic()
+        calls = self.calls
+        while self._seen < len(calls):
+            call = calls[self._seen]
+            if call.method == "getUpdates" and self.polled is not None and not self.polled.done():
+                self.polled.set_result(now)
+            self._open.append(self._seen)
+            self._seen += 1
+        still = []
+        for index in self._open:
+            call = calls[index]
+            if call.status is None:
+                still.append(index)
+            else:
+                self._completed(call, now)
+        self._open = still
+
+    def _completed(self, call: Call, now: float) -> None:
+        if call.method == "answerCallbackQuery":
+            future = self._answer_waiters.pop(str(call.params.get("callback_query_id")), None)
+            if future is not None and not future.done():
+                future.set_result(now)
+            return
+        if call.method not in CHAT_BOUND or not call.ok:
+            return
+        chat = _chat_of(call)
+        if chat is None:
+            return
+        if chat in self.watch_chats and call.method == "sendMessage":
+            self.watched_sends.setdefault(chat, []).append(now)
+            done = self.watch_done
+            if (
+                done is not None
+                and not done.done()
+                and len(self.watched_sends) >= self.watch_target
+            ):
+                done.set_result(now)
+        waiters = self._chat_waiters.get(chat)
+        if not waiters:
+            return
+        for waiter in list(waiters):
+            if waiter.future.done():
+                waiters.remove(waiter)
+            elif waiter.check(call):
+                waiter.future.set_result(now)
+                waiters.remove(waiter)
+
+    def latest_keyboard(self, chat: int) -> SentMessage | None:
+        """The latest bot message of the chat that carries an inline keyboard."""
+        return next((m for m in reversed(self.messages(chat)) if m.has_inline_keyboard), None)
+
+    def expect_keyboard(
+        self,
+        chat: int,
+        before: tuple[int, str] | None,
+        want: Callable[[SentMessage], bool] | None = None,
+    ) -> asyncio.Future[float]:
+        """Resolves when a chat-bound call leaves a keyboard to tap other than `before`."""
+
+        def check(_call: Call) -> bool:
+            latest = self.latest_keyboard(chat)
+            return latest is not None and _key(latest) != before and (want is None or want(latest))
+
+        return self._expect(chat, check)
+
+    def expect_method(self, chat: int, method: str) -> asyncio.Future[float]:
+        return self._expect(chat, lambda call: call.method == method)
+
+    def _expect(self, chat: int, check: Callable[[Call], bool]) -> asyncio.Future[float]:
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._chat_waiters.setdefault(chat, []).append(_Waiter(check, future))
+        return future
+
+    def expect_answer(self, query_id: str) -> asyncio.Future[float]:
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        if query_id in self.callback_answers:
+            future.set_result(time.monotonic())
+        else:
+            self._answer_waiters[query_id] = future
+        return future
+
+
+async def _within(future: asyncio.Future[float], deadline: float) -> float | None:
+    """The future's result, or None (and the future cancelled) once `deadline` passed."""
+    try:
+        return await asyncio.wait_for(future, max(0.0, deadline - time.monotonic()))
+    except TimeoutError:
+        return None
+
+
+# --- the bot process ---------------------------------------------------------------------------
+
+
+class BotProcess:
+    """`python -m bot` (or the bare baseline) as a child process talking to `api`."""
+
+    #: False: the bare baseline runs without AIORateLimiter (--bare-no-limiter)
+    bare_limiter = True
+
+    def __init__(self, kind: str, api: ObservedStub, workdir: Path) -> None:
+        self.kind = kind
+        self.api = api
+        self.workdir = workdir
+        self.db_url = f"sqlite:///{workdir}/bench.db"
+        self.log = workdir / f"{kind}.log"
+        self.proc: asyncio.subprocess.Process | None = None
+
+    def env(self) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("TELEGRAM_", "DATABASE_", "TRANSCRIPT_"))
+        }
+        env |= {
+            "TELEGRAM_BOT_TOKEN": self.api.token,
+            "TELEGRAM_API_URL": self.api.root,
+            "DATABASE_URL": self.db_url,
+            "PTB_TIMEDELTA": "true",
+            "LOG_LEVEL": "WARNING",
+            "BARE_RATE_LIMITER": "on" if self.bare_limiter else "off",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+        }
+        return env
+
+    async def start(self, timeout: float = 60.0) -> float:
+        """Start the process; returns the moment of its first getUpdates (it is polling)."""
+        if self.kind == "nightlegs":
+            argv = [sys.executable, "-m", "bot"]
+        else:
+            argv = [sys.executable, str(ROOT / "scripts" / "bare_ptb_bot.py")]
+        self.api.polled = asyncio.get_running_loop().create_future()
+        with self.log.open("wb") as log:
+            # cwd is the run's own directory: no .env or data/ of a checkout is picked up.
+            self.proc = await asyncio.create_subprocess_exec(
+                *argv, cwd=self.workdir, env=self.env(), stdout=log, stderr=log
+            )
+        exited = asyncio.ensure_future(self.proc.wait())
+        done, _ = await asyncio.wait(
+            {self.api.polled, exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if self.api.polled in done:
+            exited.cancel()
+            return self.api.polled.result()
+        exited.cancel()
+        raise RuntimeError(f"{self.kind} did not start polling within {timeout:g}s\n{self.tail()}")
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def cpu_seconds(self) -> float:
+        """utime + stime of the process so far."""
+        assert self.proc is not None
+        stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def peak_rss_mb(self) -> float:
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    async def stop(self) -> None:
+        proc = self.proc
+        if proc is None or proc.returncode is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), 15.0)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+# --- simulated people --------------------------------------------------------------------------
+
+
+@dataclass
+class Tap:
+    chat: int
+    label: str
+    fed: float
+    done: float | None  #: when the next keyboard was there (None: timed out)
+
+    @property
+    def latency(self) -> float | None:
+        return None if self.done is None else self.done - self.fed
+
+
+def choose(buttons: Sequence[tuple[str, str | None]], rng: random.Random) -> tuple[str, str] | None:
+    """The button a person presses on this keyboard, or None if there is none to press."""
+    usable = [(text, data) for text, data in buttons if data is not None]
+    for label in START_LABELS:
+        for text, data in usable:
+            if text == label:
+                return text, data
+    done = next(((t, d) for t, d in usable if t.endswith(DONE_SUFFIX)), None)
+    if done is not None and any(t.startswith(TICKED) for t, _ in usable):
+        return done
+    answers = [
+        (t, d)
+        for t, d in usable
+        if (t, d) != done and not t.startswith(NEVER_PREFIXES) and t not in NEVER_LABELS
+    ]
+    if not answers:
+        return None
+    benign = [(t, d) for t, d in answers if t in BENIGN_LABELS]
+    if benign and rng.random() < BENIGN_SHARE:
+        return rng.choice(benign)
+    return rng.choice(answers)
+
+
+@dataclass
+class Crowd:
+    """The simulated people of one run and what they measured."""
+
+    api: ObservedStub
+    tap_timeout: float
+    taps: list[Tap] = field(default_factory=list)
+    stuck: int = 0
+    unanswered: int = 0
+
+    async def open_chat(self, chat: int, text: str = "/start") -> bool:
+        """Send `text`; True once the chat shows a keyboard to tap."""
+        before = _key(self.api.latest_keyboard(chat))
+        future = self.api.expect_keyboard(chat, before)
+        self.api.feed_message(chat, text)
+        return await _within(future, time.monotonic() + self.tap_timeout) is not None
+
+    async def tap(self, chat: int, message: SentMessage, label: str, data: str) -> Tap:
+        future = self.api.expect_keyboard(chat, _key(message))
+        fed = time.monotonic()
+        update = self.api.feed_callback(chat, message.message_id, data)
+        answered = self.api.expect_answer(str(update["callback_query"]["id"]))
+        deadline = fed + self.tap_timeout
+        tap = Tap(chat, label, fed, await _within(future, deadline))
+        if await _within(answered, deadline) is None:
+            self.unanswered += 1
+        self.taps.append(tap)
+        return tap
+
+    async def person(
+        self, chat: int, stop_at: float, read: tuple[float, float] | None, seed: int = 0
+    ) -> None:
+        rng = random.Random(chat * 1_000_003 + seed)
+        if read is not None:  # people do not all arrive in the same millisecond
+            await asyncio.sleep(rng.uniform(0.0, read[0]))
+        if not await self.open_chat(chat):
+            self.stuck += 1
+            return
+        recovered = False
+        while time.monotonic() < stop_at:
+            if read is not None:
+                pause = rng.uniform(*read)
+                if time.monotonic() + pause >= stop_at:
+                    return
+                await asyncio.sleep(pause)
+            message = self.api.latest_keyboard(chat)
+            choice = None if message is None else choose(message.buttons, rng)
+            if message is None or choice is None:
+                if recovered or not await self.open_chat(chat):
+                    self.stuck += 1
+                    return
+                recovered = True
+                continue
+            tap = await self.tap(chat, message, *choice)
+            recovered = recovered and tap.done is None
+
+
+def percentile(values: Sequence[float], pct: float) -> float | None:
+    """Nearest-rank percentile."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(pct / 100 * len(ordered)) - 1))]
+
+
+def latency_stats(taps: Sequence[Tap], start: float, end: float) -> dict[str, Any]:
+    """p50/p99 (ms) of the taps fed in [start, end)."""
+    chosen = [t for t in taps if start <= t.fed < end]
+    done = [t.latency * 1000 for t in chosen if t.latency is not None]
+    p50, p99 = percentile(done, 50), percentile(done, 99)
+    return {
+        "taps": len(done),
+        "timeouts": len(chosen) - len(done),
+        "p50_ms": None if p50 is None else round(p50, 1),
+        "p99_ms": None if p99 is None else round(p99, 1),
+        "max_ms": round(max(done), 1) if done else None,
+    }
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return round(numerator / denominator, 2)
+
+
+# --- seeding through the project's storage API -----------------------------------------------
+
+
+def _seed_settings(db_url: str) -> Any:
+    from bot.settings import load_settings  # noqa: PLC0415 (only the seeded scenarios need it)
+
+    return load_settings(
+        _env_file=None,
+        telegram_bot_token="123456789:AAHnightlegs-seed-token_0123456789",
+        telegram_api_url="http://127.0.0.1:9",
+        database_url=db_url,
+    )
+
+
+def seed_export_user(db_url: str, chat: int, nights: int = EXPORT_NIGHTS) -> None:
+    """A consented person with `nights` nights of diary and a transcript, as the bot keeps."""
+    from bot.app import build_core  # noqa: PLC0415
+
+    core = build_core(_seed_settings(db_url))
+    now = datetime.now(UTC)
+    today = now.astimezone(ZoneInfo(ZONE)).date()
+    rng = random.Random(90)
+    try:
+        with core.store.transaction() as repo:
+            user = repo.user("telegram", str(chat))
+            repo.update_user(
+                user.id,
+                consent_at=now - timedelta(days=nights + 5),
+                country="DE",
+                country_asked_at=now - timedelta(days=nights + 5),
+            )
+            # A check-in time half a day away: none is due while the benchmark runs.
+            later = now.astimezone(ZoneInfo(ZONE)) + timedelta(hours=12)
+            repo.diary.set_schedule(
+                user.id, local_time=clock_time(later.hour, 0), zone=ZONE, now=now
+            )
+            for back in range(nights, 0, -1):
+                night: date = today - timedelta(days=back)
+                cramps = rng.random() < 0.6
+                values: dict[str, Any] = {"cramps": cramps, "wakeups": rng.randint(0, 3)}
+                if cramps:
+                    values |= {"cramp_count": rng.randint(1, 4), "worst_pain": rng.randint(2, 9)}
+                repo.diary.save_entry(
+                    user.id,
+                    night,
+                    values=values,
+                    findings={"muscle_hard_knot": cramps},
+                    red_flags=[],
+                    backfilled=False,
+                    conversation_id=None,
+                )
+                repo.add_message(user.id, "out", f"How was the night of {night:%A %d %B}?")
+                repo.add_message(user.id, "in", "Cramps" if cramps else "No cramps")
+    finally:
+        core.store.dispose()
+
+
+def seed_fanout(db_url: str, users: int) -> None:
+    """`users` consented people whose diary check-in came due a minute ago (real clock)."""
+    from bot.app import build_core  # noqa: PLC0415
+
+    core = build_core(_seed_settings(db_url))
+    now = datetime.now(UTC)
+    due = now.astimezone(ZoneInfo(ZONE)) - timedelta(minutes=1)
+    try:
+        with core.store.transaction() as repo:
+            for i in range(users):
+                user = repo.user("telegram", str(FIRST_FANOUT + i))
+                repo.update_user(user.id, consent_at=now - timedelta(days=1))
+                repo.diary.set_schedule(
+                    user.id,
+                    local_time=clock_time(due.hour, due.minute),
+                    zone=ZONE,
+                    now=now - timedelta(hours=1),
+                )
+    finally:
+        core.store.dispose()
+
+
+# --- runs --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Window:
+    """Bot process figures over a measured window."""
+
+    start: float = 0.0
+    end: float = 0.0
+    cpu_start: float = 0.0
+    cpu_end: float = 0.0
+
+
+async def _measure(bot: BotProcess, window: Window, start: float, end: float) -> None:
+    await asyncio.sleep(max(0.0, start - time.monotonic()))
+    window.start, window.cpu_start = time.monotonic(), bot.cpu_seconds()
+    await asyncio.sleep(max(0.0, end - time.monotonic()))
+    window.end, window.cpu_end = time.monotonic(), bot.cpu_seconds()
+
+
+@contextlib.asynccontextmanager
+async def running(kind: str, seed: Callable[[str], None] | None = None) -> Any:
+    """A fresh stand-in, a fresh database (seeded if asked) and the bot process on them."""
+    async with ObservedStub() as api:
+        with tempfile.TemporaryDirectory(prefix="bench_taps_") as tmp:
+            bot = BotProcess(kind, api, Path(tmp))
+            if seed is not None:
+                seed(bot.db_url)
+            ready = await bot.start()
+            try:
+                yield api, bot, ready
+            finally:
+                await bot.stop()
+                if api.internal_errors:
+                    print(f"  ! stand-in errors: {api.internal_errors[:2]}", file=sys.stderr)
+
+
+async def run_crowd(
+    kind: str,
+    people: int,
+    *,
+    read: tuple[float, float] | None,
+    warmup: float,
+    seconds: float,
+    tap_timeout: float,
+) -> dict[str, Any]:
+    """`people` at once for `seconds` after `warmup`; latency, calls, CPU and RSS figures."""
+    async with running(kind) as (api, bot, ready):
+        crowd = Crowd(api, tap_timeout)
+        start, end = ready + warmup, ready + warmup + seconds
+        window = Window()
+        meter = asyncio.create_task(_measure(bot, window, start, end))
+        await asyncio.gather(*(crowd.person(FIRST_PERSON + i, end, read) for i in range(people)))
+        await meter
+        rss = bot.peak_rss_mb()
+        violations = len(api.violations)
+    completed = [
+        t for t in crowd.taps if t.done is not None and window.start <= t.done < window.end
+    ]
+    in_window = [c for c in api.calls if window.start <= c.at < window.end]
+    taps = len(completed)
+    chat_bound = sum(1 for c in in_window if c.method in CHAT_BOUND)
+    api_calls = sum(1 for c in in_window if c.method != "getUpdates")
+    elapsed = window.end - window.start
+    per_tap_chat = chat_bound / taps if taps else None
+    result = latency_stats(crowd.taps, start, end) | {
+        "people": people,
+        "seconds": round(elapsed, 1),
+        "taps_per_s": round(taps / elapsed, 1) if elapsed else None,
+        "api_calls_per_tap": round(api_calls / taps, 2) if taps else None,
+        "chat_bound_calls_per_tap": round(per_tap_chat, 2) if per_tap_chat else None,
+        "ceiling_taps_per_s": round(TELEGRAM_PER_SECOND / per_tap_chat, 1)
+        if per_tap_chat
+        else None,
+        "cpu_ms_per_tap": round((window.cpu_end - window.cpu_start) * 1000 / taps, 2)
+        if taps
+        else None,
+        "peak_rss_mb": round(rss, 1),
+        "stuck_people": crowd.stuck,
+        "unanswered_callbacks": crowd.unanswered,
+        "violations": violations,
+    }
+    return result
+
+
+async def scenario_read(args: argparse.Namespace) -> dict[str, Any]:
+    common = {"read": READ_RANGE, "warmup": args.warmup, "tap_timeout": args.tap_timeout}
+    crowd = await run_crowd("nightlegs", args.people, seconds=args.seconds, **common)
+    bare = await run_crowd("bare", args.people, seconds=args.seconds, **common)
+    alone = await run_crowd("nightlegs", 1, seconds=args.solo_seconds, **common)
+    return {
+        "nightlegs": crowd,
+        "bare": bare,
+        "nightlegs_alone": alone,
+        "p99_crowd_over_alone": ratio(crowd["p99_ms"], alone["p99_ms"]),
+        "p99_nightlegs_over_bare": ratio(crowd["p99_ms"], bare["p99_ms"]),
+    }
+
+
+async def scenario_fast(args: argparse.Namespace) -> dict[str, Any]:
+    common = {"read": None, "warmup": args.warmup, "tap_timeout": args.tap_timeout}
+    nightlegs = await run_crowd("nightlegs", args.people, seconds=args.fast_seconds, **common)
+    bare = await run_crowd("bare", args.people, seconds=args.fast_seconds, **common)
+    return {
+        "nightlegs": nightlegs,
+        "bare": bare,
+        "cpu_per_tap_nightlegs_over_bare": ratio(
+            nightlegs["cpu_ms_per_tap"], bare["cpu_ms_per_tap"]
+        ),
+    }
+
+
+async def _exporter(crowd: Crowd, stop_at: float) -> list[float]:
+    """/export, then the 90-day ZIP, again and again; returns seconds from tap to document."""
+    api, durations = crowd.api, []
+
+    def has_zip(message: SentMessage) -> bool:
+        return any(text.startswith(ZIP_90_PREFIX) for text, _ in message.buttons)
+
+    while time.monotonic() < stop_at:
+        menu = api.expect_keyboard(EXPORTER_CHAT, _key(api.latest_keyboard(EXPORTER_CHAT)), has_zip)
+        api.feed_message(EXPORTER_CHAT, "/export")
+        if await _within(menu, time.monotonic() + crowd.tap_timeout) is None:
+            crowd.stuck += 1
+            return durations
+        message = api.latest_keyboard(EXPORTER_CHAT)
+        assert message is not None
+        data = next(d for t, d in message.buttons if t.startswith(ZIP_90_PREFIX) and d)
+        document = api.expect_method(EXPORTER_CHAT, "sendDocument")
+        fed = time.monotonic()
+        update = api.feed_callback(EXPORTER_CHAT, message.message_id, data)
+        answered = api.expect_answer(str(update["callback_query"]["id"]))
+        sent = await _within(document, fed + 4 * crowd.tap_timeout)
+        if sent is None:
+            crowd.stuck += 1
+            return durations
+        durations.append(sent - fed)
+        await _within(answered, fed + 4 * crowd.tap_timeout)
+    return durations
+
+
+async def scenario_export(args: argparse.Namespace) -> dict[str, Any]:
+    def seed(db_url: str) -> None:
+        seed_export_user(db_url, EXPORTER_CHAT)
+
+    async with running("nightlegs", seed) as (api, _bot, ready):
+        crowd = Crowd(api, args.tap_timeout)
+        idle_start = ready + args.warmup
+        export_start = idle_start + args.idle_seconds
+        end = export_start + args.export_seconds
+        tapper = asyncio.create_task(crowd.person(TAPPER_CHAT, end, args.tapper_read))
+        await asyncio.sleep(max(0.0, export_start - time.monotonic()))
+        durations = await _exporter(crowd, end)
+        await tapper
+        zips = [c for c in api.calls_of("sendDocument") if c.ok and _chat_of(c) == EXPORTER_CHAT]
+        size = len(zips[-1].files["document"].data) if zips and zips[-1].files else 0
+    tapper_taps = [t for t in crowd.taps if t.chat == TAPPER_CHAT]
+    idle = latency_stats(tapper_taps, idle_start, export_start)
+    during = latency_stats(tapper_taps, export_start, end)
+    return {
+        "tapper_idle": idle,
+        "tapper_during_exports": during,
+        "p99_during_over_idle": ratio(during["p99_ms"], idle["p99_ms"]),
+        "exports": len(durations),
+        "export_mean_s": round(sum(durations) / len(durations), 2) if durations else None,
+        "zip_kb": round(size / 1024, 1),
+        "stuck": crowd.stuck,
+    }
+
+
+async def scenario_fanout(args: argparse.Namespace) -> dict[str, Any]:
+    users = args.fanout_users
+
+    def seed(db_url: str) -> None:
+        seed_fanout(db_url, users)
+
+    started = time.monotonic()
+    async with running("nightlegs", seed) as (api, _bot, ready):
+        seeded_s = ready - started
+        api.watch_chats = set(range(FIRST_FANOUT, FIRST_FANOUT + users))
+        api.watch_target = users
+        api.watch_done = asyncio.get_running_loop().create_future()
+        crowd = Crowd(api, args.tap_timeout)
+        deadline = ready + 60.0 + 2.0 * users / TELEGRAM_PER_SECOND
+        tapper = asyncio.create_task(crowd.person(TAPPER_CHAT, deadline, args.tapper_read))
+        finished = await _within(api.watch_done, deadline)
+        tapper.cancel()  # the tapper stops with the fan-out
+        with contextlib.suppress(asyncio.CancelledError):
+            await tapper
+        sends = {chat: times for chat, times in api.watched_sends.items()}
+    firsts = [times[0] for times in sends.values()]
+    first = min(firsts) if firsts else ready
+    last = max(firsts) if firsts else ready
+    # The check-ins are due before the bot starts: the fan-out runs from its first poll (the
+    # dispatcher's first run is part of it) to the last check-in sent.
+    tapper = latency_stats(crowd.taps, ready, last if finished else deadline)
+    duration = last - first
+    return {
+        "users": users,
+        "checkins_sent": len(sends),
+        "chats_with_two": sum(1 for times in sends.values() if len(times) > 1),
+        "first_checkin_after_ready_s": round(first - ready, 1) if firsts else None,
+        "last_checkin_after_ready_s": round(last - ready, 1) if firsts else None,
+        "fanout_s": round(duration, 1),
+        "checkins_per_s": round(len(sends) / duration, 1) if duration > 0 else None,
+        "tapper": tapper,
+        "complete": finished is not None,
+        "stuck": crowd.stuck,
+        "setup_s": round(seeded_s, 1),
+    }
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        text = f"{value:,.2f}" if abs(value) < 10 else f"{value:,.0f}"
+    else:
+        text = f"{value:,}" if isinstance(value, int) else str(value)
+    return text + unit
+
+
+def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = [f"\n{title}"]
+    for row in [header, ["-" * w for w in widths], *rows]:
+        lines.append("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+    return "\n".join(lines)
+
+
+def report(results: dict[str, Any]) -> str:
+    out = []
+    if "read" in results:
+        r = results["read"]
+        rows = [
+            [
+                name,
+                _fmt(r[key]["people"]),
+                _fmt(r[key]["taps"]),
+                _fmt(r[key]["p50_ms"], " ms"),
+                _fmt(r[key]["p99_ms"], " ms"),
+                _fmt(r[key]["timeouts"]),
+            ]
+            for name, key in (
+                ("nightlegs, crowd", "nightlegs"),
+                ("bare PTB, crowd", "bare"),
+                ("nightlegs, alone", "nightlegs_alone"),
+            )
+        ]
+        out.append(
+            _table(
+                "read: people reading 2-4 s before each tap",
+                ["bot", "people", "taps", "p50", "p99", "timeouts"],
+                rows,
+            )
+        )
+        out.append(
+            f"  p99(crowd) / p99(alone)    = {_fmt(r['p99_crowd_over_alone'])}   (target <= 3)"
+        )
+        out.append(
+            f"  p99(nightlegs) / p99(bare) = {_fmt(r['p99_nightlegs_over_bare'])}   (target <= 0.5)"
+        )
+    if "fast" in results:
+        r = results["fast"]
+        rows = [
+            [
+                name,
+                _fmt(r[key]["taps_per_s"]),
+                _fmt(r[key]["p50_ms"], " ms"),
+                _fmt(r[key]["p99_ms"], " ms"),
+                _fmt(r[key]["api_calls_per_tap"]),
+                _fmt(r[key]["chat_bound_calls_per_tap"]),
+                _fmt(r[key]["ceiling_taps_per_s"]),
+                _fmt(r[key]["cpu_ms_per_tap"], " ms"),
+                _fmt(r[key]["peak_rss_mb"], " MB"),
+            ]
+            for name, key in (("nightlegs", "nightlegs"), ("bare PTB", "bare"))
+        ]
+        out.append(
+            _table(
+                f"fast: {r['nightlegs']['people']} people tapping as fast as the bot answers",
+                [
+                    "bot",
+                    "taps/s",
+                    "p50",
+                    "p99",
+                    "calls/tap",
+                    "chat-bound/tap",
+                    "30÷chat-bound",
+                    "CPU/tap",
+                    "peak RSS",
+                ],
+                rows,
+            )
+        )
+        out.append(
+            f"  CPU per tap nightlegs / bare = {_fmt(r['cpu_per_tap_nightlegs_over_bare'])}"
+            "   (target <= 1.5; peak RSS target <= 80 MB)"
+        )
+    if "export" in results:
+        r = results["export"]
+        rows = [
+            [
+                name,
+                _fmt(r[key]["taps"]),
+                _fmt(r[key]["p50_ms"], " ms"),
+                _fmt(r[key]["p99_ms"], " ms"),
+                _fmt(r[key]["timeouts"]),
+            ]
+            for name, key in (
+                ("idle", "tapper_idle"),
+                ("during ZIP exports", "tapper_during_exports"),
+            )
+        ]
+        out.append(
+            _table(
+                f"export: one person taps while another downloads the {EXPORT_NIGHTS}-night ZIP",
+                ["tapper", "taps", "p50", "p99", "timeouts"],
+                rows,
+            )
+        )
+        out.append(
+            f"  exports: {r['exports']} (mean {_fmt(r['export_mean_s'], ' s')} from tap "
+            f"to document, {_fmt(r['zip_kb'], ' kB')})"
+        )
+        out.append(f"  p99 during / idle = {_fmt(r['p99_during_over_idle'])}   (target <= 2)")
+    if "fanout" in results:
+        r = results["fanout"]
+        t = r["tapper"]
+        out.append(
+            f"\nfanout: {r['users']:,} check-ins due at the first dispatch, one person tapping"
+        )
+        out.append(
+            f"  check-ins sent: {r['checkins_sent']:,} of {r['users']:,}, the first "
+            f"{_fmt(r['first_checkin_after_ready_s'], ' s')} and the last "
+            f"{_fmt(r['last_checkin_after_ready_s'], ' s')} after the bot began polling "
+            f"({_fmt(r['checkins_per_s'])}/s from first to last; chats with two: "
+            f"{r['chats_with_two']})"
+        )
+        out.append(
+            f"  tapper until the last check-in: {t['taps']} taps, p50 {_fmt(t['p50_ms'], ' ms')}"
+            f", p99 {_fmt(t['p99_ms'], ' ms')}, max {_fmt(t['max_ms'], ' ms')}, timeouts "
+            f"{t['timeouts']}   (target p99 <= 500 ms)"
+        )
+    return "\n".join(out)
+
+
+def parse_range(text: str) -> tuple[float, float]:
+    low, _, high = text.partition(",")
+    return float(low), float(high or low)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "scenarios",
+        nargs="*",
+        metavar="SCENARIO",
+        help=f"any of {', '.join(SCENARIOS)} (default: all)",
+    )
+    parser.add_argument("--quick", action="store_true", help="short smoke run (< 1 minute)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--people", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=30.0, help="read: measured seconds")
+    parser.add_argument(
+        "--solo-seconds",
+        type=float,
+        default=30.0,
+        help="read: measured seconds for the person alone",
+    )
+    parser.add_argument("--fast-seconds", type=float, default=15.0)
+    parser.add_argument(
+        "--warmup", type=float, default=3.0, help="seconds after the bot polls before measuring"
+    )
+    parser.add_argument("--idle-seconds", type=float, default=15.0)
+    parser.add_argument("--export-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--tapper-read",
+        type=parse_range,
+        default=(0.3, 1.0),
+        help="export/fanout: the tapper's reading time, LOW,HIGH seconds",
+    )
+    parser.add_argument("--fanout-users", type=int, default=2000)
+    parser.add_argument("--tap-timeout", type=float, default=30.0)
+    parser.add_argument(
+        "--bare-no-limiter",
+        action="store_true",
+        help="run the bare baseline without AIORateLimiter (not the acceptance setup)",
+    )
+    args = parser.parse_args()
+    if args.quick:
+        args.people = min(args.people, 20)
+        args.seconds = args.solo_seconds = 4.0
+        args.fast_seconds = 3.0
+        args.warmup = 1.0
+        args.idle_seconds, args.export_seconds = 3.0, 4.0
+        args.fanout_users = min(args.fanout_users, 60)
+        args.tap_timeout = min(args.tap_timeout, 15.0)
+    BotProcess.bare_limiter = not args.bare_no_limiter
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    chosen = [s for s in SCENARIOS if s in args.scenarios] or list(SCENARIOS)
+    runners = {
+        "read": scenario_read,
+        "fast": scenario_fast,
+        "export": scenario_export,
+        "fanout": scenario_fanout,
+    }
+    results: dict[str, Any] = {
+        "cores": os.cpu_count(),
+        "quick": args.quick,
+        "bare_rate_limiter": not args.bare_no_limiter,
+        "settings": {k: v for k, v in vars(args).items() if k not in ("json", "scenarios")},
+    }
+    began = time.monotonic()
+    load_before = round(os.getloadavg()[0], 2)
+    for name in chosen:
+        print(f"running {name} ...", end=" ", file=sys.stderr, flush=True)
+        started = time.monotonic()
+        results[name] = asyncio.run(runners[name](args))
+        print(f"{time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    results["total_s"] = round(time.monotonic() - began, 1)
+    results["load_average_1m_before_after"] = [load_before, round(os.getloadavg()[0], 2)]
+    print(report(results))
+    print(
+        f"\n(total {results['total_s']:.0f} s on {results['cores']} cores; 1-minute load "
+        f"average {load_before} before, {os.getloadavg()[0]:.2f} after: anything else busy on "
+        "the machine skews the figures)"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()
