@@ -1,6 +1,6 @@
 """Benchmark: dispatch due diary check-ins for many users through the real bot.
 
-Runs the real PTB application (with its AIORateLimiter) against the tests' stand-in Bot API
+Runs the real PTB application (with its two-lane pacer and outbox sender) against the tests' stand-in Bot API
 server on 127.0.0.1, with N consented users whose check-ins are all due at once, and reports:
 messages sent, how many chats got more than one check-in (must be 0), the busiest one-second
 window and the mean rate (Telegram allows about 30 messages a second overall), and the time
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.app import build_core  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
-from bot.telegram.app import build_application  # noqa: E402
+from bot.telegram.app import build_application, wiring  # noqa: E402
 from tests.botapi_stub import BotApiStub  # noqa: E402
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -64,12 +64,13 @@ async def run(users: int, *, limited: bool) -> dict[str, float]:
             core = build_core(settings, clock=lambda: now)
             seed(core, users)
             application = build_application(settings, core, rate_limit=limited)
-            diary = application.bot_data["diary"]
+            parts = wiring(application)
             async with application:
                 mark = api.mark()
                 started = time.perf_counter()
-                sent = await diary.dispatch(application.bot)
-                again = await diary.dispatch(application.bot)  # a second run sends nothing
+                sent = parts.diary.dispatch()
+                again = parts.diary.dispatch()  # a second run queues nothing
+                await parts.sender.settled()
                 elapsed = time.perf_counter() - started
             core.store.dispose()
             calls = [c for c in api.calls[mark:] if c.method == "sendMessage" and c.ok]
@@ -99,7 +100,7 @@ def main() -> None:
     baseline = asyncio.run(run(baseline_users, limited=False))
     real = asyncio.run(run(args.users, limited=True))
     print(f"baseline (no rate limiter, {baseline_users} users): {baseline}")
-    print(f"with AIORateLimiter ({args.users} users):         {real}")
+    print(f"with the pacer ({args.users} users):            {real}")
     per_user_base = baseline["seconds"] / baseline_users
     per_user_real = real["seconds"] / args.users
     print(f"time per check-in vs baseline: {per_user_real / per_user_base:.1f}x")

@@ -21,8 +21,8 @@ from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from dialogs.nights import next_due
+from storage.base import Clock, NotFound
 from storage.models import DiaryCheckin, DiaryEntry, DiarySchedule, User
-from storage.store import Clock, NotFound
 
 STALE_AFTER = timedelta(minutes=2)
 """A send attempt older than this was cut short (by a restart) and may be tried again."""
@@ -353,6 +353,10 @@ class DiaryRepo:
     def mark_failed(self, checkin_id: int) -> None:
         """The send failed for good: 'due'/'sending' become 'failed' and are not retried."""
         self._set_status(checkin_id, CheckInStatus.FAILED, _UNSENT)
+
+    def mark_undelivered(self, checkin_id: int) -> None:
+        """A queued check-in could not be delivered (the bot was blocked): 'failed'."""
+        self._set_status(checkin_id, CheckInStatus.FAILED, (*_UNSENT, CheckInStatus.SENT))
 
     def snooze(self, checkin_id: int, until: datetime) -> bool:
         """Send the check-in again at `until`; False if it is no longer open."""

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dialogs.records import AnswerRecord, Conclusion, ConversationState
 from dialogs.vocabulary import Pattern, Urgency
+from storage.base import Clock, NotFound, utc_now
 from storage.db import erase_traces, make_engine, migrate
 from storage.models import (
     DIRECTIONS,
@@ -36,18 +37,6 @@ from storage.models import (
 if TYPE_CHECKING:
     from storage.diary import DiaryRepo
     from storage.outbox import OutboxRepo
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
-class NotFound(LookupError):
-    """A user or conversation id that is not in the database."""
-
 
 class _Unset(Enum):
     UNSET = "unset"

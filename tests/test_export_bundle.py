@@ -25,7 +25,6 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 from pypdf import PdfReader
 
-from bot.files.pdf import BACKGROUND_WORDS, RED_FLAG_WORDS, doctor_pdf
 from bot.files.bundle import (
     CSV_COLUMNS,
     build_zip,
@@ -34,6 +33,7 @@ from bot.files.bundle import (
     transcript_text,
     within,
 )
+from bot.files.pdf import BACKGROUND_WORDS, RED_FLAG_WORDS, doctor_pdf
 from dialogs.records import AnswerRecord, Conclusion, ConversationState
 from dialogs.vocabulary import BACKGROUND, RED_FLAGS, Pattern, Urgency
 from storage import Store

@@ -96,9 +96,12 @@ async def test_taps_in_flight_at_a_sigkill_are_applied_exactly_once_after_restar
         bot = BotProcess(api, tmp_path)
         await bot.start()
         await api.wait_until_confirmed(api.feed_message(CHAT, "/start"), timeout=20)
+        await api.wait_for_message(CHAT, lambda m: m.has_inline_keyboard)  # the introduction
+        mark = api.mark()
         await api.wait_until_confirmed(await api.press(CHAT, "✅ OK, start the check"))
-        first = api.last_message(CHAT)
-        assert first is not None and "safety check" in first.plain_text
+        first = await api.wait_for_message(
+            CHAT, lambda m: "safety check" in (m.plain_text or ""), after=mark
+        )
         conversation_id = next(
             data.split(":")[1] for _, data in api.buttons(first) if data and data.startswith("a:")
         )
@@ -126,11 +129,23 @@ async def test_taps_in_flight_at_a_sigkill_are_applied_exactly_once_after_restar
             await api.wait_until_confirmed(updates[-1], timeout=30)
             assert stored_answers(tmp_path / "bot.db") == expected
 
-        # The conversation goes on at the right question after the last restart.
+        # The check's message shows the right next question by itself after the last restart,
+        # and /start shows it again.
+        await api.wait_for_message(
+            CHAT,
+            lambda m: (
+                m.message_id == first.message_id
+                and (m.plain_text or "").rstrip().endswith("?")
+                and "walk some distance" in (m.plain_text or "")
+            ),
+            timeout=30,
+        )
+        mark = api.mark()
         await api.wait_until_confirmed(api.feed_message(CHAT, "/start"))
-        question = api.last_message(CHAT)
-        assert question is not None
-        assert "walk some distance" in question.plain_text
+        question = await api.wait_for_message(
+            CHAT, lambda m: "walk some distance" in (m.plain_text or ""), after=mark
+        )
+        assert question.message_id != first.message_id
         assert await bot.terminate() == 0
 
     logs = bot.logs()

@@ -182,6 +182,7 @@ async def serve(
     parts = wiring(application)
     async with application:
         await application.start()
+        parts.sender.sweep()  # replies committed before a crash go out first
         if on_ready is not None:
             on_ready(application)
         await register_commands(application)

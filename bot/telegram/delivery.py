@@ -22,7 +22,7 @@ from typing import Any
 
 from telegram import Bot, InlineKeyboardMarkup, InputFile, Message
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.services.flow import Clock
 from storage import Repo, Store
@@ -34,6 +34,9 @@ SWEEP_EVERY = 5.0
 """Seconds between looks for rows no worker has (after a restart, or waiting out a 429)."""
 KEEP_DELIVERED = timedelta(days=2)
 MAX_BACKOFF = timedelta(minutes=5)
+MAX_WAIT_IN_WORKER = 30.0
+"""A chat's worker waits out shorter retries itself (keeping the chat's order); longer ones
+are left to the sweep."""
 NOT_MODIFIED = "message is not modified"
 
 
@@ -122,15 +125,19 @@ class Sender:
     # --- one chat ---------------------------------------------------------------------------
 
     async def _drain(self, chat_id: int) -> None:
+        waited_for: int | None = None
         try:
             while True:
                 with self.store.transaction() as repo:
                     row = repo.outbox.next_for(chat_id)
-                    waiting = row is not None and not self._due(row)
-                if row is None or waiting:
+                if row is None or (row.id != waited_for and not self._due(row)):
                     return  # no await since the read: a row committed later wakes a new worker
-                if not await self._deliver(row):
-                    return  # waits for a retry; the sweep comes back for it
+                wait = await self._deliver(row)
+                if wait is not None:
+                    if wait > MAX_WAIT_IN_WORKER:
+                        return  # a long wait: the sweep comes back for it
+                    waited_for = row.id
+                    await asyncio.sleep(wait)
         except Exception:
             logger.exception("delivery to a chat failed; the sweep will try again")
         finally:
@@ -141,8 +148,9 @@ class Sender:
     def _due(self, row: Outgoing) -> bool:
         return row.not_before is None or row.not_before <= self.clock()
 
-    async def _deliver(self, row: Outgoing) -> bool:
-        """Make the call for one row; True when the row is done with (sent or given up)."""
+    async def _deliver(self, row: Outgoing) -> float | None:
+        """Make the call for one row; None when done with it (sent or given up), else how
+        many seconds to wait before trying it again (the row records it too)."""
         try:
             message_id = await self._call(row)
         except Forbidden:
@@ -151,21 +159,19 @@ class Sender:
                 if self.on_blocked is not None:
                     self.on_blocked(repo, row.chat_id, dropped)
             logger.info("chat %s blocked the bot; its queued messages were dropped", row.chat_id)
-            return True
+            return None
         except RetryAfter as exc:
-            self._later(row, _seconds(exc.retry_after))
-            return False
+            return self._later(row, _seconds(exc.retry_after))
         except BadRequest as exc:
             logger.warning("Telegram refused a %s (%s); skipped", row.kind, exc.message)
             self._done(row, None, "refused")
-            return True
-        except (NetworkError, TelegramError) as exc:
+            return None
+        except TelegramError as exc:  # network trouble or a 5xx: try again a little later
             logger.warning("%s not delivered (%s); will retry", row.kind, type(exc).__name__)
-            backoff = min(MAX_BACKOFF.total_seconds(), 0.5 * 2 ** min(row.attempts, 10))
-            self._later(row, backoff)
-            return False
+            backoff = min(MAX_BACKOFF.total_seconds(), 0.25 * 2 ** min(row.attempts, 12))
+            return self._later(row, backoff)
         self._done(row, message_id, "sent")
-        return True
+        return None
 
     def _done(self, row: Outgoing, message_id: int | None, outcome: str) -> None:
         with self.store.transaction() as repo:
@@ -173,9 +179,10 @@ class Sender:
             if outcome == "sent" and self.on_delivered is not None:
                 self.on_delivered(repo, row, message_id)
 
-    def _later(self, row: Outgoing, seconds: float) -> None:
+    def _later(self, row: Outgoing, seconds: float) -> float:
         with self.store.transaction() as repo:
             repo.outbox.retry_later(row.id, self.clock() + timedelta(seconds=seconds))
+        return seconds
 
     async def _call(self, row: Outgoing) -> int | None:
         payload, chat_id = row.payload, row.chat_id

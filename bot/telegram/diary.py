@@ -388,7 +388,7 @@ class Diary:
         for row in dropped:
             checkin = (row.payload.get("ref") or {}).get("checkin")
             if checkin is not None:
-                repo.diary.mark_failed(int(checkin))
+                repo.diary.mark_undelivered(int(checkin))
         user = repo.find_user("telegram", str(chat_id))
         if user is not None:
             repo.diary.disable(user.id)

@@ -80,6 +80,7 @@ class ChatLanes(BaseUpdateProcessor):
         if not isinstance(update, Update):
             await coroutine
             return
+        logger.debug("handling update %s", update.update_id)
         turn, token = begin(update)
         try:
             chats = await self._in_transaction(update, turn, coroutine)
