@@ -30,10 +30,10 @@ def postgres_server() -> Iterator[PostgresServer]:
     try:
         server = PostgresServer.start_new()
     except PostgresUnavailable as exc:
-        _unavailable.append(str(exc))
         message = f"PostgreSQL tests need a server: {exc}"
         if _in_ci():
             pytest.fail(f"{message} (CI=true: PostgreSQL must not be skipped)", pytrace=False)
+        _unavailable.append(str(exc))
         pytest.skip(message)
     try:
         yield server

@@ -41,25 +41,26 @@ class PostgresUnavailable(RuntimeError):
 
 
 def find_bin_dir() -> Path:
-    """The folder holding initdb and pg_ctl: $PG_BINDIR, Debian's newest, or the PATH."""
-    candidates: list[Path] = []
+    """The folder holding initdb and pg_ctl: $PG_BINDIR if set, else Debian's newest, else
+    the PATH's."""
     if os.environ.get("PG_BINDIR"):
-        candidates.append(Path(os.environ["PG_BINDIR"]))
-    debian = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin"),
-        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
-        reverse=True,
-    )
-    candidates.extend(debian)
-    on_path = shutil.which("initdb")
-    if on_path:
-        candidates.append(Path(on_path).resolve().parent)
+        candidates = [Path(os.environ["PG_BINDIR"])]
+    else:
+        candidates = sorted(
+            Path("/usr/lib/postgresql").glob("*/bin"),
+            key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+            reverse=True,
+        )
+        on_path = shutil.which("initdb")
+        if on_path:
+            candidates.append(Path(on_path).resolve().parent)
     for folder in candidates:
         if (folder / "initdb").is_file() and (folder / "pg_ctl").is_file():
             return folder
+    where = " or ".join(map(str, candidates)) or "/usr/lib/postgresql/*/bin or on the PATH"
     raise PostgresUnavailable(
-        "no PostgreSQL server binaries (initdb, pg_ctl) found in /usr/lib/postgresql/*/bin or "
-        "on the PATH; install them (Debian: apt-get install postgresql) or set PG_BINDIR"
+        f"no initdb and pg_ctl in {where}; install PostgreSQL's server "
+        "(Debian: apt-get install postgresql) or set PG_BINDIR to their folder"
     )
 
 
