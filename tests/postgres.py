@@ -5,7 +5,8 @@ unix socket in that folder and no TCP listener, so nothing outside this machine,
 user, can reach it. Durability is switched off (fsync, full-page writes): the data lives for
 one test session. As root the server runs as the `postgres` user that Debian's package
 creates, since PostgreSQL refuses to run as root. `database()` gives each test a new, empty
-database and drops it afterwards.
+database, owned by the unprivileged role `nightlegs` the bot connects as, and drops it
+afterwards.
 """
 
 from __future__ import annotations
@@ -23,9 +24,15 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+from sqlalchemy.engine import make_url
 
 SERVER_USER = "postgres"
-"""The operating-system user the server runs as when the tests run as root."""
+"""The operating-system user the server runs as when the tests run as root; also the name of
+the database superuser."""
+
+BOT_ROLE = "nightlegs"
+"""The role the bot connects as in the tests: no superuser, the owner of its database, as in
+production."""
 
 SETTINGS = {
     "listen_addresses": "",
@@ -132,6 +139,8 @@ class PostgresServer:
             "--log", str(self.log),
             "--options", options,
         )  # fmt: skip
+        with self.connect() as connection:
+            connection.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(BOT_ROLE)))
 
     def stop(self) -> None:
         """Stop the server at once and remove its folder."""
@@ -143,8 +152,8 @@ class PostgresServer:
                 )  # fmt: skip
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def url(self, database: str) -> str:
-        return f"postgresql+psycopg://{SERVER_USER}@/{database}?host={self.root}"
+    def url(self, database: str, user: str = BOT_ROLE) -> str:
+        return f"postgresql+psycopg://{user}@/{database}?host={self.root}"
 
     def connect(self, database: str = "postgres") -> psycopg.Connection:
         """A plain psycopg connection as the superuser, in autocommit mode."""
@@ -152,12 +161,22 @@ class PostgresServer:
             host=str(self.root), user=SERVER_USER, dbname=database, autocommit=True
         )
 
+    @staticmethod
+    def superuser_url(url: str) -> str:
+        """The same database, as the superuser: for CHECKPOINT and reading the server's files."""
+        return make_url(url).set(username=SERVER_USER).render_as_string(hide_password=False)
+
     @contextlib.contextmanager
     def database(self) -> Iterator[str]:
-        """A new, empty database for the block, dropped afterwards; yields its URL."""
+        """A new, empty database for the block, dropped afterwards; yields its URL (as the bot's
+        role; `superuser_url` gives the same database as the superuser)."""
         name = f"test_{os.getpid()}_{next(self._names)}"
         with self.connect() as connection:
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            connection.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(name), sql.Identifier(BOT_ROLE)
+                )
+            )
         try:
             yield self.url(name)
         finally:

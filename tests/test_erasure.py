@@ -14,7 +14,7 @@ from bot.service import FlowService, Start, Who
 from dialogs.advice import AdviceBook
 from dialogs.engine import Flow
 from storage import Store
-from tests.postgres import postgresql_only
+from tests.postgres import PostgresServer, postgresql_only
 
 SENTINEL = "zebra-quartz-7731-sentinel"
 ANNA, BEN = Who("telegram", "5550001234"), Who("telegram", "2")
@@ -92,7 +92,7 @@ def test_on_postgresql_a_delete_alone_leaves_the_rows_bytes_in_the_table_files(
     database_url: str,
 ) -> None:
     store, _ = anna_and_ben(database_url)
-    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    admin = create_engine(PostgresServer.superuser_url(database_url), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         toast = connection.execute(
             text("SELECT reltoastrelid::regclass::text FROM pg_class WHERE relname = 'messages'")
@@ -122,7 +122,7 @@ def test_on_postgresql_delete_rewrites_the_tables_so_no_byte_of_the_person_stays
     database_url: str,
 ) -> None:
     store, service = anna_and_ben(database_url)
-    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    admin = create_engine(PostgresServer.superuser_url(database_url), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text("ANALYZE"))  # the planner's samples of column values, too
         statistics_file = connection.execute(
