@@ -1,6 +1,6 @@
 """Benchmark: dispatch due diary check-ins for many users through the real bot.
 
-Runs the real PTB application (with its two-lane pacer and outbox sender) against the tests' stand-in Bot API
+Runs the real PTB application (its two-lane pacer and outbox sender) against the stand-in Bot API
 server on 127.0.0.1, with N consented users whose check-ins are all due at once, and reports:
 messages sent, how many chats got more than one check-in (must be 0), the busiest one-second
 window and the mean rate (Telegram allows about 30 messages a second overall), and the time

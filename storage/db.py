@@ -1,9 +1,11 @@
 """Engines and schema upgrades: how nightlegs connects to its database and brings it to head.
 
-`make_engine` turns a URL into an Engine with the SQLite settings the bot relies on
-(foreign keys enforced, WAL, a busy timeout, deleted content overwritten); `migrate` runs the
-packaged alembic migrations. Health data lives in these files, so they are created readable by
-their owner only (SQLite gives the -wal and -shm files the database file's permissions).
+`make_engine` turns a URL into an Engine: for SQLite with the settings the bot relies on
+(foreign keys enforced, WAL, a busy timeout, deleted content overwritten), for PostgreSQL
+(`postgresql+psycopg://`) with a small pool whose connections are checked before use.
+`migrate` runs the packaged alembic migrations. Health data lives in SQLite's files, so they
+are created readable by their owner only (SQLite gives the -wal and -shm files the database
+file's permissions). `erase_traces` removes what a deletion leaves in the files, on either.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from storage.models import Base
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -27,9 +31,36 @@ def _sqlite_file(database: str | None) -> Path | None:
     return Path(database)
 
 
-def make_engine(url: str) -> Engine:
-    """Create an Engine for `url`; for SQLite, create the file's folder and set the pragmas."""
-    parsed = make_url(url)
+POSTGRES_POOL_SIZE = 5
+"""Connections a process keeps open to PostgreSQL; as many again may open under load."""
+
+
+def _with_driver(url: URL) -> URL:
+    """`postgresql://` and `postgres://` URLs name no driver: use psycopg 3, the one shipped."""
+    if url.drivername in ("postgresql", "postgres"):
+        return url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def make_engine(url: str, *, pool_size: int = POSTGRES_POOL_SIZE) -> Engine:
+    """Create an Engine for `url`; for SQLite, create the file's folder and set the pragmas.
+
+    For PostgreSQL, `pool_size` connections stay open (and up to as many more under load);
+    each is checked before use, so a restarted server or a dropped idle connection costs a
+    reconnect, not a failed update.
+    """
+    parsed = _with_driver(make_url(url))
+    if parsed.get_backend_name() == "postgresql":
+        named = "application_name" in parsed.query
+        connect_args = {} if named else {"application_name": "nightlegs"}
+        return create_engine(
+            parsed,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            pool_recycle=3600,
+            connect_args=connect_args,
+        )
     engine = create_engine(parsed)
     if parsed.get_backend_name() != "sqlite":
         return engine
@@ -63,12 +94,36 @@ def create_private(path: Path) -> None:
 
 
 def erase_traces(engine: Engine) -> None:
-    """After deleting someone's rows: fold the WAL back and truncate it, so no copy of the
-    deleted pages survives in the -wal file (the main file's were zeroed by secure_delete)."""
+    """After a deletion commits: leave no readable copy of the deleted rows in the table files.
+
+    SQLite: fold the WAL back and truncate it, so no copy of the deleted pages survives in the
+    -wal file (the main file's were zeroed by secure_delete).
+
+    PostgreSQL: a DELETE only marks row versions dead; they stay in the table's pages, and a
+    plain VACUUM frees their space without overwriting it. VACUUM FULL writes every table of
+    the schema (with its TOAST table and indexes) into new files and deletes the old ones;
+    ANALYZE then recomputes the planner's statistics, whose samples of column values may hold
+    deleted values, and VACUUM FULL of pg_statistic drops the old samples (a database owner
+    may do that; otherwise PostgreSQL skips it with a warning). Each table is locked while it
+    is rewritten. It cannot reach the write-ahead log, archives, backups or replicas' own
+    WAL (see the README), nor rows that a transaction older than the deletion still sees.
+    """
+    if engine.dialect.name == "postgresql":
+        _vacuum_full(engine)
+        return
     if engine.dialect.name != "sqlite":
         return
     with engine.connect() as connection:
         connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _vacuum_full(engine: Engine) -> None:
+    preparer = engine.dialect.identifier_preparer
+    # VACUUM cannot run inside a transaction block.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        for table in Base.metadata.sorted_tables:
+            connection.exec_driver_sql(f"VACUUM (FULL, ANALYZE) {preparer.format_table(table)}")
+        connection.exec_driver_sql("VACUUM FULL pg_catalog.pg_statistic")
 
 
 def alembic_config() -> Config:

@@ -19,12 +19,13 @@ from tests.botapi_stub import BotApiStub, SentMessage
 CHAT = 4242
 
 
-def bot_settings(api: BotApiStub, db: Path) -> Settings:
+def bot_settings(api: BotApiStub, db: Path | str) -> Settings:
+    """Settings for the stand-in; `db` is a database URL, or a SQLite file's path."""
     return load_settings(
         _env_file=None,
         telegram_bot_token=api.token,
         telegram_api_url=api.root,
-        database_url=f"sqlite:///{db}",
+        database_url=db if isinstance(db, str) else f"sqlite:///{db}",
     )
 
 
@@ -33,7 +34,8 @@ class RunningBot:
     """One bot process (in this event loop); `restart()` gives a fresh one on the same data."""
 
     api: BotApiStub
-    db: Path
+    db: Path | str
+    """The database URL (the `database_url` fixture's), or a SQLite file's path."""
     clock: Callable[[], datetime] = utc_now
     core: Core | None = None
     application: Any = None

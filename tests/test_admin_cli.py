@@ -25,11 +25,11 @@ NOW = datetime.now(UTC)
 
 
 @pytest.fixture
-def url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def url(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A database with Anna and Ben; the working folder is empty, so no .env is read."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    url = f"sqlite:///{tmp_path / 'data' / 'bot.db'}"
+    url = database_url
     clock = [NOW - timedelta(days=40)]
     store = Store.open(url, clock=lambda: clock[0])
     with store.transaction() as repo:

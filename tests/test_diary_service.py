@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -31,13 +30,14 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "diary.db"
+def db(database_url: str) -> str:
+    """The database URL: each test runs on SQLite and on PostgreSQL."""
+    return database_url
 
 
 @pytest.fixture
-def diary(db: Path, clock: Clock) -> Iterator[DiaryService]:
-    store = Store.open(f"sqlite:///{db}", clock=clock)
+def diary(db: str, clock: Clock) -> Iterator[DiaryService]:
+    store = Store.open(db, clock=clock)
     yield DiaryService(store, Flow.load("diary"), AdviceBook.load(), clock=clock)
     store.dispose()
 
@@ -108,7 +108,7 @@ def test_a_late_dispatcher_sends_tonight_once_and_skips_nothing_twice(
 
 
 def test_a_restart_between_due_and_sent_still_sends_once(
-    db: Path, diary: DiaryService, clock: Clock
+    db: str, diary: DiaryService, clock: Clock
 ) -> None:
     consent(diary, ANNA)
     clock.at(BERLIN, 2026, 11, 20, 12, 0)
@@ -119,7 +119,7 @@ def test_a_restart_between_due_and_sent_still_sends_once(
     assert len(claimed) == 1  # ... and the process dies before the message goes out
     diary.store.dispose()
     restarted = DiaryService(
-        Store.open(f"sqlite:///{db}", clock=clock),
+        Store.open(db, clock=clock),
         Flow.load("diary"),
         AdviceBook.load(),
         clock=clock,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pytest
@@ -39,8 +38,9 @@ class FakeClock:
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'nightlegs.db'}"
+def url(database_url: str) -> str:
+    """A new, empty database: each test runs on SQLite and on PostgreSQL."""
+    return database_url
 
 
 @pytest.fixture
@@ -172,11 +172,11 @@ def test_duplicate_dispatcher_runs_open_one_check_in_per_night(store: Store) -> 
 def test_the_database_refuses_a_second_check_in_for_a_night(store: Store) -> None:
     user_id, _ = scheduled_user(store)
     dispatch(store, utc(2026, 3, 1, 21))
-    with store.engine.connect() as connection, pytest.raises(IntegrityError, match="UNIQUE"):
+    with store.engine.connect() as connection, pytest.raises(IntegrityError, match=r"(?i)unique"):
         connection.execute(
             text(
                 "INSERT INTO diary_checkins (user_id, night, due_at, status, backfill)"
-                " VALUES (:user_id, '2026-03-01', '2026-03-01 20:30:00', 'due', 0)"
+                " VALUES (:user_id, '2026-03-01', '2026-03-01 20:30:00', 'due', false)"
             ),
             {"user_id": user_id},
         )
@@ -184,11 +184,11 @@ def test_the_database_refuses_a_second_check_in_for_a_night(store: Store) -> Non
 
 def test_the_database_refuses_an_unknown_status(store: Store) -> None:
     user_id = new_user(store)
-    with store.engine.connect() as connection, pytest.raises(IntegrityError, match="CHECK"):
+    with store.engine.connect() as connection, pytest.raises(IntegrityError, match=r"(?i)check"):
         connection.execute(
             text(
                 "INSERT INTO diary_checkins (user_id, night, due_at, status, backfill)"
-                " VALUES (:user_id, '2026-03-01', '2026-03-01 20:30:00', 'lost', 0)"
+                " VALUES (:user_id, '2026-03-01', '2026-03-01 20:30:00', 'lost', false)"
             ),
             {"user_id": user_id},
         )

@@ -3,16 +3,22 @@ and the files are readable by their owner only."""
 
 from __future__ import annotations
 
+import secrets
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from sqlalchemy import Connection, create_engine, text
 
 from bot.services.flow import FlowService, Start, Who
 from dialogs.advice import AdviceBook
 from dialogs.engine import Flow
 from storage import Store
+from tests.postgres import PostgresServer, postgresql_only
 
 SENTINEL = "zebra-quartz-7731-sentinel"
+ANNA, BEN = Who("telegram", "5550001234"), Who("telegram", "2")
+"""Anna's Telegram id is in the users table and its unique index, so it is a sentinel too."""
 
 
 def db_bytes(db: Path) -> bytes:
@@ -43,6 +49,106 @@ def test_delete_leaves_no_byte_of_the_persons_words_in_the_database_files(
     store.dispose()
 
 
+def relation_files(connection: Connection, *relations: str) -> dict[str, bytes]:
+    """The bytes of each relation's files (all segments and forks), by relation name."""
+    data_dir = Path(connection.execute(text("SHOW data_directory")).scalar_one())
+    found = {}
+    for relation in relations:
+        path = connection.execute(
+            text("SELECT pg_relation_filepath(CAST(:name AS regclass))"), {"name": relation}
+        ).scalar_one()
+        files = sorted((data_dir / path).parent.glob(Path(path).name + "*"))
+        found[relation] = b"".join(f.read_bytes() for f in files)
+    return found
+
+
+def database_files(connection: Connection) -> dict[str, bytes]:
+    """Every file in the database's own folder (its tables, indexes, TOAST, catalogs)."""
+    data_dir = Path(connection.execute(text("SHOW data_directory")).scalar_one())
+    oid = connection.execute(
+        text("SELECT oid FROM pg_database WHERE datname = current_database()")
+    ).scalar_one()
+    folder = data_dir / "base" / str(oid)
+    return {f.name: f.read_bytes() for f in folder.iterdir() if f.is_file()}
+
+
+def anna_and_ben(url: str) -> tuple[Store, FlowService]:
+    """Anna wrote the sentinel 101 times, once in a note long enough to go to TOAST; Ben not."""
+    store = Store.open(url)
+    service = FlowService(store, Flow.load("triage"), AdviceBook.load())
+    for who in (ANNA, BEN):
+        service.consent(who, language_code="en")
+        service.handle(who, Start(), said="/check")
+    for i in range(100):
+        service.handle(ANNA, Start(), said=f"{SENTINEL} note {i}")
+    # Too long and too random to compress: PostgreSQL moves it out of line, to the TOAST table.
+    service.handle(ANNA, Start(), said=f"{SENTINEL} {secrets.token_hex(4000)}")
+    service.handle(BEN, Start(), said="ben's own words")
+    return store, service
+
+
+@postgresql_only
+def test_on_postgresql_a_delete_alone_leaves_the_rows_bytes_in_the_table_files(
+    database_url: str,
+) -> None:
+    store, _ = anna_and_ben(database_url)
+    admin = create_engine(PostgresServer.superuser_url(database_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        toast = connection.execute(
+            text("SELECT reltoastrelid::regclass::text FROM pg_class WHERE relname = 'messages'")
+        ).scalar_one()
+        relations = ("messages", toast, "uq_users_channel_external_id")
+        connection.execute(text("CHECKPOINT"))  # write the shared buffers to the files
+        before = relation_files(connection, *relations)
+        assert SENTINEL.encode() in before["messages"]
+        assert SENTINEL.encode() in before[toast]
+        assert ANNA.external_id.encode() in before["uq_users_channel_external_id"]
+
+        with store.transaction() as repo:
+            user = repo.find_user(ANNA.channel, ANNA.external_id)
+            assert user is not None
+            repo.delete_user(user.id)
+        connection.execute(text("CHECKPOINT"))
+        after = relation_files(connection, *relations)  # the rows are only marked dead
+        assert SENTINEL.encode() in after["messages"]
+        assert SENTINEL.encode() in after[toast]
+        assert ANNA.external_id.encode() in after["uq_users_channel_external_id"]
+    admin.dispose()
+    store.dispose()
+
+
+@postgresql_only
+def test_on_postgresql_delete_rewrites_the_tables_so_no_byte_of_the_person_stays(
+    database_url: str,
+) -> None:
+    store, service = anna_and_ben(database_url)
+    admin = create_engine(PostgresServer.superuser_url(database_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("ANALYZE"))  # the planner's samples of column values, too
+        statistics_file = connection.execute(
+            text("SELECT pg_relation_filenode('pg_statistic')")
+        ).scalar_one()
+        connection.execute(text("CHECKPOINT"))
+        assert any(SENTINEL.encode() in content for content in database_files(connection).values())
+
+        assert service.delete(ANNA)
+
+        connection.execute(text("CHECKPOINT"))
+        for name, content in database_files(connection).items():
+            assert SENTINEL.encode() not in content, name
+            assert ANNA.external_id.encode() not in content, name
+        assert b"ben's own words" in relation_files(connection, "messages")["messages"]
+        stats = connection.execute(text("SELECT CAST(pg_stats AS text) FROM pg_stats")).scalars()
+        assert not [row for row in stats if SENTINEL in row or ANNA.external_id in row]
+        rewritten = connection.execute(text("SELECT pg_relation_filenode('pg_statistic')"))
+        assert rewritten.scalar_one() != statistics_file, "old statistics went with the old file"
+    admin.dispose()
+    with store.transaction() as repo:
+        assert repo.find_user(ANNA.channel, ANNA.external_id) is None
+        assert repo.find_user(BEN.channel, BEN.external_id) is not None
+    store.dispose()
+
+
 def test_the_database_and_its_folder_are_private_to_their_owner(tmp_path: Path) -> None:
     db = tmp_path / "fresh" / "bot.db"
     store = Store.open(f"sqlite:///{db}")
@@ -54,10 +160,10 @@ def test_the_database_and_its_folder_are_private_to_their_owner(tmp_path: Path) 
     store.dispose()
 
 
-def test_retention_removes_only_messages_older_than_the_limit(tmp_path: Path) -> None:
+def test_retention_removes_only_messages_older_than_the_limit(database_url: str) -> None:
     now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     clock = [now - timedelta(days=40)]
-    store = Store.open(f"sqlite:///{tmp_path / 'r.db'}", clock=lambda: clock[0])
+    store = Store.open(database_url, clock=lambda: clock[0])
     with store.transaction() as repo:
         user = repo.user("telegram", "1")
         repo.add_message(user.id, "in", "old")

@@ -642,8 +642,8 @@ class Clock:
         return self.now
 
 
-def test_a_stored_user_exports_to_a_valid_bundle(tmp_path: Path) -> None:
-    store = Store.open(f"sqlite:///{tmp_path / 'x.db'}", clock=Clock())
+def test_a_stored_user_exports_to_a_valid_bundle(database_url: str) -> None:
+    store = Store.open(database_url, clock=Clock())
     try:
         with store.transaction() as repo:
             user_id = repo.user("telegram", TELEGRAM_ID).id

@@ -13,7 +13,6 @@ import copy
 import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,8 +67,8 @@ class Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store.open(f"sqlite:///{tmp_path / 'fhir.db'}", clock=Clock())
+def store(database_url: str) -> Iterator[Store]:
+    store = Store.open(database_url, clock=Clock())
     yield store
     store.dispose()
 

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, func, inspect, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.pool import QueuePool
 
 from dialogs.records import CONCLUDED, AnswerRecord, Conclusion, ConversationState
 from dialogs.vocabulary import Pattern, Urgency
@@ -34,6 +35,7 @@ from storage.models import (
     User,
     UTCDateTime,
 )
+from tests.postgres import sqlite_only
 
 START = datetime(2025, 3, 4, 1, 2, 3, 456789, tzinfo=UTC)
 TABLES = {
@@ -59,8 +61,9 @@ class FakeClock:
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'nightlegs.db'}"
+def url(database_url: str) -> str:
+    """A new, empty database: each test runs on SQLite and on PostgreSQL."""
+    return database_url
 
 
 @pytest.fixture
@@ -149,6 +152,7 @@ def test_models_match_the_migrations(store: Store) -> None:
     assert diff == []
 
 
+@sqlite_only
 def test_new_connections_use_wal_and_enforce_foreign_keys(store: Store) -> None:
     store.engine.dispose()
     with store.engine.connect() as connection:
@@ -163,6 +167,25 @@ def test_new_connections_use_wal_and_enforce_foreign_keys(store: Store) -> None:
                     " VALUES (999, 'in', 'hi', '2025-01-01 00:00:00')"
                 )
             )
+
+
+def test_the_database_refuses_a_message_of_an_unknown_user(store: Store) -> None:
+    with store.engine.connect() as connection, pytest.raises(IntegrityError):
+        connection.execute(
+            text(
+                "INSERT INTO messages (user_id, direction, text, created_at)"
+                " VALUES (999, 'in', 'hi', '2025-01-01 00:00:00')"
+            )
+        )
+
+
+def test_a_postgresql_url_without_a_driver_gets_psycopg_and_a_bounded_pool() -> None:
+    for url in ("postgresql://bot@/nightlegs", "postgres://bot@/nightlegs"):
+        engine = make_engine(url, pool_size=3)
+        assert engine.dialect.driver == "psycopg"
+        assert isinstance(engine.pool, QueuePool)
+        assert engine.pool.size() == 3
+        engine.dispose()
 
 
 def test_in_memory_database_migrates_without_wal() -> None:
@@ -427,8 +450,8 @@ answer_lists = st.lists(
 )
 
 
-def test_answer_rows_always_equal_the_last_saved_answers() -> None:
-    store = Store.open("sqlite://")
+def test_answer_rows_always_equal_the_last_saved_answers(url: str) -> None:
+    store = Store.open(url)
     with store.transaction() as repo:
         user_id = repo.user("terminal", "me").id
 

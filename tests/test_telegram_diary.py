@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -73,7 +72,7 @@ async def api() -> AsyncIterator[BotApiStub]:
         yield stub
 
 
-async def start_bot(api: BotApiStub, db: Path, clock: Clock) -> RunningBot:
+async def start_bot(api: BotApiStub, db: str, clock: Clock) -> RunningBot:
     """A started bot whose dispatcher runs only when the test says so."""
     mark = api.mark()
     running = await RunningBot(api, db, clock=clock).start()
@@ -91,8 +90,8 @@ async def finish(running: RunningBot, api: BotApiStub) -> None:
 
 
 @pytest.fixture
-async def bot(api: BotApiStub, tmp_path: Path, clock: Clock) -> AsyncIterator[RunningBot]:
-    running = await start_bot(api, tmp_path / "bot.db", clock)
+async def bot(api: BotApiStub, database_url: str, clock: Clock) -> AsyncIterator[RunningBot]:
+    running = await start_bot(api, database_url, clock)
     try:
         yield running
     finally:
@@ -585,10 +584,10 @@ AUTUMN_REPEAT = DstChange(  # 25 October: 03:00 CEST -> 02:00 CET, so 02:30 come
     [pytest.param(SPRING_GAP, id="spring-gap"), pytest.param(AUTUMN_REPEAT, id="autumn-repeat")],
 )
 async def test_one_check_in_per_night_across_a_dst_change_and_a_restart(
-    api: BotApiStub, tmp_path: Path, clock: Clock, change: DstChange
+    api: BotApiStub, database_url: str, clock: Clock, change: DstChange
 ) -> None:
     start, restart_at, expected = change
-    db = tmp_path / "bot.db"
+    db = database_url
     clock.now = start.astimezone(UTC)
     running = await start_bot(api, db, clock)
     try:

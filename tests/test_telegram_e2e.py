@@ -103,9 +103,9 @@ async def api() -> AsyncIterator[BotApiStub]:
 
 
 @pytest.fixture
-async def bot(api: BotApiStub, tmp_path: Path) -> AsyncIterator[RunningBot]:
+async def bot(api: BotApiStub, database_url: str) -> AsyncIterator[RunningBot]:
     """The bot, stopped cleanly afterwards; then every tap was answered and no API rule broken."""
-    running = await RunningBot(api, tmp_path / "bot.db").start()
+    running = await RunningBot(api, database_url).start()
     try:
         yield running
     finally:
@@ -943,13 +943,13 @@ def leaks(records: list[logging.LogRecord], secret: str) -> list[str]:
 
 async def test_the_token_is_in_no_log_record_and_no_message_at_debug_level(
     api: BotApiStub,
-    tmp_path: Path,
+    database_url: str,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     secret = api.token.split(":", 1)[1]
     with production_logging(caplog, api.token):
-        bot = await RunningBot(api, tmp_path / "bot.db").start()
+        bot = await RunningBot(api, database_url).start()
         try:
             await consent(bot)
             await answer_open_question(bot, CRAMP)
@@ -1057,10 +1057,9 @@ async def test_a_person_without_a_check_pressing_another_ones_button_changes_not
 
 @pytest.mark.parametrize("how", ["stop", "kill"])
 async def test_a_restart_mid_check_carries_on_at_the_same_question(
-    api: BotApiStub, tmp_path: Path, how: str
+    api: BotApiStub, database_url: str, how: str
 ) -> None:
-    db = tmp_path / "bot.db"
-    first = await RunningBot(api, db).start()
+    first = await RunningBot(api, database_url).start()
     try:
         await consent(first)
         for _ in range(3):
@@ -1072,7 +1071,7 @@ async def test_a_restart_mid_check_carries_on_at_the_same_question(
     assert before == ["emergency_signs", "dangling", "new_medicine"]
     assert question is not None and question_id(question) == "feeling"
 
-    second = await RunningBot(api, db).start()
+    second = await RunningBot(api, database_url).start()
     try:
         await bot_press_on(second, question, "knot")
         assert option_label(api.message(CHAT, question.message_id), "knot").startswith(views.TICKED)
@@ -1096,10 +1095,9 @@ async def bot_press_on(bot: RunningBot, message: SentMessage, option_id: str) ->
 
 @pytest.mark.parametrize("when", ["answerCallbackQuery", "editMessageText"])
 async def test_a_kill_while_an_answer_is_handled_applies_it_once(
-    api: BotApiStub, tmp_path: Path, when: str
+    api: BotApiStub, database_url: str, when: str
 ) -> None:
-    db = tmp_path / "bot.db"
-    first = await RunningBot(api, db).start()
+    first = await RunningBot(api, database_url).start()
     try:
         await consent(first)
         await answer_open_question(first, CRAMP)
@@ -1111,7 +1109,7 @@ async def test_a_kill_while_an_answer_is_handled_applies_it_once(
     finally:
         await first.kill()
 
-    second = await RunningBot(api, db).start()
+    second = await RunningBot(api, database_url).start()
     try:
         await api.wait_until_confirmed(pressed)
         await second.settled()

@@ -30,13 +30,13 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSI
 
 
 class BotProcess:
-    def __init__(self, api: BotApiStub, tmp: Path) -> None:
+    def __init__(self, api: BotApiStub, tmp: Path, database_url: str) -> None:
         self.api, self.tmp = api, tmp
         self.env = {
             **os.environ,
             "TELEGRAM_BOT_TOKEN": api.token,
             "TELEGRAM_API_URL": api.root,
-            "DATABASE_URL": f"sqlite:///{tmp / 'bot.db'}",
+            "DATABASE_URL": database_url,
             "LOG_LEVEL": "DEBUG",
             "PYTHONPATH": str(REPO),
             "PTB_TIMEDELTA": "true",
@@ -76,8 +76,8 @@ class BotProcess:
         )
 
 
-def stored_answers(db: Path) -> list[tuple[str, tuple[str, ...]]]:
-    store = Store.open(f"sqlite:///{db}")
+def stored_answers(database_url: str) -> list[tuple[str, tuple[str, ...]]]:
+    store = Store.open(database_url)
     try:
         with store.transaction() as repo:
             user = repo.find_user("telegram", str(CHAT))
@@ -90,10 +90,10 @@ def stored_answers(db: Path) -> list[tuple[str, tuple[str, ...]]]:
 
 
 async def test_taps_in_flight_at_a_sigkill_are_applied_exactly_once_after_restart(
-    tmp_path: Path,
+    tmp_path: Path, database_url: str
 ) -> None:
     async with BotApiStub() as api:
-        bot = BotProcess(api, tmp_path)
+        bot = BotProcess(api, tmp_path, database_url)
         await bot.start()
         await api.wait_until_confirmed(api.feed_message(CHAT, "/start"), timeout=20)
         await api.wait_for_message(CHAT, lambda m: m.has_inline_keyboard)  # the introduction
@@ -127,7 +127,7 @@ async def test_taps_in_flight_at_a_sigkill_are_applied_exactly_once_after_restar
             await bot.kill()
             await bot.start()
             await api.wait_until_confirmed(updates[-1], timeout=30)
-            assert stored_answers(tmp_path / "bot.db") == expected
+            assert stored_answers(database_url) == expected
 
         # The check's message shows the right next question by itself after the last restart,
         # and /start shows it again.

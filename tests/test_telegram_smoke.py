@@ -1,14 +1,12 @@
 """A first end-to-end walk: /start, consent, safety screen, emergency."""
 
-from pathlib import Path
-
 from tests.botapi_stub import BotApiStub
 from tests.telegram_harness import CHAT, RunningBot
 
 
-async def test_an_emergency_answer_ends_the_check_with_emergency_advice(tmp_path: Path) -> None:
+async def test_an_emergency_answer_ends_the_check_with_emergency_advice(database_url: str) -> None:
     async with BotApiStub() as api:
-        bot = await RunningBot(api, tmp_path / "bot.db").start()
+        bot = await RunningBot(api, database_url).start()
         try:
             intro = await bot.send("/start")
             assert "not a diagnosis" in intro[-1].plain_text
