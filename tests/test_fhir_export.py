@@ -167,7 +167,7 @@ def test_one_response_per_triage_and_per_diary_night_with_every_finding(store: S
     assert [r["questionnaire"] for r in found] == [questionnaire_url("triage")] * 3 + [
         questionnaire_url("diary")
     ] * 2
-    assert questionnaire_url("triage") == "https://nightlegs.invalid/fhir/Questionnaire/triage|1"
+    assert questionnaire_url("triage") == "https://nightlegs.invalid/fhir/Questionnaire/triage|2"
 
 
 def test_triage_status_authored_and_conclusion(store: Store) -> None:
