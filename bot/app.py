@@ -29,8 +29,20 @@ def build_core(settings: Settings, *, clock: Clock = utc_now) -> Core:
     advice = AdviceBook.load()
     numbers = EmergencyNumbers.load()
     store = Store.open(settings.database_url, clock=clock)
-    service = FlowService(store, flow, advice, clock=clock, emergency_number=numbers.number)
+    service = FlowService(
+        store,
+        flow,
+        advice,
+        clock=clock,
+        emergency_number=numbers.number,
+        urgent_care=numbers.urgent_care,
+    )
     diary = DiaryService(
-        store, Flow.load("diary"), advice, clock=clock, emergency_number=numbers.number
+        store,
+        Flow.load("diary"),
+        advice,
+        clock=clock,
+        emergency_number=numbers.number,
+        urgent_care=numbers.urgent_care,
     )
     return Core(store, flow, advice, numbers, service, diary)

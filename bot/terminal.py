@@ -1,7 +1,9 @@
 """The terminal chat: the same triage, engine and store as Telegram, typed at a prompt.
 
 Options are numbered; the person types a number or the option's words. `back`, `cancel`,
-`help`, `check` and `quit` work at any time. Nothing typed leads to a traceback.
+`help`, `check` and `quit` work at any time. Nothing typed leads to a traceback. Typed words
+that name an emergency sign get that sign's emergency advice at once (spec v2 item 5); "go on"
+returns to the open question, with nothing lost.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from bot.services.flow import Back, Cancel, Choose, Done, FlowService, Reply, Resume, Start, Who
+from dialogs import danger
 from dialogs.engine import Outcome, Prompt, Step
 from dialogs.records import CANCELLED
 
@@ -27,6 +30,7 @@ nightlegs: a quick check for legs that wake you at night.
 It asks a few questions, then says what it looks like and how fast to get help.
 It is not a diagnosis. Your answers are kept in a local database on this computer."""
 EMERGENCY_BANNER = "=" * 60
+GO_ON = {"go on", "not me", "that's not me", "thats not me"}
 
 
 class TerminalChat:
@@ -46,6 +50,7 @@ class TerminalChat:
         self.who = who or Who("terminal", getpass.getuser() or "local")
         self.reply: Reply | None = None
         self.shown: Step | None = None
+        self.danger_shown = False
 
     def run(self) -> int:
         self.say(INTRO)
@@ -77,15 +82,54 @@ class TerminalChat:
             commands[command]()
             return
         reply = self.reply
+        if self.went_on(text):
+            return
+        action = None
+        if reply is not None and isinstance(reply.step, Prompt):
+            action = self.parse_answer(reply.step, text)
+        if action is None and self.warn_of_danger(text):
+            return
         if reply is None or not isinstance(reply.step, Prompt):
             self.say("Type 'check' to start a new check, 'help' for help, or 'quit' to leave.")
             return
-        action = self.parse_answer(reply.step, text)
         if action is None:
             self.say("Please answer with one of the numbers shown (or type 'help').")
             self.show(reply, repeat=True)
             return
         self.show(self.act(action, text))
+
+    def warn_of_danger(self, text: str) -> bool:
+        """Emergency advice at once for typed words that name an emergency sign."""
+        flags = danger.read(text)
+        if not flags:
+            return False
+        book = self.service.advice
+        user = self.reply.user if self.reply is not None else self.service.find_user(self.who)
+        country = user.country if user is not None else None
+        advice = book.advise_typed(flags, emergency_number=self.service.emergency_number(country))
+        conversation_id = self.reply.conversation_id if self.reply is not None else None
+        self.say(
+            f"{EMERGENCY_BANNER}\n{advice.as_text()}\n{EMERGENCY_BANNER}",
+            conversation_id=conversation_id,
+            log=True,
+        )
+        self.danger_shown = True
+        self.say(f"{book.go_on_hint}\n  Type: {book.go_on_label}")
+        return True
+
+    def went_on(self, text: str) -> bool:
+        """ "That's not me, go on" after typed-danger advice: back to the open question."""
+        label = self.service.advice.go_on_label.lower()
+        if not self.danger_shown or text.lower().strip(" .!") not in GO_ON | {label}:
+            return False
+        self.danger_shown = False
+        if self.reply is not None and isinstance(self.reply.step, Prompt):
+            self.say("Carrying on where you left off.")
+            self.shown = None  # show the whole question again, not just its options
+            self.show(self.reply, repeat=True)
+        else:
+            self.say("Type 'check' to start a check, or 'quit' to leave.")
+        return True
 
     def parse_answer(self, prompt: Prompt, text: str) -> Choose | Done | None:
         """A number or the words of an option (or of the done button)."""

@@ -7,13 +7,13 @@ finding no question sets is a `ContentError` that names the file and the place.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from dialogs.vocabulary import FINDINGS, RED_FLAGS
+from dialogs.vocabulary import FINDINGS, RED_FLAG_MINIMUM, RED_FLAGS, Urgency
 
 DIALOGS_DIR = Path(__file__).resolve().parent
 MAX_LABEL = 36
@@ -26,12 +26,14 @@ class ContentError(ValueError):
 
 @dataclass(frozen=True)
 class Condition:
-    """A test on findings from an `ask_if`: `any`, `all`, `not`, or one finding id."""
+    """A test on findings: `any`, `all`, `not`, `no` (YAML `said_no`), or a finding id (yes)."""
 
     op: str
     args: tuple[Condition | str, ...]
 
     def __call__(self, findings: Mapping[str, bool]) -> bool:
+        if self.op == "no":
+            return findings.get(str(self.args[0])) is False
         results = (
             findings.get(a) is True if isinstance(a, str) else a(findings) for a in self.args
         )
@@ -40,6 +42,14 @@ class Condition:
         if self.op == "all":
             return all(results)
         return not next(iter(results))  # "not"
+
+    def only_no_answers(self) -> bool:
+        """True when the condition can hold only on explicit "no" answers (never on "not sure")."""
+        if self.op == "no":
+            return True
+        if self.op == "not":
+            return False
+        return all(isinstance(a, Condition) and a.only_no_answers() for a in self.args)
 
     def findings(self) -> set[str]:
         out: set[str] = set()
@@ -51,6 +61,8 @@ class Condition:
         parts = [a if isinstance(a, str) else f"({a})" for a in self.args]
         if self.op == "not":
             return f"not {parts[0]}"
+        if self.op == "no":
+            return f"no {parts[0]}"
         return f" {'or' if self.op == 'any' else 'and'} ".join(parts)
 
 
@@ -66,6 +78,11 @@ class Option:
     sets: Mapping[str, bool]
     exclusive: bool = False
     records: Mapping[str, object] = field(default_factory=dict)
+    offer_if: Condition | None = None
+    """Spec v2: an option shown only when earlier answers make it apply (e.g. pregnancy)."""
+
+    def offered(self, findings: Mapping[str, bool]) -> bool:
+        return self.offer_if is None or self.offer_if(findings)
 
 
 @dataclass(frozen=True)
@@ -79,9 +96,34 @@ class Question:
     input_field: str | None = None
     """For a question that also takes typed text: the field the text is recorded in."""
     max_length: int = 0
+    skip_if: Condition | None = None
+    """Skip the question when this holds; on a red-flag question only explicit "no" answers."""
+    unticked_means_no: bool = False
+    """On a multi-answer question: once something is ticked, an offered option left unticked
+    counts as "no" (a checklist read as a whole). "Not sure" still sets nothing."""
 
     def option(self, option_id: str) -> Option | None:
         return next((o for o in self.options if o.id == option_id), None)
+
+    def applies(self, facts: Mapping[str, bool]) -> bool:
+        """Whether the question is asked, given the answers so far."""
+        if self.ask_if is not None and not self.ask_if(facts):
+            return False
+        return self.skip_if is None or not self.skip_if(facts)
+
+    @property
+    def gate(self) -> str:
+        """The question's conditions in words, for diagrams ("" when always asked)."""
+        parts = [f"ask_if {self.ask_if}"] if self.ask_if else []
+        parts += [f"skip_if {self.skip_if}"] if self.skip_if else []
+        return "; ".join(parts)
+
+    def offered_to(self, findings: Mapping[str, bool]) -> Question:
+        """The question as shown to this person: only the options that apply to them."""
+        options = tuple(o for o in self.options if o.offered(findings))
+        if len(options) == len(self.options):
+            return self
+        return replace(self, options=options)
 
 
 @dataclass(frozen=True)
@@ -196,6 +238,8 @@ def _parse_question(
     options = tuple(
         _parse_option(o, where.at(f"options[{i}]"), fields) for i, o in enumerate(options_raw)
     )
+    if sum(o.offer_if is None for o in options) < fewest:
+        raise where.error(f"at least {fewest} options must be offered to everyone (no `offer_if`)")
     ids = [o.id for o in options]
     if len(set(ids)) != len(ids):
         raise where.error(f"duplicate option ids: {sorted({i for i in ids if ids.count(i) > 1})}")
@@ -207,12 +251,17 @@ def _parse_question(
         raise where.error(f"done_label {done_label!r} is longer than {MAX_LABEL} characters")
     if not multi and any(o.exclusive for o in options):
         raise where.error("`exclusive` only makes sense on a `multi: true` question")
-    ask_if = None
+    ask_if = skip_if = None
     if "ask_if" in raw:
         ask_if = parse_condition(raw["ask_if"], where.at("ask_if"), known=FINDINGS | set(fields))
-    asks_red_flag = any(flag in o.sets for o in options for flag in RED_FLAGS)
-    if ask_if and asks_red_flag and red_flags_always_asked:
-        raise where.error("a question that asks about a red flag must never be skipped (`ask_if`)")
+    if "skip_if" in raw:
+        skip_if = parse_condition(raw["skip_if"], where.at("skip_if"), known=FINDINGS | set(fields))
+    unticked_means_no = bool(raw.get("unticked_means_no", False))
+    if unticked_means_no and not multi:
+        raise where.error("`unticked_means_no` only makes sense on a `multi: true` question")
+    flags = {flag for o in options for flag in o.sets if flag in RED_FLAGS}
+    if flags and red_flags_always_asked:
+        _check_red_flag_question(options, flags, ask_if, skip_if, where)
     return Question(
         qid,
         text.strip(),
@@ -222,7 +271,39 @@ def _parse_question(
         ask_if,
         input_field,
         max_length,
+        skip_if,
+        unticked_means_no,
     )
+
+
+def _check_red_flag_question(
+    options: tuple[Option, ...],
+    flags: set[str],
+    ask_if: Condition | None,
+    skip_if: Condition | None,
+    where: Where,
+) -> None:
+    """Red-flag questions are never skipped on doubt (spec v2 item 4).
+
+    An emergency red flag is always asked. Another red flag may be skipped (`skip_if`) only
+    when the person has said no to what it is about, so "not sure" never skips it.
+    """
+    if ask_if is not None:
+        raise where.error("a question that asks about a red flag must never be skipped (`ask_if`)")
+    if skip_if is not None:
+        emergency = sorted(f for f in flags if RED_FLAG_MINIMUM[f] is Urgency.EMERGENCY)
+        if emergency:
+            raise where.error(
+                f"an emergency red flag {emergency} must never be skipped (`skip_if`)"
+            )
+        if not skip_if.only_no_answers():
+            raise where.error(
+                "a red-flag question may be skipped only on explicit no answers "
+                "(`skip_if` with `said_no:` conditions), never on not sure"
+            )
+    for option in options:
+        if option.offer_if is not None and any(f in RED_FLAGS for f in option.sets):
+            raise where.error(f"option {option.id!r} asks about a red flag: it is always offered")
 
 
 def _parse_option(raw: Any, where: Where, fields: Mapping[str, str]) -> Option:
@@ -253,7 +334,13 @@ def _parse_option(raw: Any, where: Where, fields: Mapping[str, str]) -> Option:
         expected = FIELD_TYPES[kind]
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise where.error(f"field {name!r} takes a {kind} value, not {value!r}")
-    return Option(oid, label.strip(), dict(sets), bool(raw.get("exclusive", False)), records)
+    exclusive = bool(raw.get("exclusive", False))
+    offer_if = None
+    if "offer_if" in raw:
+        if exclusive:
+            raise where.error("an `exclusive` option is always offered (no `offer_if`)")
+        offer_if = parse_condition(raw["offer_if"], where.at("offer_if"))
+    return Option(oid, label.strip(), dict(sets), exclusive, records, offer_if)
 
 
 def parse_condition(
@@ -268,9 +355,15 @@ def parse_condition(
         ((op, args),) = raw.items()
         if op == "not":
             return Condition("not", (parse_condition(args, where.at("not"), known=known),))
+        if op == "said_no" and isinstance(args, str):  # (a bare `no:` key is false in YAML)
+            if args not in known:
+                raise where.at("said_no").error(f"unknown finding {args!r}")
+            return Condition("no", (args,))
         if op in ("any", "all") and isinstance(args, list) and args:
             return Condition(op, tuple(_leaf(a, where.at(op), known) for a in args))
-    raise where.error("a condition is a finding id, or one of `any: [...]`, `all: [...]`, `not:`")
+    raise where.error(
+        "a condition is a finding id, or one of `any: [...]`, `all: [...]`, `not:`, `said_no: <id>`"
+    )
 
 
 def _leaf(raw: Any, where: Where, known: frozenset[str] | set[str]) -> Condition | str:
@@ -288,11 +381,18 @@ def _check_flow(questions: tuple[Question, ...], where: Where) -> None:
         raise where.error(f"duplicate question ids: {duplicates}")
     set_before: set[str] = set()
     for q in questions:
-        if q.ask_if:
-            dangling = q.ask_if.findings() - set_before
+        for condition in (q.ask_if, q.skip_if):
+            dangling = condition.findings() - set_before if condition else set()
             if dangling:
                 raise where.error(
                     f"question {q.id!r} depends on {sorted(dangling)}, which no earlier "
                     "question sets, so it could never be asked"
+                )
+        for o in q.options:
+            dangling = o.offer_if.findings() - set_before if o.offer_if else set()
+            if dangling:
+                raise where.error(
+                    f"option {o.id!r} of question {q.id!r} depends on {sorted(dangling)}, "
+                    "which no earlier question sets"
                 )
         set_before |= {f for o in q.options for f in (*o.sets, *o.records)}

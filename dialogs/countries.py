@@ -1,4 +1,5 @@
-"""Emergency numbers and time zones by country, from `dialogs/emergency_numbers.yaml`."""
+"""Emergency numbers, urgent-care lines and time zones by country, from
+`dialogs/emergency_numbers.yaml`."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ class Country:
     name: str
     number: str
     zones: tuple[str, ...] = ()
+    urgent_care: str | None = None
+    """Spec v2 item 3: the out-of-hours or urgent-care line, where the country has one."""
 
 
 class EmergencyNumbers:
@@ -35,6 +38,7 @@ class EmergencyNumbers:
                     str(c["name"]),
                     str(c["number"]),
                     tuple(str(z) for z in c.get("zones", ())),
+                    str(c["urgent_care"]) if c.get("urgent_care") else None,
                 )
                 for code, c in raw["countries"].items()
             }
@@ -55,6 +59,11 @@ class EmergencyNumbers:
     def number(self, country: str | None) -> str | None:
         found = self.countries.get((country or "").upper())
         return found.number if found else None
+
+    def urgent_care(self, country: str | None) -> str | None:
+        """The country's out-of-hours or urgent-care line, or None where it has none listed."""
+        found = self.countries.get((country or "").upper())
+        return found.urgent_care if found else None
 
     def suggest(self, language_code: str | None) -> Country | None:
         """A country to offer for a Telegram `language_code` such as "de" or "en-GB"."""

@@ -17,7 +17,7 @@ from typing import Any
 from transitions import EventData, Machine, MachineError
 
 from dialogs import rules
-from dialogs.content import Condition, FlowContent, Option, Question, load_flow
+from dialogs.content import Condition, FlowContent, Question, load_flow
 from dialogs.records import (
     CANCELLED,
     CONCLUDED,
@@ -103,10 +103,10 @@ def machine_config(content: FlowContent) -> dict[str, Any]:
             {"trigger": "advance", "source": q.id, "dest": stop_state, "conditions": [stop]}
         )
         for later in content.questions[i + 1 :]:
-            if later.ask_if is None:
+            if not later.gate:
                 transitions.append({"trigger": "advance", "source": q.id, "dest": later.id})
                 break
-            when = _When(f"ask_if {later.ask_if}", later.ask_if)
+            when = _When(later.gate, later.applies)
             transitions.append(
                 {"trigger": "advance", "source": q.id, "dest": later.id, "conditions": [when]}
             )
@@ -233,7 +233,7 @@ class Conversation:
     def step(self) -> Step:
         if self.finished:
             return Outcome(self.data.state, self.data.conclusion, dict(self.findings))
-        question = self._question()
+        question = self._question().offered_to(self.findings)
         return Prompt(
             question=question,
             selected=frozenset(self.data.pending),
@@ -340,8 +340,7 @@ class Conversation:
             question = self.flow.content.question(record.question_id)
             if question is None:
                 raise AnswerError(f"stored answer to unknown question {record.question_id!r}")
-            for option in self._options(question, record.option_ids):
-                findings.update(option.sets)
+            findings.update(answer_sets(question, record.option_ids, findings))
         return findings
 
     def _record(
@@ -386,19 +385,39 @@ class Conversation:
         return question
 
     def _open_question(self, question_id: str | None) -> Question:
+        """The open question as offered to this person (options that do not apply are gone)."""
         if self.finished:
             raise StaleAnswer("this conversation has already ended")
-        question = self._question()
+        question = self._question().offered_to(self.findings)
         if question_id is not None and question_id != question.id:
             raise StaleAnswer(f"{question_id!r} is not the open question")
         return question
 
-    @staticmethod
-    def _options(question: Question, option_ids: Iterable[str]) -> list[Option]:
-        options = [question.option(i) for i in option_ids]
-        if any(o is None for o in options):
-            raise AnswerError(f"stored answer {tuple(option_ids)!r} no longer fits {question.id!r}")
-        return [o for o in options if o is not None]
+
+def answer_sets(
+    question: Question, option_ids: Iterable[str], before: dict[str, bool]
+) -> dict[str, bool]:
+    """The findings one answer sets, given the findings before it.
+
+    Options not offered to this person (`offer_if`) set nothing, not even through "None of
+    these". On an `unticked_means_no` question, ticking something makes every offered option
+    left unticked a "no" to what it would have set.
+    """
+    ids = tuple(option_ids)
+    chosen = [question.option(i) for i in ids]
+    if any(o is None for o in chosen):
+        raise AnswerError(f"stored answer {ids!r} no longer fits {question.id!r}")
+    hidden = {f for o in question.options if not o.offered(before) for f in o.sets}
+    shown = {f for o in question.options if o.offered(before) and not o.exclusive for f in o.sets}
+    out: dict[str, bool] = {}
+    if question.unticked_means_no and any(o is not None and not o.exclusive for o in chosen):
+        for option in question.options:
+            if option.offered(before) and not option.exclusive and option.id not in ids:
+                out.update({f: False for f, v in option.sets.items() if v is True})
+    for option in chosen:
+        assert option is not None
+        out.update({f: v for f, v in option.sets.items() if f not in hidden or f in shown})
+    return out
 
 
 __all__ = [

@@ -41,6 +41,11 @@ def unknown(findings: Findings, finding: str) -> bool:
     return findings.get(finding) is None
 
 
+def cramps_ruled_out(f: Findings) -> bool:
+    """The person said no to both core cramp features (spec v2: gate cramp questions on it)."""
+    return all(f.get(i) is False for i in CRAMP_CORE)
+
+
 # --- Patterns -------------------------------------------------------------------------------
 
 
@@ -75,7 +80,8 @@ def choose_pattern(f: Findings) -> Pattern:
     # Circulation emergencies come first: they explain the night and decide the action.
     clot = yes(f, "calf_swelling_warm_red")
     limb = yes(f, "tissue_changes")
-    if clot and limb:
+    infection = yes(f, "infection_signs")
+    if clot + limb + infection > 1:  # two explanations at once: each red flag speaks for itself
         return Pattern.UNCLEAR
     if clot:
         return Pattern.POSSIBLE_DVT
@@ -83,8 +89,9 @@ def choose_pattern(f: Findings) -> Pattern:
         return Pattern.CRITICAL_LIMB_ISCHEMIA
     if fits_pad_rest_pain(f):
         return Pattern.PAD_REST_PAIN
-    # Chest pain, breathlessness or sudden weakness are not explained by a night leg pattern.
-    if yes(f, "chest_pain_or_breathless", "sudden_weakness"):
+    # Chest pain, breathlessness, sudden weakness or a spreading infection (spec v2) are not
+    # explained by a night leg pattern.
+    if yes(f, "chest_pain_or_breathless", "sudden_weakness", "infection_signs"):
         return Pattern.UNCLEAR
     fitting = [
         pattern
@@ -120,7 +127,12 @@ def doubt_escalations(f: Findings) -> list[tuple[Urgency, str]]:
     if unknown(f, "dangling_relief") and yes(f, *FOOT_PAIN):
         raised.append((Urgency.URGENT, "dangling_relief_unsure"))
     # Cramps on a diuretic or statin, unsure whether they came with it: have it checked soon.
-    if unknown(f, "new_medicine_cramps") and yes(f, "takes_diuretic_or_statin"):
+    # (Spec v2: the question is not put to people who said they have no cramps.)
+    if (
+        unknown(f, "new_medicine_cramps")
+        and yes(f, "takes_diuretic_or_statin")
+        and not cramps_ruled_out(f)
+    ):
         raised.append((Urgency.SOON, "new_medicine_unsure"))
     return raised
 

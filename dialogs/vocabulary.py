@@ -63,6 +63,8 @@ RED_FLAG_MINIMUM: dict[str, Urgency] = {
     "tissue_changes": Urgency.EMERGENCY,
     "dangling_relief": Urgency.URGENT,
     "new_medicine_cramps": Urgency.URGENT,
+    # Spec v2: spreading redness or heat with fever, shivers or feeling very unwell.
+    "infection_signs": Urgency.EMERGENCY,
 }
 RED_FLAGS: tuple[str, ...] = tuple(RED_FLAG_MINIMUM)
 
@@ -83,7 +85,18 @@ EPISODE: tuple[str, ...] = (
     "most_nights",
     "walking_calf_pain",
 )
-LOCATION: tuple[str, ...] = ("loc_calf", "loc_foot_toes", "loc_thigh", "loc_whole_leg")
+LOCATION: tuple[str, ...] = (
+    "loc_calf",
+    "loc_foot_toes",
+    "loc_thigh",
+    "loc_whole_leg",
+    # Spec v2
+    "loc_knee_back",
+    "loc_shin",
+    "loc_buttock_hip",
+)
+SEX: tuple[str, ...] = ("male", "female")
+"""Spec v2: asked so that a pregnancy option goes only to people who could be pregnant."""
 BACKGROUND: tuple[str, ...] = (
     "age_over_50",
     "smoker",
@@ -102,4 +115,4 @@ BACKGROUND: tuple[str, ...] = (
     "cramps_worsening",
     "weakness_numbness_back_pain",
 )
-FINDINGS: frozenset[str] = frozenset(RED_FLAGS + EPISODE + LOCATION + BACKGROUND)
+FINDINGS: frozenset[str] = frozenset(RED_FLAGS + EPISODE + LOCATION + SEX + BACKGROUND)

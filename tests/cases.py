@@ -14,7 +14,20 @@ NO_EMERGENCY_SIGNS: dict[str, bool | None] = {
     "chest_pain_or_breathless": False,
     "sudden_weakness": False,
     "tissue_changes": False,
+    "infection_signs": False,
 }
+V2_ABSENT_IN_V1: dict[str, bool | None] = {"infection_signs": False}
+"""The dev vignettes speak spec v1: each narrative names every sign of the v1 safety screen,
+so a sign spec v2 added and the narrative does not mention is absent, not "not sure"."""
+
+
+def v2_facts(vignette: dict[str, Any]) -> dict[str, bool | None]:
+    """A v1 vignette as a person answers the v2 questions: v2 signs absent, sex as told."""
+    sex = vignette.get("sex")
+    told = {"female": sex == "female", "male": sex == "male"} if sex in ("female", "male") else {}
+    return {**V2_ABSENT_IN_V1, **told, **vignette["facts"]}
+
+
 NO_RED_FLAGS: dict[str, bool | None] = {
     **NO_EMERGENCY_SIGNS,
     "dangling_relief": False,
@@ -167,6 +180,57 @@ CASES: list[dict[str, Any]] = [
         CLASSIC_CRAMP,
         takes_diuretic_or_statin=True,
     ),
+    # --- spec v2
+    case(
+        "spreading_redness_from_a_scrape_with_fever",
+        "emergency",
+        ["unclear"],
+        NO_RED_FLAGS,
+        {"infection_signs": True},
+        loc_shin=True,
+        female=True,
+        male=False,
+    ),
+    case(
+        "buttock_and_thigh_pain_on_walking",
+        "soon",
+        ["pad_claudication"],
+        NO_RED_FLAGS,
+        walking_calf_pain=True,
+        loc_buttock_hip=True,
+        muscle_hard_knot=False,
+        toes_pulled=False,
+        urge_to_move=False,
+        crawling_feeling=False,
+        foot_burning_ache=False,
+        smoker=True,
+        male=True,
+        female=False,
+        age_over_50=True,
+    ),
+    case(
+        "cramps_since_a_new_inhaler",
+        "urgent",
+        ["leg_cramps"],
+        NO_RED_FLAGS,
+        CLASSIC_CRAMP,
+        {"new_medicine_cramps": True},
+        female=True,
+        male=False,
+    ),
+    case(
+        "pain_behind_the_knee_nothing_fits",
+        "soon",
+        ["unclear"],
+        NO_RED_FLAGS,
+        loc_knee_back=True,
+        muscle_hard_knot=False,
+        toes_pulled=False,
+        urge_to_move=False,
+        crawling_feeling=False,
+        foot_burning_ache=False,
+        walking_calf_pain=False,
+    ),
     # --- tricky mixes
     case(
         "cramp_with_walking_calf_pain",
@@ -198,6 +262,7 @@ CASES: list[dict[str, Any]] = [
         evening_worse=True,
         both_legs=True,
         movement_relief=False,
+        stretch_relief=False,
         urge_to_move=False,
         diabetes=True,
     ),

@@ -26,7 +26,7 @@ from dialogs.content import (
 )
 from dialogs.engine import Flow, machine_config
 from dialogs.records import CANCELLED, CONCLUDED, EMERGENCY, FINAL_STATES, Conclusion
-from dialogs.vocabulary import FINDINGS, RED_FLAGS, Pattern, Urgency
+from dialogs.vocabulary import FINDINGS, RED_FLAG_MINIMUM, RED_FLAGS, Pattern, Urgency
 from tests.walker import walk
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,12 +135,27 @@ def test_every_not_sure_answer_sets_nothing() -> None:
             assert option.sets == {}, (question.id, option.id)
 
 
-def test_red_flags_are_asked_before_any_other_question() -> None:
-    flags_at = [i for i, q in enumerate(CONTENT.questions) if sets_red_flag(q)]
-    others_at = [i for i, q in enumerate(CONTENT.questions) if not sets_red_flag(q)]
-    assert flags_at and others_at
-    assert max(flags_at) < min(others_at)
-    assert all(CONTENT.questions[i].ask_if is None for i in flags_at)
+EMERGENCY_FLAGS = {f for f, u in RED_FLAG_MINIMUM.items() if u is Urgency.EMERGENCY}
+
+
+def test_every_emergency_sign_is_asked_first_on_the_safety_screen() -> None:
+    first = CONTENT.questions[0]
+    assert {f for o in first.options for f in o.sets} == EMERGENCY_FLAGS
+    assert first.ask_if is None and first.skip_if is None
+
+
+def test_red_flag_questions_are_never_skipped_on_doubt() -> None:
+    # Spec v2 item 4: a red flag below emergency may be skipped only after a plain "no" to
+    # what it is about (the new-medicine question after "no" to cramps), never on "not sure".
+    for question in CONTENT.questions:
+        if not sets_red_flag(question):
+            continue
+        assert question.ask_if is None, question.id
+        if question.skip_if is not None:
+            assert question.skip_if.only_no_answers(), question.id
+            flags = {f for o in question.options for f in o.sets if f in RED_FLAGS}
+            assert not flags & EMERGENCY_FLAGS, question.id
+        assert all(o.offer_if is None for o in question.options if set(o.sets) & set(RED_FLAGS))
 
 
 def satisfying(condition: Condition) -> dict[str, bool]:
@@ -155,9 +170,11 @@ def satisfying(condition: Condition) -> dict[str, bool]:
 
 @pytest.mark.parametrize("question", CONTENT.questions, ids=lambda q: q.id)
 def test_every_question_is_asked_under_some_answers(question: Any) -> None:
-    facts = {**NO_RED_FLAGS}
+    facts: dict[str, bool | None] = {**NO_RED_FLAGS}
     if question.ask_if is not None:
         facts.update(satisfying(question.ask_if))
+    if question.skip_if is not None:
+        facts.update(dict.fromkeys(question.skip_if.findings()))  # not known: asked
     assert question.id in walk(FLOW, facts).asked
 
 
@@ -298,7 +315,7 @@ def test_every_conclusion_gets_full_advice(pattern: Pattern, urgency: Urgency) -
     assert advice.urgency is urgency
     assert advice.headline and advice.action and advice.pattern_name and advice.looks_like
     assert 2 <= len(advice.watch_for) <= 4
-    assert advice.watch_heading
+    assert all(group.heading and group.signs for group in advice.safety_net)
     text = advice.as_text()
     assert "not a diagnosis" in text
     assert text.rstrip().endswith(advice.not_a_diagnosis)
@@ -339,6 +356,7 @@ def test_emergency_advice_says_call_the_number_now() -> None:
 def test_urgent_advice_says_today() -> None:
     advice = BOOK.advise(Conclusion(Pattern.PAD_REST_PAIN, Urgency.URGENT), {})
     assert "today" in advice.action
+    assert "night" in advice.at_night
 
 
 @pytest.mark.parametrize("pattern", list(Pattern), ids=str)
@@ -347,17 +365,19 @@ def test_emergency_advice_has_no_home_remedies(pattern: Pattern) -> None:
     remedies = {s.strip() for s in ADVICE_RAW["patterns"][str(pattern)].get("helps_now", [])}
     assert advice.helps_now
     assert not set(advice.helps_now) & remedies
-    assert set(advice.watch_for) == {
-        s.strip() for s in ADVICE_RAW["urgency"]["emergency"]["watch_for"]
-    }
+    waiting = ADVICE_RAW["safety_net"]["emergency_result"]["watch"]
+    assert set(advice.watch_for) == {ADVICE_RAW["signs"][s]["text"] for s in waiting}
 
 
-def test_the_new_medicine_note_says_not_to_stop_a_medicine_on_your_own() -> None:
+def test_the_new_medicine_block_says_not_to_stop_a_medicine_on_your_own() -> None:
     conclusion = rules.conclude({**NO_RED_FLAGS, "new_medicine_cramps": True})
-    notes = " ".join(BOOK.advise(conclusion, {"new_medicine_cramps": True}).notes).lower()
-    assert "do not stop" in notes
-    assert "medicine" in notes
-    assert "today" in notes
+    advice = BOOK.advise(conclusion, {"new_medicine_cramps": True})
+    (block,) = advice.red_flag_blocks
+    words = " ".join((block.title, block.means, *block.do)).lower()
+    assert "do not stop" in words
+    assert "medicine" in words
+    assert "today" in words
+    assert "pharmacist" in words
 
 
 @pytest.mark.parametrize("risk", ["smoker", "diabetes", "age_over_50"])
@@ -411,7 +431,7 @@ def test_every_reason_the_rules_give_has_plain_words(findings: dict[str, bool]) 
     for reason in (*conclusion.reasons, *conclusion.red_flags):
         assert reason in ADVICE_RAW["reasons"], reason
     advice = BOOK.advise(conclusion, findings)
-    assert 2 <= len(advice.watch_for) <= 4
+    assert 1 <= len(advice.watch_for) <= 4
     assert advice.not_a_diagnosis in advice.as_text()
 
 

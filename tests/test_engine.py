@@ -22,6 +22,7 @@ from dialogs.engine import (
     Prompt,
     StaleAnswer,
     Step,
+    machine_config,
 )
 from dialogs.records import CANCELLED, CONCLUDED, EMERGENCY, AnswerRecord, ConversationState
 from dialogs.vocabulary import RED_FLAG_MINIMUM, RED_FLAGS, Urgency
@@ -35,6 +36,7 @@ EMERGENCY_OPTIONS = {
     "weakness": "sudden_weakness",
     "calf_swollen": "calf_swelling_warm_red",
     "skin_changes": "tissue_changes",
+    "infection": "infection_signs",
 }
 RED_FLAG_QUESTIONS = [
     q.id for q in FLOW.content.questions if any(f in o.sets for o in q.options for f in RED_FLAGS)
@@ -42,18 +44,15 @@ RED_FLAG_QUESTIONS = [
 # An answer to every question that raises no red flag and fits no pattern.
 QUIET: dict[str, tuple[str, ...]] = {
     "emergency_signs": ("none",),
-    "dangling": ("no",),
-    "new_medicine": ("no",),
     "feeling": ("none",),
     "where": ("calf",),
-    "sides": ("both",),
     "timing": ("none",),
     "relief": ("nothing",),
     "legs_raised": ("no",),
-    "walking": ("no",),
+    "sides": ("both",),
     "cramp_course": ("neither",),
+    "about_you": ("rather_not",),
     "health": ("none",),
-    "medicines_life": ("none",),
 }
 
 
@@ -132,7 +131,7 @@ def test_several_emergency_signs_together_end_the_triage_at_once() -> None:
 def test_none_of_these_answers_a_multi_question_in_one_tap() -> None:
     conversation = FLOW.start(NOW)
     step = prompt(conversation.choose("none", NOW))
-    assert step.question.id == "dangling"
+    assert step.question.id == "feeling"
     assert step.number == 2
     assert conversation.snapshot().answers[-1].option_ids == ("none",)
     assert conversation.findings == dict.fromkeys(EMERGENCY_OPTIONS.values(), False)
@@ -149,7 +148,7 @@ def test_an_exclusive_option_replaces_the_ticks_made_before_it() -> None:
 
 def test_not_sure_on_the_safety_screen_carries_on_but_ends_at_least_urgent() -> None:
     conversation = FLOW.start(NOW)
-    assert prompt(conversation.choose("unsure", NOW)).question.id == "dangling"
+    assert prompt(conversation.choose("unsure", NOW)).question.id == "feeling"
     end = outcome(play(conversation)[0])
     assert end.state == CONCLUDED
     assert end.conclusion is not None
@@ -222,12 +221,13 @@ def test_answer_refuses_an_exclusive_option_combined_with_others() -> None:
 def test_back_undoes_the_last_answer_and_recomputes_the_findings() -> None:
     conversation = FLOW.start(NOW)
     conversation.choose("none", NOW)
-    conversation.choose("yes", NOW)  # dangling relief: a red flag
-    assert conversation.findings["dangling_relief"] is True
+    conversation.answer(["burning"], NOW)
+    assert conversation.findings["foot_burning_ache"] is True
+    assert conversation.findings["muscle_hard_knot"] is False  # left unticked: a no
     step = prompt(conversation.back())
-    assert step.question.id == "dangling"
+    assert step.question.id == "feeling"
     assert step.number == 2
-    assert "dangling_relief" not in conversation.findings
+    assert "foot_burning_ache" not in conversation.findings
     assert [a.question_id for a in conversation.snapshot().answers] == ["emergency_signs"]
     step = prompt(conversation.back())
     assert step.question.id == "emergency_signs"
@@ -236,14 +236,14 @@ def test_back_undoes_the_last_answer_and_recomputes_the_findings() -> None:
 
 def test_back_clears_the_ticks_before_undoing_an_answer() -> None:
     conversation = FLOW.start(NOW)
-    play(conversation, until="feeling")
-    conversation.choose("knot", NOW)
-    conversation.choose("urge", NOW)
+    play(conversation, until="timing")
+    conversation.choose("sudden", NOW)
+    conversation.choose("evening", NOW)
     step = prompt(conversation.back())
-    assert step.question.id == "feeling"
+    assert step.question.id == "timing"
     assert step.selected == frozenset()
     assert len(conversation.snapshot().answers) == 3
-    assert prompt(conversation.back()).question.id == "new_medicine"
+    assert prompt(conversation.back()).question.id == "where"
 
 
 def test_back_at_the_first_question_does_nothing() -> None:
@@ -259,7 +259,7 @@ def test_back_reopens_a_concluded_conversation() -> None:
     end = outcome(play(conversation)[0])
     assert end.state == CONCLUDED
     step = prompt(conversation.back())
-    assert step.question.id == "medicines_life"
+    assert step.question.id == "health"
     assert not conversation.finished
     assert conversation.snapshot().conclusion is None
     assert conversation.snapshot().finished_at is None
@@ -275,7 +275,7 @@ def test_back_reopens_the_screen_after_an_emergency() -> None:
     step = prompt(conversation.back())
     assert step.question.id == "emergency_signs"
     assert conversation.findings == {}
-    assert prompt(conversation.choose("none", NOW)).question.id == "dangling"
+    assert prompt(conversation.choose("none", NOW)).question.id == "feeling"
 
 
 # --- Cancel, stale and unknown answers --------------------------------------------------------
@@ -313,7 +313,7 @@ def test_an_answer_to_a_question_no_longer_open_is_stale() -> None:
         conversation.choose("chest", NOW, question_id="emergency_signs")
     with pytest.raises(StaleAnswer):
         conversation.done(NOW, question_id="emergency_signs")
-    assert prompt(conversation.step()).question.id == "dangling"
+    assert prompt(conversation.step()).question.id == "feeling"
     assert len(conversation.snapshot().answers) == 1
 
 
@@ -342,7 +342,11 @@ def test_an_answer_after_the_end_is_stale() -> None:
         pytest.param({}, False, id="no foot pain"),
         pytest.param({"feeling": ("burning",)}, True, id="burning foot"),
         pytest.param({"where": ("foot",)}, True, id="worst in the foot"),
-        pytest.param({"dangling": ("yes",)}, True, id="eased by dangling"),
+        pytest.param(
+            {"feeling": ("burning",), "relief": ("foot_down",)},
+            False,
+            id="already eased by hanging the foot down",
+        ),
         pytest.param({"feeling": ("knot", "urge")}, False, id="cramp and urge only"),
     ],
 )
@@ -362,7 +366,8 @@ def test_legs_raised_is_asked_only_about_foot_pain(
         pytest.param({}, False, id="no cramp features"),
         pytest.param({"feeling": ("knot",)}, True, id="knotted muscle"),
         pytest.param({"feeling": ("toes",)}, True, id="toes pulled"),
-        pytest.param({"relief": ("stretch",)}, True, id="eased by stretching"),
+        pytest.param({"feeling": ("unsure",)}, True, id="not sure what it feels like"),
+        pytest.param({"relief": ("stretch",)}, False, id="stretching, but no knot or pulled toes"),
         pytest.param({"feeling": ("urge", "crawling")}, False, id="restless feelings"),
     ],
 )
@@ -376,21 +381,38 @@ def test_cramp_course_is_asked_only_about_cramps(
 def test_the_quiet_path_asks_every_unconditional_question_in_order() -> None:
     end, asked = play(FLOW.start(NOW))
     assert outcome(end).state == CONCLUDED
-    assert asked == [q.id for q in FLOW.content.questions if q.ask_if is None]
-    assert set(RED_FLAG_QUESTIONS) <= set(asked)
+    assert asked == [q.id for q in FLOW.content.questions if not q.gate]
+    assert {q for q in RED_FLAG_QUESTIONS if QUESTIONS[q].skip_if is None} <= set(asked)
 
 
-def test_no_question_that_sets_a_red_flag_is_ever_skipped() -> None:
-    assert RED_FLAG_QUESTIONS == ["emergency_signs", "dangling", "new_medicine"]
+def test_no_question_that_sets_a_red_flag_is_ever_skipped_on_doubt() -> None:
+    assert RED_FLAG_QUESTIONS == ["emergency_signs", "relief", "cramp_course"]
     for qid in RED_FLAG_QUESTIONS:
-        assert QUESTIONS[qid].ask_if is None
+        question = QUESTIONS[qid]
+        assert question.ask_if is None
+        assert question.skip_if is None or question.skip_if.only_no_answers()
+        if any(
+            RED_FLAG_MINIMUM[f] is Urgency.EMERGENCY
+            for o in question.options
+            for f in o.sets
+            if f in RED_FLAG_MINIMUM
+        ):
+            assert question.skip_if is None
+
+
+def test_the_new_medicine_question_is_skipped_only_after_a_no_to_cramps() -> None:
+    cramp = QUESTIONS["cramp_course"]
+    assert cramp.applies({})  # nothing known: asked
+    assert cramp.applies({"muscle_hard_knot": False})  # pulled toes not ruled out: asked
+    assert not cramp.applies({"muscle_hard_knot": False, "toes_pulled": False})
 
 
 def test_an_urgent_red_flag_does_not_stop_the_questions() -> None:
-    end, asked = play(FLOW.start(NOW), {"dangling": ("yes",), "new_medicine": ("yes",)})
+    answers = {"feeling": ("knot",), "relief": ("foot_down",), "cramp_course": ("new_medicine",)}
+    end, asked = play(FLOW.start(NOW), answers)
     end = outcome(end)
     assert end.state == CONCLUDED
-    assert asked[-1] == "medicines_life"
+    assert asked[-1] == "health"
     assert end.conclusion is not None
     assert end.conclusion.urgency is Urgency.URGENT
     assert end.conclusion.red_flags == ("dangling_relief", "new_medicine_cramps")
@@ -400,7 +422,7 @@ def test_the_prompt_number_counts_the_answers_given() -> None:
     conversation = FLOW.start(NOW)
     play(conversation, until="timing")
     step = prompt(conversation.step())
-    assert step.number == len(conversation.snapshot().answers) + 1 == 7
+    assert step.number == len(conversation.snapshot().answers) + 1 == 4
 
 
 # --- Snapshot, restore and the shared machine -----------------------------------------------
@@ -424,7 +446,7 @@ def test_a_snapshot_restores_at_the_same_question_with_the_same_findings_and_tic
 
 def test_restore_recomputes_the_findings_from_the_answers() -> None:
     conversation = FLOW.start(NOW)
-    play(conversation, {"dangling": ("yes",)}, until="feeling")
+    play(conversation, {"feeling": ("knot",)}, until="where")
     stored = copy.deepcopy(conversation.snapshot())
     stored.findings = {"tissue_changes": True}  # a stale copy must not win over the answers
     assert FLOW.restore(stored).findings == conversation.findings
@@ -446,14 +468,14 @@ def test_restoring_a_state_at_a_missing_question_is_refused() -> None:
 def test_restoring_an_answer_to_a_missing_question_or_option_is_refused() -> None:
     ghost_question = ConversationState(
         flow="triage",
-        state="dangling",
+        state="feeling",
         answers=[AnswerRecord("removed_question", ("none",), NOW)],
     )
     with pytest.raises(AnswerError):
         FLOW.restore(ghost_question)
     ghost_option = ConversationState(
         flow="triage",
-        state="dangling",
+        state="feeling",
         answers=[AnswerRecord("emergency_signs", ("removed_option",), NOW)],
     )
     with pytest.raises(AnswerError):
@@ -487,7 +509,7 @@ def test_a_conversation_answers_after_a_refused_step_and_the_machine_stays_empty
     conversation = FLOW.start(NOW)
     with pytest.raises(AnswerError):
         conversation.choose("maybe", NOW)
-    assert prompt(conversation.choose("none", NOW)).question.id == "dangling"
+    assert prompt(conversation.choose("none", NOW)).question.id == "feeling"
     assert FLOW.machine.models == []
 
 
@@ -508,13 +530,26 @@ MAX_ACTIONS = (MAX_BACKS + 1) * len(ORDER) * (MAX_TOGGLES + 3)
 
 
 def replay(answers: list[tuple[str, tuple[str, ...]]]) -> dict[str, bool]:
-    """Findings from the options' `sets`, later answers winning."""
+    """Findings from the options' `sets`, later answers winning (worked out apart from the
+    engine): options not offered set nothing; on an `unticked_means_no` checklist, a tick
+    makes each offered option left unticked a no."""
     findings: dict[str, bool] = {}
     for qid, option_ids in answers:
-        for option_id in option_ids:
-            option = QUESTIONS[qid].option(option_id)
+        question = QUESTIONS[qid]
+        offered = [o for o in question.options if o.offer_if is None or o.offer_if(findings)]
+        offered_ids = {o.id for o in offered}
+        not_offered = {f for o in question.options if o.id not in offered_ids for f in o.sets}
+        answer: dict[str, bool] = {}
+        chosen = [question.option(i) for i in option_ids]
+        assert all(o is not None and o.id in offered_ids for o in chosen)
+        if question.unticked_means_no and not any(o.exclusive for o in chosen):  # type: ignore[union-attr]
+            for option in offered:
+                if not option.exclusive and option.id not in option_ids:
+                    answer |= {f: False for f, v in option.sets.items() if v}
+        for option in chosen:
             assert option is not None
-            findings.update(option.sets)
+            answer |= {f: v for f, v in option.sets.items() if f not in not_offered}
+        findings |= answer
     return findings
 
 
@@ -526,7 +561,7 @@ def expected_next(answers: list[tuple[str, tuple[str, ...]]]) -> str:
     if rules.conclude(findings).urgency is Urgency.EMERGENCY:
         return EMERGENCY
     for question in FLOW.content.questions[ORDER.index(answers[-1][0]) + 1 :]:
-        if question.ask_if is None or question.ask_if(findings):
+        if question.applies(findings):
             return question.id
     return CONCLUDED
 
@@ -621,5 +656,47 @@ def test_any_answer_path_concludes_without_under_triage(data: st.DataObject) -> 
         assert end.conclusion.urgency >= Urgency.URGENT  # unsure on the screen: seen today
     assert (end.state == EMERGENCY) == (end.conclusion.urgency is Urgency.EMERGENCY)
     if end.state == CONCLUDED:
-        assert set(RED_FLAG_QUESTIONS) <= {qid for qid, _ in answers}
+        always = {q for q in RED_FLAG_QUESTIONS if QUESTIONS[q].skip_if is None}
+        assert always <= {qid for qid, _ in answers}
+        if "cramp_course" not in {qid for qid, _ in answers}:
+            assert findings.get("muscle_hard_knot") is False  # skipped only after a no
+            assert findings.get("toes_pulled") is False
+    assert len(answers) <= MAX_QUESTIONS  # issue 9: no path asks more than 10 questions
     assert FLOW.machine.models == []
+
+
+MAX_QUESTIONS = 10
+
+
+def test_the_flow_cannot_ask_more_than_ten_questions() -> None:
+    # Each question is asked at most once on a path (the machine only moves forward), so the
+    # number of questions bounds every path; the random walks above check real paths.
+    assert len(ORDER) == len(set(ORDER)) <= MAX_QUESTIONS
+    forward = [
+        (ORDER.index(t["source"]), ORDER.index(t["dest"]))
+        for t in machine_config(FLOW.content)["transitions"]
+        if t["trigger"] == "advance" and t["dest"] in ORDER
+    ]
+    assert all(a < b for a, b in forward)
+
+
+def test_a_pregnancy_option_goes_only_to_people_who_could_be_pregnant() -> None:
+    def health_options(about: str) -> set[str]:
+        conversation = FLOW.start(NOW)
+        step = prompt(play(conversation, {"about_you": (about,)}, until="health")[0])
+        return {o.id for o in step.question.options}
+
+    assert "pregnant" not in health_options("man_over_50")
+    assert "pregnant" not in health_options("man_under_50")
+    assert "pregnant" in health_options("woman_under_50")
+    assert "pregnant" in health_options("rather_not")
+
+
+def test_an_option_not_offered_cannot_be_chosen_and_sets_nothing() -> None:
+    conversation = FLOW.start(NOW)
+    play(conversation, {"about_you": ("man_under_50",)}, until="health")
+    with pytest.raises(AnswerError):
+        conversation.choose("pregnant", NOW)
+    end = outcome(conversation.choose("none", NOW))
+    assert "pregnant" not in end.findings
+    assert end.findings["smoker"] is False

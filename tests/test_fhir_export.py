@@ -166,7 +166,7 @@ def test_one_response_per_triage_and_per_diary_night_with_every_finding(store: S
     assert [r["questionnaire"] for r in found] == [questionnaire_url("triage")] * 3 + [
         questionnaire_url("diary")
     ] * 2
-    assert questionnaire_url("triage") == "https://nightlegs.invalid/fhir/Questionnaire/triage|1"
+    assert questionnaire_url("triage") == "https://nightlegs.invalid/fhir/Questionnaire/triage|2"
 
 
 def test_triage_status_authored_and_conclusion(store: Store) -> None:
@@ -267,3 +267,31 @@ def test_a_user_with_nothing_gives_an_empty_collection(store: Store) -> None:
         "timestamp": data["exported_at"],
     }
     Bundle.model_validate(bundle)
+
+
+def test_the_spec_v2_findings_are_link_ids_and_infection_a_red_flag_code() -> None:
+    v2 = {"infection_signs", "loc_knee_back", "loc_shin", "loc_buttock_hip", "male", "female"}
+    data = {
+        "exported_at": "2025-03-01T03:00:00+00:00",
+        "user": {"channel": "telegram", "external_id": "1", "created_at": "2025-03-01T02:00:00"},
+        "conversations": [
+            {
+                "id": 1,
+                "flow": "triage",
+                "state": "emergency",
+                "started_at": "2025-03-01T02:00:00+00:00",
+                "finished_at": "2025-03-01T02:01:00+00:00",
+                "findings": dict.fromkeys(sorted(v2), True),
+                "conclusion": {
+                    "pattern": "unclear",
+                    "urgency": "emergency",
+                    "red_flags": ["infection_signs"],
+                },
+            }
+        ],
+        "diary": {"entries": []},
+    }
+    [entry] = fhir_bundle(data)["entry"]
+    items = {i["linkId"]: i["answer"] for i in entry["resource"]["item"]}
+    assert v2 <= set(items)
+    assert items["conclusion.red_flags"][0]["valueCoding"]["code"] == "infection_signs"

@@ -29,6 +29,7 @@ SPEC_RED_FLAG_MINIMUM = {
     "tissue_changes": "emergency",
     "dangling_relief": "urgent",
     "new_medicine_cramps": "urgent",
+    "infection_signs": "emergency",  # spec v2
 }
 EMERGENCY_SIGNS = tuple(f for f, u in SPEC_RED_FLAG_MINIMUM.items() if u == "emergency")
 

@@ -33,7 +33,7 @@ from dialogs.engine import Flow, Prompt
 from dialogs.records import CANCELLED, FINAL_STATES, AnswerRecord, Conclusion
 from dialogs.vocabulary import FINDINGS, Pattern, Urgency
 from tests.botapi_stub import BotApiStub, SentMessage
-from tests.cases import CASES, CLASSIC_CRAMP, NO_RED_FLAGS
+from tests.cases import CASES, CLASSIC_CRAMP, NO_RED_FLAGS, v2_facts
 from tests.telegram_harness import CHAT, RunningBot
 from tests.walker import Facts, plan_answer
 
@@ -466,7 +466,7 @@ async def test_a_vignette_answered_by_buttons_gets_the_gold_urgency(
     bot: RunningBot, api: BotApiStub, vignette: dict[str, Any]
 ) -> None:
     await consent(bot)
-    asked = await answer_all(bot, vignette["facts"])
+    asked = await answer_all(bot, v2_facts(vignette))
     gold = Urgency(vignette["gold"]["urgency"])
     conclusion = latest(bot)["conclusion"]
     assert conclusion is not None, asked
@@ -490,24 +490,23 @@ async def test_an_answer_edits_the_one_check_message_to_show_it_above_the_next_q
     await bot.press(option_label(first, "none"), message=first)
     assert chat_bound(api, mark) == ["editMessageText"], "one Bot API call per tap"
     second = open_question(bot)
-    assert second is not None and question_id(second) == "dangling"
+    assert second is not None and question_id(second) == "feeling"
     assert second.message_id == first.message_id, "the check stays one message"
     assert shown_as_answered("emergency_signs", "none") in (second.plain_text or "")
     assert (second.plain_text or "").index("None of these") < (second.plain_text or "").index(
-        FLOW.content.question("dangling").text  # type: ignore[union-attr]
+        FLOW.content.question("feeling").text  # type: ignore[union-attr]
     )
-    await bot.press("No", message=second)
+    await bot.press("None of these", message=second)
     text = api.message(CHAT, second.message_id).plain_text or ""
     assert shown_as_answered("emergency_signs", "none") in text
-    assert shown_as_answered("dangling", "no") in text
+    assert shown_as_answered("feeling", "none") in text
 
 
 async def test_ticks_toggle_visibly_and_a_double_tick_counts_once(
     bot: RunningBot, api: BotApiStub
 ) -> None:
     await consent(bot)
-    for _ in range(3):
-        await answer_open_question(bot, CRAMP)
+    await answer_open_question(bot, CRAMP)
     feeling = open_question(bot)
     assert feeling is not None and question_id(feeling) == "feeling"
     knot = option_label(feeling, "knot")
@@ -550,16 +549,16 @@ async def test_back_returns_to_the_previous_question(bot: RunningBot, api: BotAp
     await answer_open_question(bot, CRAMP)
     await answer_open_question(bot, CRAMP)
     third = open_question(bot)
-    assert third is not None and question_id(third) == "new_medicine"
+    assert third is not None and question_id(third) == "where"
     shown = await bot.press(BACK, message=third)
     current = open_question(bot)
     assert current is not None and current in shown
     assert current.message_id == third.message_id, "back shows the question in the same message"
-    assert question_id(current) == "dangling"
+    assert question_id(current) == "feeling"
     assert answered(bot) == ["emergency_signs"]
     await answer_open_question(bot, CRAMP)
-    assert answered(bot) == ["emergency_signs", "dangling"]
-    assert question_id(open_question(bot)) == "new_medicine"  # type: ignore[arg-type]
+    assert answered(bot) == ["emergency_signs", "feeling"]
+    assert question_id(open_question(bot)) == "where"  # type: ignore[arg-type]
 
 
 async def test_cancel_ends_the_check(bot: RunningBot, api: BotApiStub) -> None:
@@ -580,7 +579,7 @@ async def test_back_and_cancel_commands_work(bot: RunningBot, api: BotApiStub) -
     await answer_open_question(bot, CRAMP)
     await answer_open_question(bot, CRAMP)
     shown = await bot.send("/back")
-    assert question_id(shown[-1]) == "dangling"
+    assert question_id(shown[-1]) == "feeling"
     assert answered(bot) == ["emergency_signs"]
     shown = await bot.send("/cancel")
     assert texts(shown) == [views.CANCELLED]
@@ -618,7 +617,7 @@ async def test_free_text_during_a_question_reminds_and_asks_again(
     before = state(bot)
     shown = await bot.send("my left calf, I think?")
     assert texts(shown)[0] == views.USE_BUTTONS
-    assert question_id(shown[-1]) == "dangling"
+    assert question_id(shown[-1]) == "feeling"
     assert state(bot) == before
 
 
@@ -642,7 +641,8 @@ async def test_a_stale_button_gets_a_toast_and_changes_nothing(
     # a button of the open question, but of another (made-up) conversation id
     current = open_question(bot)
     assert current is not None
-    forged = data_of(current, "No").replace(f":{conversation_of(current)}:", ":999:")
+    calf = option_label(current, "calf")
+    forged = data_of(current, calf).replace(f":{conversation_of(current)}:", ":999:")
     mark = api.mark()
     await bot.feed(api.feed_callback(CHAT, current.message_id, forged))
     assert bot.toasts(mark) == [views.STALE]
@@ -741,15 +741,15 @@ async def test_two_quick_presses_of_one_answer_count_once(bot: RunningBot, api: 
     await consent(bot)
     await answer_open_question(bot, CRAMP)
     question = open_question(bot)
-    assert question is not None and question_id(question) == "dangling"
-    data = data_of(question, "No")
+    assert question is not None and question_id(question) == "feeling"
+    data = data_of(question, "None of these")
     mark = api.mark()
     api.feed_callback(CHAT, question.message_id, data)
     await bot.feed(api.feed_callback(CHAT, question.message_id, data))
-    assert answered(bot) == ["emergency_signs", "dangling"]
+    assert answered(bot) == ["emergency_signs", "feeling"]
     assert bot.toasts(mark) == [None, views.ALREADY]
     live = [m for m in api.messages(CHAT) if is_question(m)]
-    assert [question_id(m) for m in live] == ["new_medicine"], "the next question shown once"
+    assert [question_id(m) for m in live] == ["where"], "the next question shown once"
 
 
 async def test_two_different_answers_pressed_quickly_keep_the_first(
@@ -759,11 +759,11 @@ async def test_two_different_answers_pressed_quickly_keep_the_first(
     await answer_open_question(bot, CRAMP)
     question = open_question(bot)
     assert question is not None
-    api.feed_callback(CHAT, question.message_id, data_of(question, "No"))
+    api.feed_callback(CHAT, question.message_id, data_of(question, "None of these"))
     await bot.feed(api.feed_callback(CHAT, question.message_id, data_of(question, "Not sure")))
     last = latest(bot)["answers"][-1]
-    assert (last["question_id"], last["option_ids"]) == ("dangling", ["no"])
-    assert answered(bot).count("dangling") == 1
+    assert (last["question_id"], last["option_ids"]) == ("feeling", ["none"])
+    assert answered(bot).count("feeling") == 1
 
 
 @pytest.mark.parametrize("kind", ["sticker", "photo", "voice"])
@@ -854,14 +854,14 @@ async def test_a_failing_handler_changes_nothing_and_says_how_to_go_on(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(service, "handle", broken)
-    shown = await bot.press("No", message=open_question(bot))
+    shown = await bot.press("None of these", message=open_question(bot))
     assert views.ERROR in texts(shown), api.transcript(CHAT)
     assert answered(bot) == ["emergency_signs"], "the failed update changed nothing"
     assert [r for r in caplog.records if r.levelno >= logging.ERROR], "the failure is logged"
 
     # the person does what the message says, and carries on where they were
     shown = await bot.send("/start")
-    assert question_id(shown[-1]) == "dangling"
+    assert question_id(shown[-1]) == "feeling"
     await answer_all(bot, CRAMP)
     assert latest(bot)["conclusion"]["urgency"] == "self_care"
     for message in api.messages(CHAT):
@@ -885,7 +885,7 @@ async def test_a_500_from_telegram_is_retried_and_the_next_question_still_arrive
     assert views.ERROR not in api.transcript(CHAT)
     current = open_question(bot)
     assert current is not None
-    assert question_id(current) == ("emergency_signs" if method == "sendMessage" else "dangling")
+    assert question_id(current) == ("emergency_signs" if method == "sendMessage" else "feeling")
     await answer_open_question(bot, CRAMP)
     assert len(answered(bot)) == (1 if method == "sendMessage" else 2)
 
@@ -898,7 +898,7 @@ async def test_a_429_is_retried_and_the_message_delivered(bot: RunningBot, api: 
     edits = [c for c in api.calls[mark:] if c.method == "editMessageText"]
     assert [c.status for c in edits] == [429, 200]
     assert edits[1].at - edits[0].at >= 0.9, "retried after retry_after"
-    assert question_id(shown[-1]) == "dangling"
+    assert question_id(shown[-1]) == "feeling"
     assert views.ERROR not in texts(shown)
     assert answered(bot) == ["emergency_signs"]
 
@@ -1021,7 +1021,7 @@ async def test_another_persons_conversation_id_does_nothing(
 
     mark = api.mark()
     for data in (
-        f"a:{their_cid}:dangling:yes",
+        f"a:{their_cid}:where:calf",
         f"back:{their_cid}",
         f"cancel:{their_cid}",
         f"t:{their_cid}:feeling:knot:1",
@@ -1062,13 +1062,12 @@ async def test_a_restart_mid_check_carries_on_at_the_same_question(
     first = await RunningBot(api, database_url).start()
     try:
         await consent(first)
-        for _ in range(3):
-            await answer_open_question(first, CRAMP)
+        await answer_open_question(first, CRAMP)
         before = answered(first)
         question = open_question(first)
     finally:
         await (first.stop() if how == "stop" else first.kill())
-    assert before == ["emergency_signs", "dangling", "new_medicine"]
+    assert before == ["emergency_signs"]
     assert question is not None and question_id(question) == "feeling"
 
     second = await RunningBot(api, database_url).start()
@@ -1101,10 +1100,11 @@ async def test_a_kill_while_an_answer_is_handled_applies_it_once(
     try:
         await consent(first)
         await answer_open_question(first, CRAMP)
+        await answer_open_question(first, CRAMP)
         question = open_question(first)
-        assert question is not None and question_id(question) == "dangling"
+        assert question is not None and question_id(question) == "where"
         mark = api.mark()
-        pressed = await api.press(CHAT, "No", message=question)
+        pressed = await api.press(CHAT, "Calf", message=question)
         await api.wait_for_call(when, after=mark)
     finally:
         await first.kill()
@@ -1113,12 +1113,12 @@ async def test_a_kill_while_an_answer_is_handled_applies_it_once(
     try:
         await api.wait_until_confirmed(pressed)
         await second.settled()
-        assert answered(second) == ["emergency_signs", "dangling"]
+        assert answered(second) == ["emergency_signs", "feeling", "where"]
         current = open_question(second)  # arrived by itself: nobody typed anything
-        assert current is not None and question_id(current) == "new_medicine"
+        assert current is not None and question_id(current) == "timing"
         await answer_all(second, CRAMP)
         ids = [a["question_id"] for a in latest(second)["answers"]]
-        assert ids.count("dangling") == 1
+        assert ids.count("where") == 1
         assert latest(second)["conclusion"]["urgency"] == "self_care"
     finally:
         await second.stop()

@@ -26,12 +26,13 @@ from dialogs.content import Question
 from dialogs.countries import EmergencyNumbers
 from dialogs.engine import Flow, Prompt
 from dialogs.records import Conclusion
-from dialogs.vocabulary import FINDINGS, RED_FLAGS, Pattern, Urgency
+from dialogs.vocabulary import FINDINGS, RED_FLAG_MINIMUM, RED_FLAGS, Pattern, Urgency
 from tests.botapi_stub import MAX_CALLBACK_DATA_BYTES, MAX_MESSAGE_LENGTH, _HtmlParser
 
 FLOW = Flow.load("triage")
 BOOK = AdviceBook.load()
 NUMBERS = EmergencyNumbers.load()
+LONGEST_URGENT_CARE = max((c.urgent_care or "" for c in NUMBERS.countries.values()), key=len)
 LARGE_IDS = [10**11, 10**12 - 1]
 """A large conversation id, and the largest the button keys accept (12 digits)."""
 
@@ -97,13 +98,15 @@ def test_a_tick_button_sets_the_opposite_of_what_it_shows(question: Question) ->
 @pytest.mark.parametrize("urgency", list(Urgency))
 @pytest.mark.parametrize("pattern", list(Pattern))
 def test_every_outcome_fits_one_message_whole(pattern: Pattern, urgency: Urgency) -> None:
-    # The longest advice there can be: every red flag and reason, every note, a long number.
-    conclusion = Conclusion(
-        pattern, urgency, red_flags=RED_FLAGS, reasons=(*RED_FLAGS, *map(str, Pattern))
-    )
+    # The longest advice there can be: every red flag the urgency allows (the rules never give
+    # a red flag above its conclusion's urgency), every reason and note, a long number.
+    flags = tuple(f for f in RED_FLAGS if RED_FLAG_MINIMUM[f] <= urgency)
+    conclusion = Conclusion(pattern, urgency, red_flags=flags, reasons=(*flags, *map(str, Pattern)))
     longest_number = max((c.number for c in NUMBERS.countries.values()), key=len)
     for findings, number in (({f: True for f in FINDINGS}, longest_number), ({}, None)):
-        advice = BOOK.advise(conclusion, findings, emergency_number=number)
+        advice = BOOK.advise(
+            conclusion, findings, emergency_number=number, urgent_care=LONGEST_URGENT_CARE
+        )
         screen = views.outcome(advice, LARGE_IDS[-1])
         assert len(screen.text) <= MAX_MESSAGE_LENGTH
         assert not screen.text.endswith("\n…"), "the advice was cut to fit"

@@ -11,7 +11,7 @@ import pytest
 from dialogs import rules
 from dialogs.engine import Flow
 from dialogs.vocabulary import FINDINGS, Pattern, Urgency
-from tests.cases import CASES
+from tests.cases import CASES, v2_facts
 from tests.walker import walk
 
 VIGNETTES_PATH = Path(__file__).resolve().parents[2] / "shared/clinical/vignettes-dev.json"
@@ -20,6 +20,7 @@ if not VIGNETTES_PATH.exists():
 
 VIGNETTES: list[dict[str, Any]] = json.loads(VIGNETTES_PATH.read_text("utf-8"))
 FLOW = Flow.load("triage")
+MEAN_QUESTIONS_AT_MOST = 8  # issue 9 acceptance
 
 
 def check(case_id: str, conclusion: Any, gold_urgency: str, patterns: list[str], how: str) -> None:
@@ -54,7 +55,7 @@ def test_the_vignettes_speak_the_spec_ids() -> None:
 def test_a_vignette_answered_through_the_engine_gets_the_gold_urgency(
     vignette: dict[str, Any],
 ) -> None:
-    result = walk(FLOW, vignette["facts"])
+    result = walk(FLOW, v2_facts(vignette))
     assert result.outcome.conclusion is not None
     check(
         vignette["id"],
@@ -69,7 +70,7 @@ def test_a_vignette_answered_through_the_engine_gets_the_gold_urgency(
 def test_a_vignette_given_straight_to_the_rules_gets_the_gold_urgency(
     vignette: dict[str, Any],
 ) -> None:
-    conclusion = rules.conclude(known(vignette["facts"]))
+    conclusion = rules.conclude(known(v2_facts(vignette)))
     check(
         vignette["id"],
         conclusion,
@@ -78,6 +79,18 @@ def test_a_vignette_given_straight_to_the_rules_gets_the_gold_urgency(
         "rules",
     )
     assert set(vignette["gold"]["red_flags"]) == set(conclusion.red_flags)
+
+
+def test_the_vignettes_take_at_most_eight_questions_on_average() -> None:
+    asked = [len(walk(FLOW, v2_facts(v)).asked) for v in VIGNETTES]
+    assert sum(asked) / len(asked) <= MEAN_QUESTIONS_AT_MOST, asked
+    assert max(asked) <= 10, asked
+
+
+def test_a_v1_vignette_keeps_its_facts_under_the_v2_adapter() -> None:
+    for vignette in VIGNETTES:
+        facts = v2_facts(vignette)
+        assert {k: facts[k] for k in vignette["facts"]} == vignette["facts"]
 
 
 # --- Our own cases -------------------------------------------------------------------------------

@@ -33,6 +33,8 @@ class Plan:
     question_id: str
     option_ids: tuple[str, ...]
     ticks: bool
+    offered: tuple[str, ...] = ()
+    """The options shown, in order (spec v2: some options are offered only when they apply)."""
 
     @property
     def option_id(self) -> str:
@@ -49,14 +51,17 @@ def _most_specific(options: list[Option], question: Question) -> Option:
 
 def plan_answer(question: Question, facts: Facts) -> Plan:
     """The answer a person knowing `facts` gives to `question`."""
+    offered = tuple(o.id for o in question.options)
     if not question.multi:
         best = _most_specific([o for o in question.options if agrees(o, facts)], question)
-        return Plan(question.id, (best.id,), ticks=False)
+        return Plan(question.id, (best.id,), ticks=False, offered=offered)
     ticks = tuple(o.id for o in question.options if not o.exclusive and o.sets and agrees(o, facts))
     if ticks:
-        return Plan(question.id, ticks, ticks=True)
+        return Plan(question.id, ticks, ticks=True, offered=offered)
     exclusive = [o for o in question.options if o.exclusive and agrees(o, facts)]
-    return Plan(question.id, (_most_specific(exclusive, question).id,), ticks=False)
+    return Plan(
+        question.id, (_most_specific(exclusive, question).id,), ticks=False, offered=offered
+    )
 
 
 @dataclass

@@ -63,6 +63,7 @@ RED_FLAG_WORDS: dict[str, str] = {
     "tissue_changes": "sores, dark or pale skin, cold toes",
     "dangling_relief": "foot pain eased by dangling the leg",
     "new_medicine_cramps": "cramps since a new medicine",
+    "infection_signs": "spreading redness with fever or shivers",
 }
 """The spec's red flags as a clinician reads them (advice.yaml words them for the person)."""
 

@@ -65,6 +65,7 @@ class DiaryService:
         *,
         clock: Clock = utc_now,
         emergency_number: Callable[[str | None], str | None] = lambda _country: None,
+        urgent_care: Callable[[str | None], str | None] = lambda _country: None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -75,6 +76,7 @@ class DiaryService:
             advice,
             clock=clock,
             emergency_number=emergency_number,
+            urgent_care=urgent_care,
             on_finish=self._save_entry,
         )
 

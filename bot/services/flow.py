@@ -124,6 +124,7 @@ class FlowService:
         *,
         clock: Clock = utc_now,
         emergency_number: Callable[[str | None], str | None] = lambda _country: None,
+        urgent_care: Callable[[str | None], str | None] = lambda _country: None,
         on_finish: FinishHook | None = None,
     ) -> None:
         self.store = store
@@ -131,6 +132,8 @@ class FlowService:
         self.advice = advice
         self.clock = clock
         self.emergency_number = emergency_number
+        self.urgent_care = urgent_care
+        """The country's out-of-hours line, named in urgent advice (spec v2 item 3)."""
         self.on_finish = on_finish
         """Runs in the same transaction when a conversation of this flow finishes."""
 
@@ -232,6 +235,7 @@ class FlowService:
             outcome.conclusion,
             outcome.findings,
             emergency_number=self.emergency_number(user.country),
+            urgent_care=self.urgent_care(user.country),
         )
 
     # --- internals ----------------------------------------------------------------------------

@@ -112,19 +112,8 @@ def transcript(lines: list[str], note: str) -> str:
 
 
 def outcome(advice: Advice, conversation_id: int) -> Screen:
-    """The conclusion: what to do and how fast first, then why, what helps, when to act sooner."""
-    parts = [f"<b>{escape(advice.headline)}</b>", escape(advice.action)]
-    parts.append(
-        f"<b>What this looks like:</b> {escape(advice.pattern_name)}. {escape(advice.looks_like)}"
-    )
-    if advice.why:
-        parts.append("<b>Why:</b> " + escape("; ".join(advice.why)) + ".")
-    if advice.helps_now:
-        parts.append(f"<b>{escape(advice.helps_heading)}</b>\n" + _bullets(advice.helps_now))
-    parts += [escape(note) for note in advice.notes]
-    if advice.watch_for:
-        parts.append(f"<b>{escape(advice.watch_heading)}</b>\n" + _bullets(advice.watch_for))
-    parts += [escape(advice.where_to_get_help), f"<i>{escape(advice.not_a_diagnosis)}</i>"]
+    """The conclusion: what to do and how fast first, each red flag's own block, why, what
+    helps, then the safety net grouped by level (the sections of `Advice`, in order)."""
     markup = InlineKeyboardMarkup(
         [
             [
@@ -134,7 +123,22 @@ def outcome(advice: Advice, conversation_id: int) -> Screen:
             [_button("📄 Export my data", MenuKey("export"))],
         ]
     )
-    return Screen(fit("\n\n".join(parts)), markup)
+    return Screen(fit(advice_html(advice)), markup)
+
+
+def advice_html(advice: Advice) -> str:
+    """Advice as Telegram HTML: titles and lead-ins in bold, the disclaimer in italics."""
+    parts = []
+    for section in advice.sections():
+        lines = [f"<b>{escape(section.title)}</b>"] if section.title else []
+        lead = f"<b>{escape(section.lead)}</b>" if section.lead else ""
+        body = " ".join(p for p in (lead, escape(section.text)) if p)
+        if body:
+            lines.append(f"<i>{body}</i>" if section.fine_print else body)
+        if section.bullets:
+            lines.append(_bullets(section.bullets))
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
 
 
 def _bullets(items: tuple[str, ...]) -> str:
