@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from bot.service import FlowService, Who
+from bot.services.flow import FlowService, Who
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
