@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from bot.services.flow import FlowService, Who
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.services.flow import FlowService, Who
 from bot.terminal import EMERGENCY_BANNER, TerminalChat
 from dialogs import rules
 from dialogs.advice import Advice, AdviceBook
