@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from bot.settings import SettingsError, load_settings
 from storage import Repo, Store, UserInfo, utc_now
@@ -184,6 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             store.dispose()
     except (AdminError, SettingsError, OSError) as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 1
+    except OperationalError as exc:  # e.g. no PostgreSQL server or database at that URL
+        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else "unreachable"
+        print(f"{parser.prog}: error: cannot use the database: {reason}", file=sys.stderr)
         return 1
     return 0
 

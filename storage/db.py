@@ -14,7 +14,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -133,9 +133,17 @@ def alembic_config() -> Config:
     return config
 
 
+MIGRATION_LOCK = 0x6E6C6567  # "nleg"
+"""PostgreSQL advisory lock key held while migrating, so processes starting together take
+turns instead of creating the same tables at once."""
+
+
 def migrate(engine: Engine) -> None:
     """Upgrade the database behind `engine` to the newest revision, in one transaction."""
     config = alembic_config()
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Released at commit; a process that waited finds the schema at head.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

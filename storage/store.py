@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dialogs.records import AnswerRecord, Conclusion, ConversationState
 from dialogs.vocabulary import Pattern, Urgency
 from storage.base import Clock, NotFound, utc_now
-from storage.db import erase_traces, make_engine, migrate
+from storage.db import POSTGRES_POOL_SIZE, erase_traces, make_engine, migrate
 from storage.models import (
     DIRECTIONS,
     Answer,
@@ -387,9 +387,14 @@ class Store:
         self._current: ContextVar[Repo | None] = ContextVar(f"transaction-{id(self)}", default=None)
 
     @classmethod
-    def open(cls, url: str, *, clock: Clock = utc_now) -> Store:
-        """Connect to `url`, bring its schema to head, and return the Store."""
-        engine = make_engine(url)
+    def open(
+        cls, url: str, *, clock: Clock = utc_now, pool_size: int = POSTGRES_POOL_SIZE
+    ) -> Store:
+        """Connect to `url`, bring its schema to head, and return the Store.
+
+        `pool_size` is PostgreSQL's connection pool per process (see `make_engine`).
+        """
+        engine = make_engine(url, pool_size=pool_size)
         migrate(engine)
         return cls(engine, clock=clock)
 
@@ -421,7 +426,10 @@ class Store:
             action()
 
     def erase_traces(self) -> None:
-        """Call after a deletion commits: no copy of deleted rows stays in the database files."""
+        """Call after a deletion commits: no copy of deleted rows stays in the database files.
+
+        On PostgreSQL this rewrites every table (VACUUM FULL, see `storage.db.erase_traces`).
+        """
         erase_traces(self._engine)
 
     def dispose(self) -> None:

@@ -17,6 +17,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,18 @@ SETTINGS = {
     "synchronous_commit": "off",
     "max_connections": "200",
 }
+
+
+WATCHDOG = """
+import shutil, subprocess, sys
+sys.stdin.read()  # end of file: the test process has exited, however it ended
+pg_ctl, data, root, user = sys.argv[1:]
+stop = [pg_ctl, "stop", "--mode", "immediate", "--pgdata", data]
+subprocess.run(stop, capture_output=True, user=user or None)
+shutil.rmtree(root, ignore_errors=True)
+"""
+"""Stops the server and removes its folder once the test process is gone, even if it was
+killed and its fixtures never finished."""
 
 
 class PostgresUnavailable(RuntimeError):
@@ -81,6 +94,7 @@ class PostgresServer:
         self.log = self.root / "server.log"
         self._names = itertools.count(1)
         self._run_as: str | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
         if os.geteuid() == 0:
             try:
                 entry = pwd.getpwnam(SERVER_USER)
@@ -121,6 +135,21 @@ class PostgresServer:
             ) from None
 
     def start(self) -> None:
+        self._watchdog = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                WATCHDOG,
+                str(self.bin_dir / "pg_ctl"),
+                str(self.data),
+                str(self.root),
+                self._run_as or "",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # not stopped by a Ctrl-C meant for pytest
+        )
         self._run(
             str(self.bin_dir / "initdb"),
             "--pgdata", str(self.data),
@@ -151,6 +180,8 @@ class PostgresServer:
                     "stop", "--wait", "--mode", "immediate", "--pgdata", str(self.data),
                 )  # fmt: skip
         shutil.rmtree(self.root, ignore_errors=True)
+        if self._watchdog is not None:
+            self._watchdog.communicate(timeout=30)  # closes its stdin: it finds nothing to do
 
     def url(self, database: str, user: str = BOT_ROLE) -> str:
         return f"postgresql+psycopg://{user}@/{database}?host={self.root}"

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from bot.admin import main
 from dialogs.records import CONCLUDED, AnswerRecord, Conclusion, ConversationState
 from dialogs.vocabulary import Pattern, Urgency
 from storage import Store
+from tests.postgres import postgresql_only
 
 ANNA, BEN = "111", "222"
 NOW = datetime.now(UTC)
@@ -229,6 +231,20 @@ def test_a_missing_database_file_is_an_error_not_a_new_database(
 
     assert "no database file" in capsys.readouterr().err
     assert not missing.parent.exists()
+
+
+@postgresql_only
+def test_an_unreachable_postgresql_database_is_one_line_and_exit_1(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = make_url(database_url).set(database="no_such_database")
+    url = missing.render_as_string(hide_password=False)
+
+    assert main(["--database-url", url, "retention", "--days", "1"]) == 1
+
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("python -m bot.admin: error: cannot use the database: ")
+    assert "no_such_database" in line
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from argparse import Namespace
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -35,7 +37,7 @@ from storage.models import (
     User,
     UTCDateTime,
 )
-from tests.postgres import sqlite_only
+from tests.postgres import postgresql_only, sqlite_only
 
 START = datetime(2025, 3, 4, 1, 2, 3, 456789, tzinfo=UTC)
 TABLES = {
@@ -144,6 +146,24 @@ def test_migrating_again_keeps_the_data(store: Store) -> None:
     migrate(store.engine)
     with store.transaction() as repo:
         assert repo.find_user("telegram", "42") is not None
+
+
+@postgresql_only
+def test_processes_starting_together_on_a_new_database_migrate_it_once(url: str) -> None:
+    opens = "import sys; from storage import Store; Store.open(sys.argv[1]).dispose()"
+    processes = [
+        subprocess.Popen([sys.executable, "-c", opens, url], stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in processes]
+    assert [p.returncode for p in processes] == [0] * 4, errors
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            assert set(inspect(connection).get_table_names()) >= TABLES
+            assert MigrationContext.configure(connection).get_current_revision() == "0004"
+    finally:
+        engine.dispose()
 
 
 def test_models_match_the_migrations(store: Store) -> None:
