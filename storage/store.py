@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -128,6 +128,9 @@ def _check_country(country: str | None) -> str | None:
     return country.upper()
 
 
+_Row = TypeVar("_Row", bound="User | Conversation | None")
+
+
 class Repo:
     """Reads and writes within one Session; it never commits (the Store's transaction does).
 
@@ -138,6 +141,9 @@ class Repo:
     def __init__(self, session: Session, clock: Clock) -> None:
         self._session = session
         self._clock = clock
+        self._held: list[object] = []
+        """Rows read in this transaction, kept alive: the Session's identity map holds them
+        only weakly, and without this every repeated read would go to the database again."""
         self.committed: list[Callable[[], None]] = []
         """Run after this transaction commits (e.g. wiping the traces of a deletion)."""
 
@@ -158,22 +164,35 @@ class Repo:
 
         return OutboxRepo(self._session, self._clock())
 
+    def _hold(self, row: _Row) -> _Row:
+        if row is not None:
+            self._held.append(row)
+        return row
+
     def _user(self, user_id: int) -> User:
-        user = self._session.get(User, user_id)
+        user = self._hold(self._session.get(User, user_id))
         if user is None:
             raise NotFound(f"no user {user_id}")
         return user
 
     def _conversation(self, conversation_id: int) -> Conversation:
-        conversation = self._session.get(Conversation, conversation_id)
+        conversation = self._hold(self._session.get(Conversation, conversation_id))
         if conversation is None:
             raise NotFound(f"no conversation {conversation_id}")
         return conversation
 
     def _find_user(self, channel: str, external_id: str) -> User | None:
-        return self._session.scalars(
-            select(User).where(User.channel == channel, User.external_id == external_id)
-        ).one_or_none()
+        for held in self._held:  # the same person is asked for several times per update
+            if isinstance(held, User) and (held.channel, held.external_id) == (
+                channel,
+                external_id,
+            ):
+                return held
+        return self._hold(
+            self._session.scalars(
+                select(User).where(User.channel == channel, User.external_id == external_id)
+            ).one_or_none()
+        )
 
     def user(self, channel: str, external_id: str) -> UserInfo:
         """The user known by `external_id` on `channel`, created if new."""
@@ -238,7 +257,7 @@ class Repo:
         if open_only:
             query = query.where(Conversation.finished_at.is_(None))
         query = query.order_by(Conversation.started_at.desc(), Conversation.id.desc()).limit(1)
-        return self._session.scalars(query).first()
+        return self._hold(self._session.scalars(query).first())
 
     def open_conversation(self, user_id: int, flow: str) -> tuple[int, ConversationState] | None:
         """The user's newest unfinished conversation in `flow`, as (id, state)."""
@@ -258,6 +277,12 @@ class Repo:
             .order_by(Conversation.started_at, Conversation.id)
         )
         return [(row.id, _state(row)) for row in rows]
+
+    def flow_of(self, conversation_id: int) -> str | None:
+        """The flow a conversation belongs to, or None if there is no such conversation."""
+        return self._session.scalar(
+            select(Conversation.flow).where(Conversation.id == conversation_id)
+        )
 
     def load_conversation(self, conversation_id: int) -> tuple[int, ConversationState] | None:
         """A conversation as (owner's user id, state), or None."""
@@ -305,9 +330,11 @@ class Repo:
         """Append a message, `direction` "in" (from the user) or "out" (from the bot)."""
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be 'in' or 'out', not {direction!r}")
+        self._user(user_id)  # raises NotFound; the row itself only needs the id
         self._session.add(
             Message(
-                user=self._user(user_id),
+                # user_id, not user=: setting the relationship would load the whole transcript
+                user_id=user_id,
                 conversation_id=conversation_id,
                 direction=direction,
                 text=text,
@@ -330,6 +357,8 @@ class Repo:
         if user is not None:
             if user.channel == "telegram" and user.external_id.lstrip("-").isdigit():
                 self.outbox.forget_chat(int(user.external_id))
+            self._held = [row for row in self._held if getattr(row, "user_id", None) != user_id]
+            self._held = [row for row in self._held if row is not user]
             self._session.delete(user)
             self._session.flush()
 

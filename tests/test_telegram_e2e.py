@@ -621,6 +621,62 @@ async def test_free_text_during_a_question_reminds_and_asks_again(
     assert state(bot) == before
 
 
+TYPED_DANGER = [
+    ("my calf is swollen and hot", "calf_swelling_warm_red"),
+    ("chest pain", "chest_pain_or_breathless"),
+    ("cant breath", "chest_pain_or_breathless"),
+    ("my face is drooping on one side", "sudden_weakness"),
+]
+TYPED_HARMLESS = ["no chest pain", "my calf is not swollen", "it cramps at night"]
+
+
+def typed_advice(flag: str) -> str:
+    book = AdviceBook.load()
+    return plain(views.advice_html(book.advise_typed([flag])))
+
+
+@pytest.mark.parametrize(("text", "flag"), TYPED_DANGER)
+async def test_typed_words_naming_an_emergency_get_its_advice_and_go_on_loses_nothing(
+    bot: RunningBot, api: BotApiStub, text: str, flag: str
+) -> None:
+    await consent(bot)
+    await answer_open_question(bot, CRAMP)
+    before = state(bot)
+    shown = await bot.send(text)
+    assert len(shown) == 1
+    [advice] = shown
+    assert (advice.plain_text or "").startswith(typed_advice(flag)[:80]), advice.plain_text
+    assert HEADLINES[Urgency.EMERGENCY] in (advice.plain_text or "")
+    assert views.USE_BUTTONS not in (advice.plain_text or "")
+    assert state(bot) == before, "nothing about the open check changed"
+    go_on = AdviceBook.load().go_on_label
+    shown = await bot.press(go_on, message=advice)
+    assert not api.message(CHAT, advice.message_id).has_inline_keyboard
+    current = open_question(bot)
+    assert current is not None and question_id(current) == "feeling" and current in shown
+    await answer_all(bot, CRAMP)
+    assert latest(bot)["conclusion"]["urgency"] == "self_care"
+
+
+@pytest.mark.parametrize("text", TYPED_HARMLESS)
+async def test_ordinary_or_negated_words_get_the_usual_reminder(
+    bot: RunningBot, text: str
+) -> None:
+    await consent(bot)
+    await answer_open_question(bot, CRAMP)
+    shown = await bot.send(text)
+    assert texts(shown)[0] == views.USE_BUTTONS
+    assert question_id(shown[-1]) == "feeling"
+
+
+async def test_typed_danger_before_consent_still_gets_the_emergency_advice(
+    bot: RunningBot,
+) -> None:
+    shown = await bot.send("chest pain")
+    assert HEADLINES[Urgency.EMERGENCY] in (shown[0].plain_text or "")
+    assert user_id(bot) is None, "nothing stored before consent"
+
+
 async def test_a_stale_button_gets_a_toast_and_changes_nothing(
     bot: RunningBot, api: BotApiStub
 ) -> None:

@@ -183,8 +183,7 @@ class FlowService:
     def flow_of(self, conversation_id: int) -> str | None:
         """Which flow a conversation (from a button) belongs to, or None if it is gone."""
         with self.store.transaction() as repo:
-            found = repo.load_conversation(conversation_id)
-            return None if found is None else found[1].flow
+            return repo.flow_of(conversation_id)
 
     def find_user(self, who: Who) -> UserInfo | None:
         with self.store.transaction() as repo:

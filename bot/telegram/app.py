@@ -102,6 +102,7 @@ def build_application(settings: Settings, core: Core, *, rate_limit: bool = True
         on_blocked=diary.blocked,
     )
     lanes.wake = diary.wake = sender.wake
+    lanes.answer = sender.answer
     router = Router(
         core.store,
         conversations,

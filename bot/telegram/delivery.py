@@ -75,6 +75,7 @@ class Sender:
         self.on_delivered = on_delivered
         self.on_blocked = on_blocked
         self._workers: dict[int, asyncio.Task[None]] = {}
+        self._answers: set[asyncio.Task[None]] = set()
         self._settled = asyncio.Event()
         self._settled.set()
 
@@ -88,6 +89,24 @@ class Sender:
                 self._workers[chat_id] = asyncio.create_task(
                     self._drain(chat_id), name=f"outbox-{chat_id}"
                 )
+
+    def answer(self, query_id: str, text: str | None) -> None:
+        """Answer a button press now (it only stops the spinner: no outbox row needed)."""
+        self._settled.clear()
+        task = asyncio.create_task(self._answer(query_id, text), name="button-answer")
+        self._answers.add(task)
+        task.add_done_callback(self._answered)
+
+    async def _answer(self, query_id: str, text: str | None) -> None:
+        try:
+            await self.bot.answer_callback_query(query_id, text=text)
+        except TelegramError as exc:  # too old, or Telegram is away: nothing to keep
+            logger.debug("button answer skipped: %s", type(exc).__name__)
+
+    def _answered(self, task: asyncio.Task[None]) -> None:
+        self._answers.discard(task)
+        if not self._workers and not self._answers:
+            self._settled.set()
 
     def sweep(self) -> int:
         """Wake every chat with deliverable rows; returns how many."""
@@ -115,7 +134,7 @@ class Sender:
 
     async def close(self) -> None:
         """Stop the workers; undelivered rows stay in the outbox for the next start."""
-        workers = list(self._workers.values())
+        workers = [*self._workers.values(), *self._answers]
         for task in workers:
             task.cancel()
         for task in workers:
@@ -142,7 +161,7 @@ class Sender:
             logger.exception("delivery to a chat failed; the sweep will try again")
         finally:
             del self._workers[chat_id]
-            if not self._workers:
+            if not self._workers and not self._answers:
                 self._settled.set()
 
     def _due(self, row: Outgoing) -> bool:
@@ -188,14 +207,6 @@ class Sender:
         payload, chat_id = row.payload, row.chat_id
         limits = {"lane": row.lane}
         match row.kind:
-            case "toast":
-                try:
-                    await self.bot.answer_callback_query(
-                        payload["query_id"], text=payload.get("text")
-                    )
-                except BadRequest as exc:  # too old to answer: nothing the person can see
-                    logger.debug("button answer skipped: %s", exc.message)
-                return None
             case "send":
                 message = await self.bot.send_message(
                     chat_id,

@@ -72,6 +72,7 @@ MENU_ACTIONS = DIARY_ACTIONS | {
     "erase",
     "settings",
     "help",
+    "goon",
 }
 _PATTERNS: list[tuple[re.Pattern[str], type]] = [
     (re.compile(rf"^a:([0-9]{{1,12}}):({_ID}):({_ID})$"), AnswerKey),

@@ -46,6 +46,8 @@ class ChatLanes(BaseUpdateProcessor):
         self.store = store
         self.wake: Callable[[Iterable[int]], None] = lambda _chats: None
         """Starts delivery for chats whose replies were just committed (the sender's)."""
+        self.answer: Callable[[str, str | None], None] = lambda _query, _text: None
+        """Answers a button press once its update is committed (the sender's)."""
         self.finished: Callable[[int, BaseException | None], None] | None = None
         """Told when an update's effects are committed (or could not be): polling moves its
         offset, a webhook answers Telegram."""
@@ -85,10 +87,14 @@ class ChatLanes(BaseUpdateProcessor):
         try:
             chats = await self._in_transaction(update, turn, coroutine)
         except _Failed:
+            turn.toast(None)
             chats = self._apologise(update)
         finally:
             end(token)
         self.wake(chats)
+        query = update.callback_query
+        if query is not None:
+            self.answer(query.id, turn.toast_text)
 
     async def _in_transaction(
         self, update: Update, turn: Turn, coroutine: Awaitable[Any]

@@ -126,6 +126,12 @@ def outcome(advice: Advice, conversation_id: int) -> Screen:
     return Screen(fit(advice_html(advice)), markup)
 
 
+def typed_danger(advice: Advice, go_on_label: str, go_on_hint: str) -> Screen:
+    """Emergency advice for typed words that name a danger sign, with a one-tap way back."""
+    text = advice_html(advice) + f"\n\n<i>{escape(go_on_hint)}</i>"
+    return Screen(fit(text), InlineKeyboardMarkup([[_button(go_on_label, MenuKey("goon"))]]))
+
+
 def advice_html(advice: Advice) -> str:
     """Advice as Telegram HTML: titles and lead-ins in bold, the disclaimer in italics."""
     parts = []

@@ -31,6 +31,7 @@ from bot.telegram.keys import DIARY_ACTIONS, MenuKey, SnoozeKey, decode
 from bot.telegram.settings import Settings
 from bot.telegram.triage import Triage
 from bot.telegram.turn import Turn, current
+from dialogs import danger
 from storage import Repo, Store
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,10 @@ class Router:
     def on_text(self, turn: Turn, repo: Repo, update: Update, context: Context) -> None:
         """Typed words: diary settings, a typed note, or a reminder to use the buttons."""
         text = (update.effective_message.text if update.effective_message else None) or ""
+        flags = danger.read(text)
+        if flags:  # an emergency is never answered with "use the buttons", consent or not
+            self.triage.on_danger(turn, repo, text, flags)
+            return
         if not turn.require_consent(repo):
             return
         if self.diary.on_text(turn, text, context):
@@ -160,6 +165,8 @@ class Router:
                 self.triage.on_new(turn)
             case "resume":
                 self.triage.on_resume(turn)
+            case "goon":
+                self.triage.on_go_on(turn)
             case "help":
                 turn.say(render.HELP)
             case "settings":

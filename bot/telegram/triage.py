@@ -55,6 +55,32 @@ class Triage:
         turn.say(render.USE_BUTTONS)
         self.conversations.show(turn, found[1], found[0])
 
+    def on_danger(self, turn: Turn, repo: Repo, text: str, flags: tuple[str, ...]) -> None:
+        """Typed words that name an emergency sign: that sign's emergency advice at once
+        (spec v2 item 5). Nothing about the open check changes; "go on" shows it again."""
+        turn.log_in(repo, text)
+        service = self.conversations.triage
+        info = turn.info(repo)
+        country = info.country if info is not None else None
+        advice = service.advice.advise_typed(
+            flags,
+            emergency_number=service.emergency_number(country),
+            urgent_care=service.urgent_care(country),
+        )
+        book = service.advice
+        turn.say(render.typed_danger(advice, book.go_on_label, book.go_on_hint))
+
+    def on_go_on(self, turn: Turn) -> None:
+        """"That's not me, go on": back to where the person was, nothing lost."""
+        tapped = turn.tapped
+        if tapped is not None:  # the advice stays readable; its button goes
+            turn.edit(tapped.message_id, render.Screen(tapped.text_html or "", None))
+        found = self.conversations.open_step(turn)
+        if found is None:
+            turn.say(render.NO_CHECK)
+            return
+        self.conversations.show(turn, found[1], found[0])
+
     @staticmethod
     def on_unknown_command(turn: Turn, repo: Repo, text: str | None) -> None:
         turn.log_in(repo, text)

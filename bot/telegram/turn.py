@@ -169,18 +169,16 @@ class Turn:
 
     def queue(self, repo: Repo) -> list[int]:
         """Write the replies as outbox rows (and the transcript), in the caller's transaction;
-        returns the chats that now have something to deliver."""
+        returns the chats that now have something to deliver.
+
+        The answer to a button press is not queued: it only stops the phone's spinner, and
+        Telegram forgets it after a while. It is made right after the commit (`lanes.py`),
+        and again if the update comes back after a crash.
+        """
         chats: list[int] = []
         chat_id = self.chat_id
-        query = self.update.callback_query
-        if query is not None:
-            # Answered first: it stops the spinner, and Telegram drops it after a while.
-            at = chat_id if chat_id is not None else query.from_user.id
-            repo.outbox.add(at, "toast", {"query_id": query.id, "text": self.toast_text})
-            chats.append(at)
         if chat_id is None or not self.queued:
             return chats
-        self.forget_info()
         user = self.info(repo) if self.private else None
         logged = user is not None and user.consent_at is not None
         for item in self.queued:
