@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from bot.app import build_core
+from bot.app import build_core, migrate_apart
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 from bot.terminal import TerminalChat
@@ -15,6 +15,8 @@ logger = logging.getLogger("bot")
 
 
 def run(settings: Settings) -> int:
+    if settings.telegram_bot_token is not None:
+        migrate_apart(settings.database_url)  # the long-running bot never loads alembic
     core = build_core(settings)
     try:
         if settings.telegram_bot_token is None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 
 from bot.services.diary import DiaryService
@@ -10,7 +13,21 @@ from bot.settings import Settings
 from dialogs.advice import AdviceBook
 from dialogs.countries import EmergencyNumbers
 from dialogs.engine import Flow
-from storage import Store
+from storage import Store, make_engine
+from storage.db import at_head
+
+
+def migrate_apart(url: str) -> None:
+    """Bring the schema to head in a child process, so a long-running bot never loads
+    alembic; nothing to do (and no child) when it is already there."""
+    engine = make_engine(url)
+    try:
+        if at_head(engine):
+            return
+    finally:
+        engine.dispose()
+    env = {**os.environ, "DATABASE_URL": url}
+    subprocess.run([sys.executable, "-m", "storage", "migrate"], env=env, check=True)
 
 
 @dataclass(frozen=True)

@@ -68,8 +68,8 @@ async def run(users: int, *, limited: bool) -> dict[str, float]:
             async with application:
                 mark = api.mark()
                 started = time.perf_counter()
-                sent = parts.diary.dispatch()
-                again = parts.diary.dispatch()  # a second run queues nothing
+                sent = await parts.diary.dispatch()
+                again = await parts.diary.dispatch()  # a second run queues nothing
                 await parts.sender.settled()
                 elapsed = time.perf_counter() - started
             core.store.dispose()

@@ -10,16 +10,19 @@ file's permissions). `erase_traces` removes what a deletion leaves in the files,
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from storage.models import Base
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -128,6 +131,8 @@ def _vacuum_full(engine: Engine) -> None:
 
 def alembic_config() -> Config:
     """An alembic Config for the packaged migrations, without any ini file or logging setup."""
+    from alembic.config import Config  # noqa: PLC0415 - alembic loads only to migrate
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
@@ -138,8 +143,43 @@ MIGRATION_LOCK = 0x6E6C6567  # "nleg"
 turns instead of creating the same tables at once."""
 
 
+_REVISION = re.compile(r'^(down_revision|revision) = "([^"]*)"', re.MULTILINE)
+
+
+def head_revision() -> str:
+    """The newest migration's id, read from the revision files without loading alembic
+    (which costs a running bot about 12 MB it would never need again)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("[0-9]*.py"):
+        found = dict(_REVISION.findall(path.read_text("utf-8")))
+        revisions.add(found["revision"])
+        if found.get("down_revision"):
+            parents.add(found["down_revision"])
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise RuntimeError(f"the migrations have {len(heads)} heads: {sorted(heads)}")
+    return heads.pop()
+
+
+def at_head(engine: Engine) -> bool:
+    """Whether the database's schema is already the newest."""
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return False
+        current = connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
+        return list(current) == [head_revision()]
+
+
 def migrate(engine: Engine) -> None:
-    """Upgrade the database behind `engine` to the newest revision, in one transaction."""
+    """Upgrade the database behind `engine` to the newest revision, in one transaction.
+
+    A database already at the newest revision is left alone without loading alembic.
+    """
+    if at_head(engine):
+        return
+    from alembic import command  # noqa: PLC0415 - alembic loads only to migrate
+
     config = alembic_config()
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":

@@ -16,6 +16,8 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialogs.records import AnswerRecord, Conclusion, ConversationState
@@ -371,12 +373,20 @@ class Repo:
         return len(rows)
 
     def claim_update(self, update_id: int) -> bool:
-        """Record that an update is being handled; False if its effects were committed before."""
-        if self._session.get(ProcessedUpdate, update_id) is not None:
-            return False
-        self._session.add(ProcessedUpdate(update_id=update_id, processed_at=self._clock()))
-        self._session.flush()
-        return True
+        """Record that an update is being handled; False if its effects were committed before.
+
+        One statement (an insert that does nothing on a duplicate), so two processes handed
+        the same update cannot both claim it.
+        """
+        dialect = self._session.get_bind().dialect.name
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        result = self._session.execute(
+            insert(ProcessedUpdate)
+            .values(update_id=update_id, processed_at=self._clock())
+            .on_conflict_do_nothing(index_elements=[ProcessedUpdate.update_id])
+            .returning(ProcessedUpdate.update_id)
+        )
+        return result.first() is not None
 
     def is_processed(self, update_id: int) -> bool:
         return self._session.get(ProcessedUpdate, update_id) is not None

@@ -59,7 +59,7 @@ class RunningBot:
     async def dispatch_diary(self) -> int:
         """Run the diary dispatcher once, now (by the injected clock), as its job would, and
         wait until what it queued is delivered."""
-        sent = wiring(self.application).diary.dispatch()
+        sent = await wiring(self.application).diary.dispatch()
         await self.settled()
         return sent
 

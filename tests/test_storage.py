@@ -26,7 +26,7 @@ from sqlalchemy.pool import QueuePool
 from dialogs.records import CONCLUDED, AnswerRecord, Conclusion, ConversationState
 from dialogs.vocabulary import Pattern, Urgency
 from storage import NotFound, Store, make_engine, migrate
-from storage.db import alembic_config
+from storage.db import alembic_config, at_head, head_revision
 from storage.models import (
     Answer,
     Conversation,
@@ -130,8 +130,13 @@ def table_counts(engine: Engine) -> dict[str, int]:
         }
 
 
+def test_the_head_read_from_the_files_is_alembics_head() -> None:
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
 def test_migrate_creates_the_tables_and_stamps_head(store: Store) -> None:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert at_head(store.engine)
     with store.engine.connect() as connection:
         tables = set(inspect(connection).get_table_names())
         revision = MigrationContext.configure(connection).get_current_revision()

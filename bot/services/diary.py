@@ -119,18 +119,24 @@ class DiaryService:
 
     # --- dispatching --------------------------------------------------------------------------
 
-    def open_due(self, now: datetime | None = None) -> int:
-        """Create the check-ins that have come due (one per user and night); returns how many."""
+    def open_due(self, now: datetime | None = None, *, limit: int | None = None) -> int:
+        """Create the check-ins that have come due (one per user and night); returns how many.
+
+        With `limit`, at most that many schedules are looked at (call again until it returns
+        0), so a caller on an event loop can let other work run between batches.
+        """
         now = now or self.clock()
-        created = 0
+        created = handled = 0
         seen: set[int] = set()
-        while True:
+        while limit is None or handled < limit:
+            batch = DUE_BATCH if limit is None else min(DUE_BATCH, limit - handled)
             with self.store.transaction() as repo:
-                due = [s for s in repo.diary.due(now, limit=DUE_BATCH) if s.user_id not in seen]
+                due = [s for s in repo.diary.due(now, limit=batch) if s.user_id not in seen]
             if not due:  # every due schedule moved past `now`, or was already handled
                 return created
             seen.update(s.user_id for s in due)
             for schedule in due:
+                handled += 1
                 assert schedule.next_night is not None and schedule.next_due_at is not None
                 with self.store.transaction() as repo:
                     checkin = repo.diary.open_checkin(
@@ -139,14 +145,20 @@ class DiaryService:
                     if checkin is not None:
                         self._cancel_open_diary(repo, schedule.user_id, now)
                         created += 1
+        return created
 
-    def claim_outgoing(self, now: datetime | None = None) -> list[Outgoing]:
-        """Check-ins to send now (new, cut short by a restart, or snoozed until now), claimed."""
+    def claim_outgoing(
+        self, now: datetime | None = None, *, limit: int | None = None
+    ) -> list[Outgoing]:
+        """Check-ins to send now (new, cut short by a restart, or snoozed until now), claimed;
+        at most `limit` of them (call again for the next ones)."""
         now = now or self.clock()
         with self.store.transaction() as repo:
             candidates = repo.diary.unsent(now) + repo.diary.reminders_due(now)
         claimed = []
         for checkin in candidates:
+            if limit is not None and len(claimed) >= limit:
+                break
             with self.store.transaction() as repo:
                 if not repo.diary.mark_sending(checkin.id, now):
                     continue

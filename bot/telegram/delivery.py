@@ -76,6 +76,7 @@ class Sender:
         self.on_blocked = on_blocked
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._answers: set[asyncio.Task[None]] = set()
+        self._ahead: dict[int, Outgoing | None] = {}
         self._settled = asyncio.Event()
         self._settled.set()
 
@@ -147,8 +148,11 @@ class Sender:
         waited_for: int | None = None
         try:
             while True:
-                with self.store.transaction() as repo:
-                    row = repo.outbox.next_for(chat_id)
+                if chat_id in self._ahead:  # read with the last "delivered", one transaction
+                    row = self._ahead.pop(chat_id)
+                else:
+                    with self.store.transaction() as repo:
+                        row = repo.outbox.next_for(chat_id)
                 if row is None or (row.id != waited_for and not self._due(row)):
                     return  # no await since the read: a row committed later wakes a new worker
                 wait = await self._deliver(row)
@@ -160,6 +164,7 @@ class Sender:
         except Exception:
             logger.exception("delivery to a chat failed; the sweep will try again")
         finally:
+            self._ahead.pop(chat_id, None)
             del self._workers[chat_id]
             if not self._workers and not self._answers:
                 self._settled.set()
@@ -193,10 +198,12 @@ class Sender:
         return None
 
     def _done(self, row: Outgoing, message_id: int | None, outcome: str) -> None:
+        """Mark the row delivered and, in the same transaction, read the chat's next one."""
         with self.store.transaction() as repo:
             repo.outbox.delivered(row.id, message_id=message_id, outcome=outcome)
             if outcome == "sent" and self.on_delivered is not None:
                 self.on_delivered(repo, row, message_id)
+            self._ahead[row.chat_id] = repo.outbox.next_for(row.chat_id)
 
     def _later(self, row: Outgoing, seconds: float) -> float:
         with self.store.transaction() as repo:

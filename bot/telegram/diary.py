@@ -9,6 +9,7 @@ rows.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from datetime import date, time
@@ -21,6 +22,7 @@ from telegram.ext import ContextTypes
 
 from bot.files import pool
 from bot.services.diary import DiaryService
+from bot.services.diary import Outgoing as Claimed
 from bot.services.flow import Reply, Resume, Who
 from bot.telegram import render
 from bot.telegram.delivery import BuiltFile
@@ -38,6 +40,8 @@ EVENING = ("20:00", "21:00", "22:00", "23:00")
 MORNING = ("07:00", "08:00", "09:00")
 PAUSES = (3, 7)
 AWAITING = "diary_awaiting"
+DISPATCH_BATCH = 10
+"""Check-ins opened or queued between two looks at the event loop."""
 
 
 def _button(label: str, action: str, arg: str = "") -> InlineKeyboardButton:
@@ -352,30 +356,44 @@ class Diary:
             f"<b>{escape(header)}</b>\n\n{screen.text}", InlineKeyboardMarkup(rows)
         )
 
-    def dispatch(self) -> int:
-        """Open every check-in due now and queue it in the bulk lane; returns how many."""
-        self.diary.open_due()
+    async def dispatch(self) -> int:
+        """Open every check-in due now and queue it in the bulk lane; returns how many.
+
+        Works in small batches and lets the event loop run between them, so a fan-out of
+        thousands of check-ins never holds up anyone's tap for long.
+        """
+        while self.diary.open_due(limit=DISPATCH_BATCH):
+            await asyncio.sleep(0)
+        queued = 0
+        while batch := self.diary.claim_outgoing(limit=DISPATCH_BATCH):
+            chats = self.queue_checkins(batch)
+            self.wake(chats)
+            queued += len(chats)
+            await asyncio.sleep(0)
+        return queued
+
+    def queue_checkins(self, batch: list[Claimed]) -> list[int]:
+        """Queue claimed check-ins in the bulk lane, each in the transaction that marks it
+        sent; returns the chats to wake."""
         chats: list[int] = []
-        for item in self.diary.claim_outgoing():
+        for item in batch:
             with self.diary.store.transaction() as repo:
                 reply = self.diary.questions.handle(item.who, Resume())
+                repo.diary.mark_sent(item.checkin.id, 0, self.diary.clock())
                 if not isinstance(reply.step, Prompt) or reply.conversation_id is None:
-                    repo.diary.mark_sent(item.checkin.id, 0, self.diary.clock())
                     continue  # answered meanwhile: nothing to ask
                 screen = self.screen(reply.step, reply.conversation_id)
                 chat_id = int(item.who.external_id)
                 payload = message_payload(screen, ref={"checkin": item.checkin.id})
                 repo.outbox.add(chat_id, "send", payload, lane=BULK)
-                repo.diary.mark_sent(item.checkin.id, 0, self.diary.clock())
                 repo.add_message(
                     reply.user.id, "out", plain(screen.text), conversation_id=reply.conversation_id
                 )
             chats.append(chat_id)
-        self.wake(chats)
-        return len(chats)
+        return chats
 
     async def on_dispatch_job(self, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        self.dispatch()
+        await self.dispatch()
 
     def delivered(self, repo: Repo, row: Outgoing, message_id: int | None) -> None:
         """A check-in reached the person: remember its message."""
