@@ -266,3 +266,16 @@ class OutboxMessage(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     outcome: Mapped[str | None] = mapped_column(String(16))
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    """The instance sending this row now; others leave the chat to it until the lease ends."""
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SendBudget(Base):
+    """The next free moment for a chat-bound send, shared by every instance (one row), so
+    together they stay within Telegram's overall rate."""
+
+    __tablename__ = "send_budget"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    next_slot: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from storage.models import OutboxMessage
@@ -78,6 +78,55 @@ class OutboxRepo:
         ).first()
         return None if row is None else _outgoing(row)
 
+    def claim_next(self, chat_id: int, instance: str, lease: timedelta) -> Outgoing | None:
+        """The chat's oldest undelivered row, leased to `instance`; None when there is none or
+        another instance holds the chat (its lease has not run out). Rows of a chat go out one
+        at a time and in order, whichever instance sends them."""
+        oldest = (
+            select(OutboxMessage.id)
+            .where(OutboxMessage.chat_id == chat_id, OutboxMessage.delivered_at.is_(None))
+            .order_by(OutboxMessage.id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        free = or_(
+            OutboxMessage.claimed_until.is_(None),
+            OutboxMessage.claimed_until < self._now,
+            OutboxMessage.claimed_by == instance,
+        )
+        claimed = self._session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == oldest, free)
+            .values(claimed_by=instance, claimed_until=self._now + lease)
+            .returning(OutboxMessage.id)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if claimed is None:
+            return None
+        row = self._session.get(OutboxMessage, claimed[0], populate_existing=True)
+        return None if row is None else _outgoing(row)
+
+    def reserve_send(self, interval: timedelta) -> float:
+        """Take the next free moment of the send budget all instances share (PostgreSQL);
+        returns how many seconds to wait for it. Timed by the database's own clock, which
+        every instance shares."""
+        self._session.execute(
+            text(
+                "INSERT INTO send_budget (id, next_slot) VALUES (1, timezone('utc', now())) "
+                "ON CONFLICT (id) DO NOTHING"
+            )
+        )
+        wait = self._session.execute(
+            text(
+                "UPDATE send_budget SET next_slot = GREATEST(next_slot, "
+                "timezone('utc', clock_timestamp())) + make_interval(secs => :gap) "
+                "WHERE id = 1 RETURNING EXTRACT(EPOCH FROM next_slot - "
+                "timezone('utc', clock_timestamp())) - :gap"
+            ),
+            {"gap": interval.total_seconds()},
+        ).scalar_one()
+        return float(wait)
+
     def waiting_chats(self, now: datetime, limit: int = 5000) -> list[int]:
         """Chats with undelivered rows that may be sent now, the longest-waiting first."""
         first = func.min(OutboxMessage.id)
@@ -98,7 +147,14 @@ class OutboxRepo:
         self._session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == row_id)
-            .values(delivered_at=self._now, message_id=message_id, outcome=outcome, payload=None)
+            .values(
+                delivered_at=self._now,
+                message_id=message_id,
+                outcome=outcome,
+                payload=None,
+                claimed_by=None,
+                claimed_until=None,
+            )
         )
 
     def retry_later(self, row_id: int, until: datetime) -> None:

@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -130,6 +130,8 @@ def _check_country(country: str | None) -> str | None:
     return country.upper()
 
 
+CHAT_LOCK_BIT = 1 << 62
+"""Set in every chat's advisory lock key: chat ids stay below 2**53 (negative for groups)."""
 _Row = TypeVar("_Row", bound="User | Conversation | None")
 
 
@@ -371,6 +373,13 @@ class Repo:
             self._session.delete(row)
         self._session.flush()
         return len(rows)
+
+    def lock_chat(self, chat_id: int) -> None:
+        """Hold the chat's lock until this transaction ends, so that several processes on one
+        PostgreSQL handle one chat's updates one at a time (SQLite has one writer anyway)."""
+        if self._session.get_bind().dialect.name == "postgresql":
+            key = chat_id | CHAT_LOCK_BIT  # never a migration's lock key
+            self._session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
     def claim_update(self, update_id: int) -> bool:
         """Record that an update is being handled; False if its effects were committed before.

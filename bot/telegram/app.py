@@ -28,7 +28,7 @@ from bot.telegram.delivery import BuiltFile, Sender
 from bot.telegram.diary import Diary
 from bot.telegram.export import Export
 from bot.telegram.lanes import ChatLanes
-from bot.telegram.pacing import LanePacer
+from bot.telegram.pacing import PER_SECOND, LanePacer
 from bot.telegram.polling import DurablePolling
 from bot.telegram.router import Router
 from bot.telegram.settings import Settings as SettingsFeature
@@ -79,7 +79,7 @@ def build_application(settings: Settings, core: Core, *, rate_limit: bool = True
         .concurrent_updates(lanes)
     )
     if rate_limit:
-        builder = builder.rate_limiter(LanePacer())
+        builder = builder.rate_limiter(LanePacer(shared=_shared_budget(core)))
     application = builder.build()
 
     numbers = core.numbers
@@ -132,6 +132,20 @@ def build_application(settings: Settings, core: Core, *, rate_limit: bool = True
             name="transcript-retention",
         )
     return application
+
+
+def _shared_budget(core: Core) -> Callable[[], float] | None:
+    """On PostgreSQL, where several instances may share the database, every chat-bound send
+    also takes a slot of one budget kept there; a SQLite bot is the only one on its file."""
+    if core.store.engine.dialect.name != "postgresql":
+        return None
+    interval = timedelta(seconds=1 / PER_SECOND)
+
+    def reserve() -> float:
+        with core.store.transaction() as repo:
+            return repo.outbox.reserve_send(interval)
+
+    return reserve
 
 
 def _zones(core: Core) -> Callable[[str | None], tuple[str, ...]]:

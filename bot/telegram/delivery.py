@@ -15,6 +15,9 @@ import asyncio
 import contextlib
 import io
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +37,9 @@ SWEEP_EVERY = 5.0
 """Seconds between looks for rows no worker has (after a restart, or waiting out a 429)."""
 KEEP_DELIVERED = timedelta(days=2)
 MAX_BACKOFF = timedelta(minutes=5)
+LEASE = timedelta(seconds=60)
+"""How long a row stays with the instance sending it; if that instance dies, another takes the
+chat over after this (longer than any wait a worker does itself)."""
 MAX_WAIT_IN_WORKER = 30.0
 """A chat's worker waits out shorter retries itself (keeping the chat's order); longer ones
 are left to the sweep."""
@@ -74,6 +80,8 @@ class Sender:
         self.make_file = make_file
         self.on_delivered = on_delivered
         self.on_blocked = on_blocked
+        self.instance = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
+        """Who leases outbox rows: several instances may share one database."""
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._answers: set[asyncio.Task[None]] = set()
         self._ahead: dict[int, Outgoing | None] = {}
@@ -152,7 +160,7 @@ class Sender:
                     row = self._ahead.pop(chat_id)
                 else:
                     with self.store.transaction() as repo:
-                        row = repo.outbox.next_for(chat_id)
+                        row = repo.outbox.claim_next(chat_id, self.instance, LEASE)
                 if row is None or (row.id != waited_for and not self._due(row)):
                     return  # no await since the read: a row committed later wakes a new worker
                 wait = await self._deliver(row)
@@ -203,7 +211,7 @@ class Sender:
             repo.outbox.delivered(row.id, message_id=message_id, outcome=outcome)
             if outcome == "sent" and self.on_delivered is not None:
                 self.on_delivered(repo, row, message_id)
-            self._ahead[row.chat_id] = repo.outbox.next_for(row.chat_id)
+            self._ahead[row.chat_id] = repo.outbox.claim_next(row.chat_id, self.instance, LEASE)
 
     def _later(self, row: Outgoing, seconds: float) -> float:
         with self.store.transaction() as repo:

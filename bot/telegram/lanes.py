@@ -102,10 +102,12 @@ class ChatLanes(BaseUpdateProcessor):
         # Handlers make no network calls (replies go to the outbox), so nothing else runs on
         # the event loop while this transaction is open.
         with self.store.transaction() as repo:
+            key = chat_key(update)
+            if key is not None:  # other processes on the same database wait for this chat
+                repo.lock_chat(key)
             if not repo.claim_update(update.update_id):
                 _discard(coroutine)
                 logger.info("update %s was handled before; not applied again", update.update_id)
-                key = chat_key(update)
                 return [] if key is None else [key]  # its replies may still be waiting
             await coroutine
             if turn.failed:

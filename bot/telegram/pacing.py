@@ -43,8 +43,17 @@ JSONResult = bool | dict[str, Any] | list[dict[str, Any]]
 class LanePacer(BaseRateLimiter[dict[str, Any]]):
     """Pass `rate_limit_args={"lane": "bulk"}` to a bot call to send it in the bulk lane."""
 
-    def __init__(self, per_second: float = PER_SECOND, *, max_retries: int = 3) -> None:
+    def __init__(
+        self,
+        per_second: float = PER_SECOND,
+        *,
+        max_retries: int = 3,
+        shared: Callable[[], float] | None = None,
+    ) -> None:
         self.interval = 1 / per_second
+        self.shared = shared
+        """With several instances: reserves a slot of the budget they share (kept in the
+        database) and says how many seconds to wait for it."""
         self.max_retries = max_retries
         self._waiting: dict[str, deque[asyncio.Future[None]]] = {REPLY: deque(), BULK: deque()}
         self._next_slot = 0.0
@@ -102,6 +111,10 @@ class LanePacer(BaseRateLimiter[dict[str, Any]]):
         assert self._wake is not None, "the pacer is used before PTB initialized it"
         self._wake.set()
         await future
+        if self.shared is not None:
+            wait = self.shared()
+            if wait > 0:
+                await asyncio.sleep(wait)
         if lane == BULK and chat is not None:
             self._last_bulk[chat] = loop.time()
             if len(self._last_bulk) > 10_000:

@@ -1,0 +1,134 @@
+"""Several processes on one database: a chat's updates one at a time, an outbox row sent by
+one instance only and in order, a check-in opened once, one send budget for all."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+from itertools import pairwise
+
+import pytest
+
+from storage import Store
+from tests.postgres import postgresql_only
+
+LEASE = timedelta(seconds=60)
+CHAT = 4242
+
+
+@pytest.fixture
+def stores(database_url: str) -> Iterator[tuple[Store, Store]]:
+    """Two processes' views of one database (two engines, two pools)."""
+    first, second = Store.open(database_url), Store.open(database_url)
+    try:
+        yield first, second
+    finally:
+        first.dispose()
+        second.dispose()
+
+
+def queue(store: Store, *texts: str) -> None:
+    with store.transaction() as repo:
+        for text in texts:
+            repo.outbox.add(CHAT, "send", {"text": text})
+
+
+def test_a_chat_is_delivered_by_one_instance_at_a_time_and_in_order(
+    stores: tuple[Store, Store],
+) -> None:
+    one, two = stores
+    queue(one, "first", "second")
+    with one.transaction() as repo:
+        first = repo.outbox.claim_next(CHAT, "one", LEASE)
+    with two.transaction() as repo:
+        assert repo.outbox.claim_next(CHAT, "two", LEASE) is None, "the chat is one's now"
+    assert first is not None and first.payload["text"] == "first"
+    with one.transaction() as repo:
+        assert repo.outbox.claim_next(CHAT, "one", LEASE) == first, "one may go on with it"
+        repo.outbox.delivered(first.id, message_id=7)
+    with two.transaction() as repo:
+        nxt = repo.outbox.claim_next(CHAT, "two", LEASE)
+    assert nxt is not None and nxt.payload["text"] == "second", "the next, in order"
+
+
+def test_a_dead_instances_chat_is_taken_over_when_its_lease_ends(
+    stores: tuple[Store, Store],
+) -> None:
+    one, two = stores
+    queue(one, "only")
+    with one.transaction() as repo:
+        assert repo.outbox.claim_next(CHAT, "one", timedelta(seconds=-1)) is not None
+    with two.transaction() as repo:
+        taken = repo.outbox.claim_next(CHAT, "two", LEASE)
+    assert taken is not None and taken.payload["text"] == "only"
+
+
+@postgresql_only
+def test_a_chats_updates_wait_for_each_other_across_processes(
+    stores: tuple[Store, Store],
+) -> None:
+    one, two = stores
+    order: list[str] = []
+    holding = threading.Event()
+
+    def first() -> None:
+        with one.transaction() as repo:
+            repo.lock_chat(CHAT)
+            holding.set()
+            time.sleep(0.3)  # a slow update in another process (not a wait for a result)
+            order.append("first done")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert holding.wait(10)
+    with two.transaction() as repo:
+        repo.lock_chat(CHAT)
+        order.append("second in")
+    thread.join(10)
+    assert order == ["first done", "second in"]
+    with two.transaction() as repo:  # another chat is not held up
+        repo.lock_chat(CHAT + 1)
+
+
+@postgresql_only
+def test_the_send_budget_is_shared_by_every_instance(stores: tuple[Store, Store]) -> None:
+    one, two = stores
+    gap = timedelta(seconds=1 / 30)
+    slots = []
+    for store in (one, two, one, two, one, two):
+        with store.transaction() as repo:
+            wait = repo.outbox.reserve_send(gap)
+        slots.append(time.monotonic() + wait)
+    # Six sends back to back, from two processes: no two closer than one slot apart.
+    apart = [later - earlier for earlier, later in pairwise(slots)]
+    assert min(apart) >= gap.total_seconds() - 0.005, apart
+
+
+def test_two_instances_opening_the_same_check_in_open_it_once(
+    stores: tuple[Store, Store],
+) -> None:
+    one, two = stores
+    now = datetime(2026, 11, 30, 20, 5, tzinfo=UTC)
+    with one.transaction() as repo:
+        user = repo.user("telegram", str(CHAT))
+        repo.diary.set_schedule(
+            user.id,
+            local_time=clock_time(21, 0),
+            zone="Europe/Berlin",
+            now=now - timedelta(hours=2),
+        )
+    with one.transaction() as repo:
+        [due] = repo.diary.due(now)
+    assert due.next_night == date(2026, 11, 30)
+    opened = []
+    for store in (one, two):  # both read the same due schedule before either opened it
+        with store.transaction() as repo:
+            opened.append(
+                repo.diary.open_checkin(due.user_id, due.next_night, due.next_due_at, now)
+            )
+    assert [c is not None for c in opened] == [True, False]
+    with two.transaction() as repo:
+        assert len(repo.diary.checkins(due.user_id)) == 1
