@@ -253,12 +253,12 @@ class DiaryRepo:
         per missed day. No check-in is created (None) while paused, or when that night already
         has a check-in or an entry. A new check-in makes older unanswered ones missed.
         """
-        # Locked and read afresh: of several processes opening it at once, one advances the
-        # schedule and the others then find it moved on (PostgreSQL; SQLite has one writer).
+        # Locked and read afresh: of several processes opening it at once, one takes it and
+        # the others skip it, or find it moved on (PostgreSQL; SQLite has one writer).
         row = self._session.scalars(
             select(DiarySchedule)
             .where(DiarySchedule.user_id == user_id)
-            .with_for_update()
+            .with_for_update(skip_locked=True)
             .execution_options(populate_existing=True)
         ).one_or_none()
         if row is None or not row.enabled or (row.next_night, row.next_due_at) != (night, due_at):
