@@ -25,9 +25,9 @@ def run(settings: Settings) -> int:
                 "(same questions, same database). Type 'help' for commands.\n"
             )
             return TerminalChat(core.service, lines=iter(_stdin_lines()), out=sys.stdout).run()
-        from bot.telegram.app import run_polling  # noqa: PLC0415 (terminal needs no Telegram)
+        from bot.telegram.app import run as run_telegram  # noqa: PLC0415 (terminal needs none)
 
-        return run_polling(settings, core)
+        return run_telegram(settings, core)
     finally:
         core.store.dispose()
 
@@ -48,8 +48,11 @@ def main() -> int:
     except SettingsError as exc:
         print(f"nightlegs: {exc}", file=sys.stderr)
         return 2
-    token = settings.telegram_bot_token
-    configure_logging(settings.log_level, secrets=[token.get_secret_value()] if token else [])
+    secrets = [s.get_secret_value() for s in (settings.telegram_bot_token,) if s is not None]
+    hook = settings.webhook_secret
+    if hook is not None and len(hook.get_secret_value()) >= 8:  # shorter would blank out words
+        secrets.append(hook.get_secret_value())
+    configure_logging(settings.log_level, secrets=secrets)
     try:
         return run(settings)
     except ContentError as exc:

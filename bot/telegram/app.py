@@ -1,6 +1,7 @@
-"""The Telegram bot: PTB application wiring, the outbox sender and durable long polling.
+"""The Telegram bot: PTB application wiring, the outbox sender, and how updates come in:
+durable long polling, or a webhook when WEBHOOK_URL is set.
 
-update → polling → ChatLanes (lock per chat, one transaction) → router → feature
+update → polling or webhook → ChatLanes (lock per chat, one transaction) → router → feature
        → Turn queues replies as outbox rows → commit → Sender → LanePacer → Bot API
 """
 
@@ -22,6 +23,7 @@ from telegram.ext import Application, ApplicationBuilder
 from bot.app import Core
 from bot.files import pool
 from bot.settings import Settings
+from bot.telegram.completion import Completions
 from bot.telegram.consent import Consent
 from bot.telegram.conversation import Conversations
 from bot.telegram.delivery import BuiltFile, Sender
@@ -33,6 +35,7 @@ from bot.telegram.polling import DurablePolling
 from bot.telegram.router import Router
 from bot.telegram.settings import Settings as SettingsFeature
 from bot.telegram.triage import Triage
+from bot.telegram.webhook import Webhook
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ RETENTION_EVERY = 24 * 3600.0
 DISPATCH_EVERY = 30.0
 """Seconds between dispatcher runs; the database, not the job, decides what is due."""
 WIRING = "nightlegs"
+STOP_WITHIN = 15.0
+"""Seconds the update receiver gets to finish on stop (the webhook's requests in flight)."""
 
 
 @dataclass
@@ -61,6 +66,8 @@ class Wiring:
     sender: Sender
     router: Router
     diary: Diary
+    webhook: Webhook | None = None
+    """In webhook mode, once serving: its `port` is the one listened on."""
 
 
 def build_application(settings: Settings, core: Core, *, rate_limit: bool = True) -> Application:  # type: ignore[type-arg]
@@ -192,7 +199,8 @@ async def serve(
     poll_timeout: int = 30,
     on_ready: Callable[[Application], None] | None = None,  # type: ignore[type-arg]
 ) -> None:
-    """Run the bot until `stop` is set; `on_ready` gets the started application (tests)."""
+    """Run the bot until `stop` is set: by webhook when WEBHOOK_URL is set, else by long
+    polling. `on_ready` gets the started application (tests)."""
     application = build_application(settings, core)
     parts = wiring(application)
     async with application:
@@ -201,23 +209,45 @@ async def serve(
         if on_ready is not None:
             on_ready(application)
         await register_commands(application)
-        poller = DurablePolling(
-            application,
-            core.store,
-            parts.lanes,
-            clock=core.service.clock,
-            poll_timeout=poll_timeout,
-        )
+        receiving: Callable[[asyncio.Event], Awaitable[None]]
+        if settings.webhook_url is not None:
+            assert settings.webhook_secret is not None  # the settings require it
+            completions = Completions()
+            parts.lanes.finished = completions.finished
+            host, port = settings.webhook_address
+            parts.webhook = Webhook(
+                application,
+                core.store,
+                completions,
+                url=str(settings.webhook_url),
+                path=settings.webhook_path,
+                secret=settings.webhook_secret.get_secret_value(),
+                host=host,
+                port=port,
+            )
+            receiving = parts.webhook.run
+        else:
+            receiving = DurablePolling(
+                application,
+                core.store,
+                parts.lanes,
+                clock=core.service.clock,
+                poll_timeout=poll_timeout,
+            ).run
         sending = asyncio.create_task(parts.sender.run(stop), name="outbox-sweep")
-        task = asyncio.create_task(poller.run(stop), name="polling")
+        task = asyncio.create_task(receiving(stop), name="updates")
         stopper = asyncio.create_task(stop.wait())
         try:
             await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if parts.webhook is not None and not task.done():
+                # Requests in flight finish (polling's are simply fetched again next time).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(task), timeout=STOP_WITHIN)
         finally:
             for pending in (task, stopper, sending):
                 pending.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task  # re-raises what stopped the poller, e.g. InvalidToken
+                await task  # re-raises what stopped the receiver, e.g. InvalidToken
             with contextlib.suppress(asyncio.CancelledError):
                 await sending
             await parts.sender.close()
@@ -225,15 +255,16 @@ async def serve(
             pool.shutdown()
 
 
-def run_polling(settings: Settings, core: Core) -> int:
-    """Start the bot in polling mode until SIGINT or SIGTERM."""
+def run(settings: Settings, core: Core) -> int:
+    """Start the bot (webhook if WEBHOOK_URL is set, else polling) until SIGINT or SIGTERM."""
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        logger.info("nightlegs is running in Telegram (polling); Ctrl+C stops it")
+        mode = "webhook" if settings.webhook_url is not None else "polling"
+        logger.info("nightlegs is running in Telegram (%s); Ctrl+C stops it", mode)
         await serve(settings, core, stop)
 
     try:
@@ -244,4 +275,11 @@ def run_polling(settings: Settings, core: Core) -> int:
     except Forbidden:
         logger.error("Telegram refused access: check TELEGRAM_BOT_TOKEN")
         return 2
+    except OSError as exc:
+        logger.error("could not listen on WEBHOOK_LISTEN=%s: %s", settings.webhook_listen, exc)
+        return 2
     return 0
+
+
+run_polling = run
+"""The former name: `run` picks polling or webhook by the settings."""

@@ -18,6 +18,7 @@ from telegram.error import InvalidToken, RetryAfter, TelegramError
 from telegram.ext import Application
 
 from bot.services.flow import Clock
+from bot.telegram.completion import Completions
 from bot.telegram.lanes import ChatLanes
 from storage import Store
 
@@ -43,13 +44,8 @@ class DurablePolling:
         self.clock = clock
         self.poll_timeout = poll_timeout
         self.offset: int | None = None
-        self._waiting: dict[int, asyncio.Future[BaseException | None]] = {}
-        lanes.finished = self._finished
-
-    def _finished(self, update_id: int, error: BaseException | None) -> None:
-        future = self._waiting.pop(update_id, None)
-        if future is not None and not future.done():
-            future.set_result(error)
+        self._waiting = Completions()
+        lanes.finished = self._waiting.finished
 
     async def run(self, stop: asyncio.Event) -> None:
         bot = self.application.bot
@@ -83,12 +79,9 @@ class DurablePolling:
 
         False when an update could not be committed: it and those after it come again.
         """
-        loop = asyncio.get_running_loop()
         results: list[asyncio.Future[BaseException | None]] = []
         for update in updates:
-            future: asyncio.Future[BaseException | None] = loop.create_future()
-            self._waiting[update.update_id] = future
-            results.append(future)
+            results.append(self._waiting.expect(update.update_id))
             await self.application.update_queue.put(update)
         errors = await asyncio.gather(*results)
         for update, error in zip(updates, errors, strict=True):
