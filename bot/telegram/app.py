@@ -14,7 +14,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telegram import BotCommand
 from telegram.error import Forbidden, InvalidToken, TelegramError
@@ -35,7 +35,9 @@ from bot.telegram.polling import DurablePolling
 from bot.telegram.router import Router
 from bot.telegram.settings import Settings as SettingsFeature
 from bot.telegram.triage import Triage
-from bot.telegram.webhook import Webhook
+
+if TYPE_CHECKING:
+    from bot.telegram.webhook import Webhook
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +217,9 @@ async def serve(
             completions = Completions()
             parts.lanes.finished = completions.finished
             host, port = settings.webhook_address
+            # starlette and uvicorn load only in webhook mode
+            from bot.telegram.webhook import Webhook  # noqa: PLC0415
+
             parts.webhook = Webhook(
                 application,
                 core.store,

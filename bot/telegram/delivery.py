@@ -128,12 +128,15 @@ class Sender:
         """Sweep now and every few seconds, and forget old delivered rows, until `stop`."""
         pruned_at: datetime | None = None
         while not stop.is_set():
-            self.sweep()
-            now = self.clock()
-            if pruned_at is None or now - pruned_at > timedelta(hours=1):
-                with self.store.transaction() as repo:
-                    repo.outbox.prune(now - KEEP_DELIVERED)
-                pruned_at = now
+            try:
+                self.sweep()
+                now = self.clock()
+                if pruned_at is None or now - pruned_at > timedelta(hours=1):
+                    with self.store.transaction() as repo:
+                        repo.outbox.prune(now - KEEP_DELIVERED)
+                    pruned_at = now
+            except Exception:  # the database is away: try again at the next sweep
+                logger.exception("outbox sweep failed; trying again in %s s", SWEEP_EVERY)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=SWEEP_EVERY)
 

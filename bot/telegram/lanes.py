@@ -99,6 +99,12 @@ class ChatLanes(BaseUpdateProcessor):
     async def _in_transaction(
         self, update: Update, turn: Turn, coroutine: Awaitable[Any]
     ) -> list[int]:
+        try:
+            return await self._apply(update, turn, coroutine)
+        finally:
+            _discard(coroutine)  # never started (the database failed first): close it
+
+    async def _apply(self, update: Update, turn: Turn, coroutine: Awaitable[Any]) -> list[int]:
         # Handlers make no network calls (replies go to the outbox), so nothing else runs on
         # the event loop while this transaction is open.
         with self.store.transaction() as repo:
@@ -106,7 +112,6 @@ class ChatLanes(BaseUpdateProcessor):
             if key is not None:  # other processes on the same database wait for this chat
                 repo.lock_chat(key)
             if not repo.claim_update(update.update_id):
-                _discard(coroutine)
                 logger.info("update %s was handled before; not applied again", update.update_id)
                 return [] if key is None else [key]  # its replies may still be waiting
             await coroutine
