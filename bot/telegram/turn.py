@@ -66,6 +66,8 @@ class Turn:
     queued: list[Queued] = field(default_factory=list)
     toast_text: str | None = None
     failed: bool = False
+    duplicate: bool = False
+    """The update was handled before (a redelivery): nothing is applied or answered again."""
     _user_info: UserInfo | None = None
     _user_known: bool = False
 
@@ -172,8 +174,8 @@ class Turn:
         returns the chats that now have something to deliver.
 
         The answer to a button press is not queued: it only stops the phone's spinner, and
-        Telegram forgets it after a while. It is made right after the commit (`lanes.py`),
-        and again if the update comes back after a crash.
+        Telegram forgets it after a while. It is made right after the commit (`lanes.py`);
+        after a kill in between, the phone stops spinning by itself.
         """
         chats: list[int] = []
         chat_id = self.chat_id
