@@ -65,6 +65,9 @@ STOPPERS = 5
 """People who answer part of the check and then put the phone away."""
 KILL_KINDS = ["held"] * 7 + ["fetched"] * 7 + ["timed"] * 6
 FIRST_CHAT = 810_001
+WINDOW = 1.0
+"""A send repeated after a kill is put down to the kill only if Telegram got the first copy
+less than this many seconds before it (measured: 1-75 ms on a busy 2-core machine)."""
 STEP_TIMEOUT = 45.0
 """How long a person waits for the reply to one tap (several restarts may come between)."""
 WHOLE_RUN = 170.0
@@ -390,10 +393,6 @@ class Findings:
     errors: list[str] = field(default_factory=list)
 
 
-def run_of(index: int, kills: list[Kill]) -> int:
-    return sum(1 for k in kills if k.at <= index)
-
-
 def chat_calls(api: BotApiStub, chat: int) -> list[Call]:
     """Successful chat-bound calls to `chat`, in order."""
     return [
@@ -422,12 +421,16 @@ def check_sends(api: BotApiStub, person: Person, kills: list[Kill], found: Findi
             and previous.params.get("text") == call.params.get("text")
             and previous.params.get("reply_markup") == call.params.get("reply_markup")
         )
+        killed = None
+        if repeat and previous is not None:
+            # the first kill after the first copy: the second must come from a later run
+            killed = next((k for k in kills if k.at > previous.index), None)
         if (
-            repeat
-            and previous is not None
-            and run_of(previous.index, kills) < run_of(call.index, kills)
+            previous is not None
+            and killed is not None
+            and killed.at <= call.index
+            and killed.when - previous.at < WINDOW
         ):
-            killed = next(k for k in kills if k.at > previous.index)
             found.send_repeats.append(
                 f"chat {person.chat}: {kind} sent again after kill {killed}, which came "
                 f"{(killed.when - previous.at) * 1000:.1f} ms after Telegram got the first "
@@ -436,7 +439,9 @@ def check_sends(api: BotApiStub, person: Person, kills: list[Kill], found: Findi
             found.repeated.add((person.chat, message.message_id))
             continue
         if repeat:
-            found.errors.append(f"chat {person.chat}: {kind} sent twice in one run")
+            found.errors.append(
+                f"chat {person.chat}: {kind} sent twice (calls #{call.index} and before)"
+            )
         kinds.append(kind)
     if kinds != person.expected_sends():
         found.errors.append(
@@ -524,6 +529,8 @@ def check_database(
     store = Store.open(database_url)
     try:
         with store.transaction() as repo:
+            if waiting := repo.outbox.pending():
+                found.errors.append(f"{waiting} replies still in the outbox, never delivered")
             for person in people:
                 user = repo.find_user("telegram", str(person.chat))
                 if user is None:
