@@ -64,6 +64,12 @@ What it models
   :attr:`BotApiStub.violations`. Every 400 the stub produces by itself counts as a violation.
 * Faults: :meth:`fail_next`, :meth:`rate_limit_next` (HTTP 429 with ``retry_after``) and
   :meth:`block_user` (403 ``Forbidden: bot was blocked by the user``).
+* Holds: :meth:`hold_next` keeps the next matching request waiting, neither applied nor
+  answered, until :meth:`Hold.release` (then it is handled as usual) or until the client goes
+  away (a killed bot: the call is recorded with ``status=499`` and never applied). A test can so
+  stop the bot between "committed and queued" and "delivered", deterministically. With
+  ``after_applying=True`` the request is applied first and only its answer is held: the bot
+  never learns that Telegram did it.
 * State lives in the :class:`BotApiStub` object, not in a connection: several Applications can
   connect one after another (stop or kill one, start the next). The server itself can also be
   stopped and started again on the same port to simulate a Telegram outage.
@@ -111,6 +117,7 @@ __all__ = [
     "BotApiStub",
     "Call",
     "ChatType",
+    "Hold",
     "SentMessage",
     "StoredFile",
     "UploadedFile",
@@ -263,6 +270,7 @@ class Call:
     files: dict[str, UploadedFile] = field(default_factory=dict)
     status: int | None = None
     response: JSONDict | None = None
+    held: bool = False  #: kept waiting by a :class:`Hold` before being handled
 
     @property
     def ok(self) -> bool:
@@ -329,6 +337,37 @@ class StoredFile:
     data: bytes
     file_name: str | None = None
     mime_type: str | None = None
+
+
+@dataclass(eq=False)
+class Hold:
+    """A request kept waiting, unapplied, by :meth:`BotApiStub.hold_next`.
+
+    ``call`` is the held request once it arrived. :meth:`release` lets it through (it is then
+    handled as usual); if the client goes away first (a killed bot), it is recorded with
+    ``status=499`` and never applied. With ``after_applying`` the request is applied at once
+    and only the answer waits (a client that goes away then never gets it: ``status=499``,
+    though the effect stays).
+    """
+
+    methods: frozenset[str]  #: lower-cased method names
+    chat_id: int | None
+    after_applying: bool = False  #: apply the request, hold only its answer
+    call: Call | None = None
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def arrived(self) -> bool:
+        return self.call is not None
+
+    def matches(self, method: str, params: JSONDict) -> bool:
+        if method.lower() not in self.methods:
+            return False
+        return self.chat_id is None or str(params.get("chat_id")) == str(self.chat_id)
+
+    def release(self) -> None:
+        """Let the held request (or, if none arrived yet, the next one) through."""
+        self.released.set()
 
 
 @dataclass
@@ -793,6 +832,8 @@ class BotApiStub:
         self._callbacks: dict[str, SentMessage | None] = {}
         self._commands: dict[tuple[str, str], list[JSONDict]] = {}
         self._faults: dict[str, deque[_Fault]] = {}
+        #: Holds waiting for their request (see :meth:`hold_next`), oldest first.
+        self._holds: list[Hold] = []
         self._ids = itertools.count(1)
         self._poll_generation = 0
         self._changed = asyncio.Event()
@@ -1339,6 +1380,36 @@ class BotApiStub:
         """Drop all pending injected faults."""
         self._faults.clear()
 
+    def hold_next(
+        self, *methods: str, chat_id: int | None = None, after_applying: bool = False
+    ) -> Hold:
+        """Keep the next request of any of ``methods`` (to ``chat_id``, if given) waiting.
+
+        The request is recorded in :attr:`calls` (with ``held=True``) but neither applied nor
+        answered until :meth:`Hold.release`; a client that goes away meanwhile leaves it
+        unapplied (``status=499``). Faults injected for the method apply after the release.
+        ``after_applying=True`` applies the request first and holds only its answer.
+        """
+        if not methods:
+            raise ValueError("name at least one method to hold")
+        hold = Hold(frozenset(m.lower() for m in methods), chat_id, after_applying)
+        self._holds.append(hold)
+        return hold
+
+    def cancel_hold(self, hold: Hold) -> None:
+        """Forget a hold whose request has not arrived yet (one that has is released)."""
+        if hold in self._holds:
+            self._holds.remove(hold)
+        hold.release()
+
+    async def wait_for_hold(self, hold: Hold, *, timeout: float | None = None) -> Call:
+        """Wait until ``hold``'s request arrived (and is being held); returns that call."""
+        methods = "/".join(sorted(hold.methods))
+        where = "" if hold.chat_id is None else f" to chat {hold.chat_id}"
+        return await self._wait_until(
+            lambda: hold.call, f"a {methods} request{where} to hold", timeout
+        )
+
     def block_user(self, chat_id: int) -> None:
         """The user blocked the bot: calls targeting ``chat_id`` answer 403."""
         self.blocked.add(chat_id)
@@ -1410,10 +1481,12 @@ class BotApiStub:
         )
         self.calls.append(call)
         self._notify()
+        hold: Hold | None = None
         try:
             self._check_token(token)
             if body_error is not None:
                 raise body_error
+            hold = await self._take_hold(call)
             queue = self._faults.get(method.lower())
             if queue:
                 fault = queue.popleft()
@@ -1445,9 +1518,35 @@ class BotApiStub:
             }
         else:
             status, body = 200, {"ok": True, "result": result}
+        return await self._answer(call, hold, status, body)
+
+    async def _answer(
+        self, call: Call, hold: Hold | None, status: int, body: JSONDict
+    ) -> web.Response:
+        if hold is not None and hold.after_applying:
+            try:
+                await self._held(hold, call)
+            except asyncio.CancelledError:
+                call.status = 499  # applied, but the client never heard of it
+                self._notify()
+                raise
         call.status, call.response = status, body
         self._notify()
         return web.json_response(body, status=status)
+
+    async def _take_hold(self, call: Call) -> Hold | None:
+        """The hold this request matches, if any; without `after_applying`, wait here."""
+        hold = next((h for h in self._holds if h.matches(call.method, call.params)), None)
+        if hold is not None:
+            self._holds.remove(hold)
+            if not hold.after_applying:
+                await self._held(hold, call)
+        return hold
+
+    async def _held(self, hold: Hold, call: Call) -> None:
+        hold.call, call.held = call, True
+        self._notify()
+        await hold.released.wait()
 
     @staticmethod
     def _error_response(status: int, description: str) -> web.Response:

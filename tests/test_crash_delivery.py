@@ -1,0 +1,727 @@
+"""Crash acceptance (issue 8): kill -9 the real bot process at 20 moments while 20 people tap.
+
+"Kill -9 at 20 random points in 20 conversations, including between commit and send. Result:
+0 lost or duplicated replies, 0 stranded people (the next question arrives by itself after the
+restart), 0 answers applied twice."
+
+`python -m bot` runs as a subprocess against the stand-in Bot API, on SQLite and PostgreSQL.
+Twenty people, each in their own chat, /start, agree and answer a triage check by pressing the
+buttons they see (some stop half-way, as people do). Each waits for the bot's reply to a tap
+before the next one, and never types anything to get unstuck. Meanwhile the bot is killed 20
+times and restarted each time. Three kinds of kill point, in a seeded random order:
+
+* ``held``: between commit and send, deterministically. The stand-in holds back (neither
+  applies nor answers) one person's next ``editMessageText``/``sendMessage``: the bot has
+  committed the answer and queued the reply, and is waiting for Telegram. The bot is killed
+  then; after the restart the same reply must arrive by itself, before that person taps again.
+* ``fetched``: as soon as the bot has fetched the k-th batch holding a button press (k random,
+  1-3): updates being handled, transactions open or just committed.
+* ``timed``: a random moment 20-400 ms into the run.
+
+The seed is in every failure message; ``NIGHTLEGS_CRASH_SEED=<seed>`` replays its choices (the
+timing of a real process is not replayable).
+
+What one repeat is tolerated, and why: a kill after Telegram applied a call but before the bot
+committed "delivered" (about a millisecond) makes the bot make that call again after the
+restart. For an edit that is harmless (Telegram answers "message is not modified"), for a
+button answer too ("query is too old"). For a ``sendMessage`` it shows the message twice; the
+random kills here can hit that window by chance, so such a repeat is tolerated *only* with that
+exact signature (the first copy was the chat's last delivered call before a kill, the second
+its first call after it) and reported. `test_a_send_applied_but_not_acknowledged_shows_twice`
+forces that window and shows the duplicate (an expected failure: no design can undo a send
+Telegram has done without telling, and the issue's "0 duplicated" does not hold there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.telegram.keys import AnswerKey, DoneKey, MenuKey, decode
+from dialogs.engine import Flow
+from dialogs.vocabulary import Urgency
+from storage import Store
+from tests.botapi_stub import BotApiStub, Call, SentMessage
+from tests.cases import CASES
+from tests.test_telegram_restart import BotProcess
+from tests.walker import Plan, walk
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+
+FLOW = Flow.load("triage")
+PEOPLE = 20
+STOPPERS = 5
+"""People who answer part of the check and then put the phone away."""
+KILL_KINDS = ["held"] * 7 + ["fetched"] * 7 + ["timed"] * 6
+FIRST_CHAT = 810_001
+WINDOW = 1.0
+"""A send repeated after a kill is put down to the kill only if Telegram got the first copy
+less than this many seconds before it (measured: 1-75 ms on a busy 2-core machine)."""
+STEP_TIMEOUT = 45.0
+"""How long a person waits for the reply to one tap (several restarts may come between)."""
+WHOLE_RUN = 170.0
+REPLY_METHODS = ("editMessageText", "sendMessage")
+CHAT_BOUND = frozenset(
+    {"sendMessage", "editMessageText", "editMessageCaption", "editMessageReplyMarkup"}
+)
+NOT_MODIFIED = "message is not modified"
+QUERY_TOO_OLD = "query is too old"
+SEED_VARIABLE = "NIGHTLEGS_CRASH_SEED"
+
+
+# --- what a person sees -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class View:
+    """The check's living message as it looks: the open question and what is ticked on it."""
+
+    message_id: int
+    question_id: str
+    ticked: frozenset[str]
+
+
+def _keys(markup: dict[str, Any] | None) -> list[tuple[str, object]]:
+    return [(text, decode(data)) for text, data in BotApiStub.buttons(markup)]
+
+
+def question_of(markup: dict[str, Any] | None) -> tuple[str, frozenset[str]] | None:
+    """(question id, ticked options) a keyboard shows, or None if it asks nothing."""
+    keys = [k for _, k in _keys(markup) if isinstance(k, AnswerKey | DoneKey)]
+    if not keys:
+        return None
+    [question_id] = {k.question_id for k in keys}
+    ticked = frozenset(k.option_id for k in keys if isinstance(k, AnswerKey) and k.tick is False)
+    return question_id, ticked
+
+
+def view(api: BotApiStub, chat: int, living: int | None = None) -> View | None:
+    """The check's message as the person sees it now: `living` once known, else the first
+    bot message that asks a question (None: nothing asked, or the check ended)."""
+    if living is not None:
+        shown = question_of(api.message(chat, living).reply_markup)
+        return None if shown is None else View(living, *shown)
+    for message in api.messages(chat):
+        shown = question_of(message.reply_markup)
+        if shown is not None:
+            return View(message.message_id, *shown)
+    return None
+
+
+def kind_of(message: SentMessage) -> str:
+    """What a bot message is, by its buttons: the flow's sends are told apart by them."""
+    keys = [k for _, k in _keys(message.reply_markup)]
+    if any(isinstance(k, AnswerKey | DoneKey) for k in keys):
+        return "question"
+    menu = {k.action for k in keys if isinstance(k, MenuKey)}
+    if "consent" in menu:
+        return "intro"
+    if "new" in menu:
+        return "outcome"
+    if menu & {"country", "countries"}:
+        return "country"
+    return f"other: {(message.plain_text or '')[:60]!r}"
+
+
+def button_data(message: SentMessage, wanted: Callable[[object], bool]) -> str:
+    for _label, data in message.buttons:
+        if wanted(decode(data)):
+            assert data is not None
+            return data
+    raise LookupError(f"no such button on message {message.message_id}: {message.buttons}")
+
+
+# --- the people ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Person:
+    chat: int
+    case_id: str
+    urgency: Urgency
+    plans: list[Plan]
+    """Every question the person answers, in asking order (stoppers: the first few)."""
+    finishes: bool
+    taps: list[str] = field(default_factory=list)
+    """The callback query id of every button press, in order."""
+    tapped_at: list[int] = field(default_factory=list)
+    """`api.mark()` at each press: the calls the bot had made by then."""
+    views: list[View | None] = field(default_factory=list)
+    """Each state of the check's message the person saw (None: the check ended)."""
+    living: int | None = None
+    """The check's one message, once it was sent: the person answers there."""
+    done: bool = False
+
+    @property
+    def planned_taps(self) -> int:
+        """Agreeing, then one tap per answer, or one per tick and "Done"."""
+        return 1 + sum(len(p.option_ids) + 1 if p.ticks else 1 for p in self.plans)
+
+    @property
+    def taps_left(self) -> int:
+        return self.planned_taps - len(self.taps)
+
+    def expected_sends(self) -> list[str]:
+        if not self.finishes:
+            return ["intro", "question"]
+        country = [] if self.urgency is Urgency.EMERGENCY else ["country"]
+        return ["intro", "question", "outcome", *country]
+
+
+def make_people(rng: random.Random) -> list[Person]:
+    people = []
+    stoppers = set(rng.sample(range(PEOPLE), STOPPERS))
+    for i in range(PEOPLE):
+        case = rng.choice(CASES)
+        plans = walk(FLOW, case["facts"]).plans
+        finishes = i not in stoppers or len(plans) < 2
+        if not finishes:
+            plans = plans[: rng.randint(1, len(plans) - 1)]
+        people.append(Person(FIRST_CHAT + i, case["id"], Urgency(case["urgency"]), plans, finishes))
+    return people
+
+
+async def tap(api: BotApiStub, person: Person, message_id: int, data: str) -> None:
+    """Press a button and wait until the check's message changes (the reply arrived)."""
+    before = view(api, person.chat, person.living)
+    mark = api.mark()
+    update = api.feed_callback(person.chat, message_id, data)
+    person.taps.append(update["callback_query"]["id"])
+    person.tapped_at.append(mark)
+    await api.wait_for_message(
+        person.chat,
+        lambda _m: view(api, person.chat, person.living) != before,
+        after=mark,
+        timeout=STEP_TIMEOUT,
+    )
+    shown = view(api, person.chat, person.living)
+    if person.living is None and shown is not None:
+        person.living = shown.message_id
+    person.views.append(shown)
+
+
+def next_press(shown: View, plan: Plan, message: SentMessage) -> str:
+    if not plan.ticks:
+        return button_data(
+            message,
+            lambda k: isinstance(k, AnswerKey) and k.option_id == plan.option_id and k.tick is None,
+        )
+    for option_id in plan.option_ids:
+        if option_id not in shown.ticked:
+            return button_data(
+                message,
+                lambda k, o=option_id: isinstance(k, AnswerKey) and k.option_id == o and k.tick,
+            )
+    return button_data(message, lambda k: isinstance(k, DoneKey))
+
+
+async def converse(api: BotApiStub, person: Person) -> None:
+    """/start, agree, answer the planned questions by their buttons; never type to get unstuck."""
+    mark = api.mark()
+    api.feed_message(person.chat, "/start")
+    intro = await api.wait_for_message(
+        person.chat, lambda m: kind_of(m) == "intro", after=mark, timeout=STEP_TIMEOUT
+    )
+    consent = button_data(intro, lambda k: k == MenuKey("consent"))
+    await tap(api, person, intro.message_id, consent)
+    for plan in person.plans:
+        while True:
+            shown = view(api, person.chat, person.living)
+            assert shown is not None and shown.question_id == plan.question_id, (
+                f"chat {person.chat} expected {plan.question_id!r}, sees {shown}"
+            )
+            message = api.message(person.chat, shown.message_id)
+            data = next_press(shown, plan, message)
+            await tap(api, person, shown.message_id, data)
+            key = decode(data)
+            if not (isinstance(key, AnswerKey) and key.tick):
+                break
+    person.done = True
+
+
+# --- the chaos -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Kill:
+    number: int
+    kind: str
+    chat: int | None = None
+    held: Call | None = None
+    taps_then: int = 0
+    at: int = 0
+    """`api.mark()` once the process was dead: calls before it came from earlier runs."""
+    when: float = 0.0
+    """`time.monotonic()` as SIGKILL was sent."""
+    restart: float = 0.0
+    """Seconds from the kill until the new process was polling."""
+
+    def __str__(self) -> str:
+        where = f" chat {self.chat} {self.held.method}" if self.held is not None else ""
+        return f"#{self.number} {self.kind}{where} (at call {self.at})"
+
+
+def batch_with_a_press(call: Call) -> bool:
+    return call.ok and any("callback_query" in u for u in call.result)
+
+
+async def kill_point(
+    api: BotApiStub, kill: Kill, people: list[Person], rng: random.Random, started: int
+) -> None:
+    """Wait for the moment to kill, by kind."""
+    if kill.kind == "held":
+        candidates = [p for p in people if p.taps_left >= 2]
+        if not candidates:
+            kill.kind = "held (nobody left to hold: timed)"
+            return
+        person = rng.choice(candidates)
+        hold = api.hold_next(*REPLY_METHODS, chat_id=person.chat)
+        try:
+            kill.held = await api.wait_for_hold(hold, timeout=STEP_TIMEOUT)
+        except TimeoutError:
+            api.cancel_hold(hold)
+            kill.kind = "held (no reply came: timed)"
+            return
+        kill.chat, kill.taps_then = person.chat, len(person.taps)
+    elif kill.kind == "fetched":
+        position = started
+        for _ in range(rng.randint(1, 3)):
+            try:
+                call = await api.wait_for_call(
+                    "getUpdates", batch_with_a_press, after=position, timeout=5
+                )
+            except TimeoutError:
+                kill.kind = "fetched (idle)"
+                return
+            position = call.index + 1
+    else:
+        await asyncio.sleep(rng.uniform(0.02, 0.4))  # a random moment, not a wait for a result
+
+
+async def chaos(
+    api: BotApiStub, bot: BotProcess, people: list[Person], rng: random.Random
+) -> list[Kill]:
+    kinds = list(KILL_KINDS)
+    rng.shuffle(kinds)
+    kinds.remove("held")
+    kinds.append("held")  # the last restart, too, must deliver a reply by itself
+    kills = []
+    for number, kind in enumerate(kinds, 1):
+        kill = Kill(number, kind)
+        await kill_point(api, kill, people, rng, api.mark())
+        kill.when = time.monotonic()
+        await bot.kill()
+        kill.at = api.mark()
+        kills.append(kill)
+        await bot.start()
+        kill.restart = time.monotonic() - kill.when
+        if kill.held is not None:
+            await arrives_by_itself(api, kill, people)
+    return kills
+
+
+async def arrives_by_itself(api: BotApiStub, kill: Kill, people: list[Person]) -> None:
+    """The reply held back at the kill is delivered after the restart, nobody tapping."""
+    held = kill.held
+    assert held is not None and kill.chat is not None
+    assert held.status in (None, 499), f"the held {held.method} was applied: {held.status}"
+
+    def same(call: Call) -> bool:
+        # "Not modified": the held call was itself a repeat of one Telegram had applied.
+        return (
+            (call.ok or NOT_MODIFIED in (call.description or ""))
+            and str(call.params.get("chat_id")) == str(kill.chat)
+            and call.params.get("text") == held.params.get("text")
+            and call.params.get("reply_markup") == held.params.get("reply_markup")
+        )
+
+    try:
+        again = await api.wait_for_call(held.method, same, after=kill.at, timeout=STEP_TIMEOUT)
+    except TimeoutError as exc:
+        raise AssertionError(
+            f"stranded: the {held.method} held at kill {kill} never came after the restart"
+            f"\n{calls_to(api, kill.chat)}"
+        ) from exc
+    [person] = [p for p in people if p.chat == kill.chat]
+    pressed = [at for at in person.tapped_at[kill.taps_then :] if at <= again.index]
+    assert not pressed, f"chat {kill.chat} pressed again before the reply came ({kill})"
+
+
+def calls_to(api: BotApiStub, chat: int) -> str:
+    """The Bot API calls about one chat, one a line, for failure messages."""
+    lines = []
+    for call in api.calls:
+        query = str(call.params.get("callback_query_id", ""))
+        ours = str(call.params.get("chat_id")) == str(chat) or any(
+            u.get("callback_query", {}).get("id") == query
+            and u["callback_query"]["message"]["chat"]["id"] == chat
+            for u in api.updates
+            if query
+        )
+        if ours:
+            shown = question_of(call.params.get("reply_markup"))
+            text = (call.params.get("text") or "")[:40].replace("\n", " ")
+            lines.append(
+                f"#{call.index} {call.method} {call.status} {call.description or ''} "
+                f"held={call.held} shows={shown} {text!r}"
+            )
+    return "\n".join(lines)
+
+
+# --- checking the result -------------------------------------------------------------------------
+
+
+@dataclass
+class Findings:
+    send_repeats: list[str] = field(default_factory=list)
+    """Sends shown twice in the documented window (tolerated, reported)."""
+    repeated: set[tuple[int, int]] = field(default_factory=set)
+    """(chat, message id) of each second copy."""
+    edit_repeats: int = 0
+    toast_repeats: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def chat_calls(api: BotApiStub, chat: int) -> list[Call]:
+    """Successful chat-bound calls to `chat`, in order."""
+    return [
+        c
+        for c in api.calls
+        if c.method in CHAT_BOUND and c.ok and str(c.params.get("chat_id")) == str(chat)
+    ]
+
+
+def check_sends(api: BotApiStub, person: Person, kills: list[Kill], found: Findings) -> None:
+    """Each expected message sent once and in order; a repeat only in the documented window."""
+    calls = chat_calls(api, person.chat)
+    sent_by = {c.result["message_id"]: c for c in calls if c.method == "sendMessage"}
+    kinds = []
+    for message in api.messages(person.chat):
+        call = sent_by.get(message.message_id)
+        if call is None:
+            found.errors.append(f"chat {person.chat}: message {message.message_id} not by a send")
+            continue
+        kind = kind_sent(call)
+        position = calls.index(call)
+        previous = calls[position - 1] if position else None
+        repeat = (
+            previous is not None
+            and previous.method == "sendMessage"
+            and previous.params.get("text") == call.params.get("text")
+            and previous.params.get("reply_markup") == call.params.get("reply_markup")
+        )
+        killed = None
+        if repeat and previous is not None:
+            # the first kill after the first copy: the second must come from a later run
+            killed = next((k for k in kills if k.at > previous.index), None)
+        if (
+            previous is not None
+            and killed is not None
+            and killed.at <= call.index
+            and killed.when - previous.at < WINDOW
+        ):
+            found.send_repeats.append(
+                f"chat {person.chat}: {kind} sent again after kill {killed}, which came "
+                f"{(killed.when - previous.at) * 1000:.1f} ms after Telegram got the first "
+                f"(calls #{previous.index} and #{call.index})"
+            )
+            found.repeated.add((person.chat, message.message_id))
+            continue
+        if repeat:
+            found.errors.append(
+                f"chat {person.chat}: {kind} sent twice (calls #{call.index} and before)"
+            )
+        kinds.append(kind)
+    if kinds != person.expected_sends():
+        found.errors.append(
+            f"chat {person.chat} ({person.case_id}): sent {kinds}, "
+            f"expected {person.expected_sends()}\n{api.transcript(person.chat)}"
+        )
+
+
+def check_living_message(api: BotApiStub, person: Person, found: Findings) -> None:
+    """The check's one message went through exactly the states the person saw, in order."""
+    first = next((v for v in person.views if v is not None), None)
+    if first is None:
+        found.errors.append(f"chat {person.chat}: never saw a question")
+        return
+    message = api.message(person.chat, first.message_id)
+    versions = [markup for _, markup in message.history] + [message.reply_markup]
+    states: list[tuple[str, frozenset[str]] | None] = []
+    for markup in versions:
+        state = question_of(markup)
+        if not states or states[-1] != state:
+            states.append(state)
+    seen = []
+    for shown in person.views:
+        state = None if shown is None else (shown.question_id, shown.ticked)
+        if not seen or seen[-1] != state:
+            seen.append(state)
+    if states != seen:
+        found.errors.append(
+            f"chat {person.chat}: the check's message went {states}, the person saw {seen}"
+        )
+    if person.finishes:
+        calls = chat_calls(api, person.chat)
+        closed = [c for c in calls if c.method == "editMessageText" and not _asks(c)]
+        outcome = [c for c in calls if c.method == "sendMessage" and kind_sent(c) == "outcome"]
+        if not closed or not outcome or closed[-1].index > outcome[0].index:
+            found.errors.append(f"chat {person.chat}: the result came before the check closed")
+
+
+def _asks(call: Call) -> bool:
+    return question_of(call.params.get("reply_markup")) is not None
+
+
+def kind_sent(call: Call) -> str:
+    result = call.result
+    message = SentMessage(
+        result["chat"]["id"], result["message_id"], "text", True, result["date"], result
+    )
+    message.reply_markup = call.params.get("reply_markup")
+    return kind_of(message)
+
+
+def check_toasts(api: BotApiStub, people: list[Person], found: Findings) -> None:
+    """Every press answered once; a repeat only after the answer, refused as too old."""
+    answers: dict[str, list[Call]] = {}
+    for call in api.calls_of("answerCallbackQuery"):
+        if call.status in (None, 499):
+            continue  # the bot died waiting for the answer: nothing happened
+        answers.setdefault(str(call.params.get("callback_query_id")), []).append(call)
+    for person in people:
+        for query_id in person.taps:
+            calls = answers.get(query_id, [])
+            if not calls or not calls[0].ok:
+                found.errors.append(f"chat {person.chat}: press {query_id} was not answered")
+                continue
+            for again in calls[1:]:
+                if again.ok or QUERY_TOO_OLD not in (again.description or ""):
+                    found.errors.append(f"chat {person.chat}: press {query_id} answered twice")
+                else:
+                    found.toast_repeats += 1
+
+
+def check_violations(api: BotApiStub, found: Findings) -> None:
+    for violation in api.violations:
+        if NOT_MODIFIED in violation:
+            found.edit_repeats += 1  # an edit repeated after a kill: same text, harmless
+        elif QUERY_TOO_OLD not in violation:  # counted by check_toasts
+            found.errors.append(f"Bot API rule broken: {violation}")
+    found.errors += api.internal_errors
+
+
+def check_database(
+    api: BotApiStub, database_url: str, people: list[Person], found: Findings
+) -> None:
+    """Every answer stored once, as pressed; each press logged once (no update applied twice)."""
+    store = Store.open(database_url)
+    try:
+        with store.transaction() as repo:
+            if waiting := repo.outbox.pending():
+                found.errors.append(f"{waiting} replies still in the outbox, never delivered")
+            for person in people:
+                user = repo.find_user("telegram", str(person.chat))
+                if user is None:
+                    found.errors.append(f"chat {person.chat}: no user stored")
+                    continue
+                conversations = repo.conversations(user.id)
+                if len(conversations) != 1:
+                    found.errors.append(f"chat {person.chat}: {len(conversations)} checks")
+                    continue
+                state = conversations[0][1]
+                stored = [(a.question_id, tuple(sorted(a.option_ids))) for a in state.answers]
+                pressed = [(p.question_id, tuple(sorted(p.option_ids))) for p in person.plans]
+                asked = [q for q, _ in stored]
+                if len(set(asked)) != len(asked):
+                    found.errors.append(f"chat {person.chat}: a question answered twice {asked}")
+                if stored != pressed:
+                    found.errors.append(f"chat {person.chat}: stored {stored}, pressed {pressed}")
+                if person.finishes != state.finished or (
+                    person.finishes and state.conclusion is None
+                ):
+                    found.errors.append(f"chat {person.chat}: check state {state.state!r}")
+                logged = [m for m in repo.messages(user.id) if m.direction == "in"]
+                if len(logged) != len(person.taps):
+                    found.errors.append(
+                        f"chat {person.chat}: {len(logged)} presses logged, "
+                        f"{len(person.taps)} made: {[m.text for m in logged]}"
+                    )
+                if not person.finishes:
+                    check_not_stranded(api, person, state.state, state.pending, found)
+    finally:
+        store.dispose()
+
+
+def check_not_stranded(
+    api: BotApiStub, person: Person, open_id: str, pending: tuple[str, ...], found: Findings
+) -> None:
+    """Someone who stopped half-way sees, as the newest message with buttons, the question
+    the database says is open, with its ticks (a tolerated second copy of a send aside)."""
+    latest = next(
+        (
+            m
+            for m in reversed(api.messages(person.chat))
+            if m.has_inline_keyboard and (person.chat, m.message_id) not in found.repeated
+        ),
+        None,
+    )
+    shown = None if latest is None else question_of(latest.reply_markup)
+    if shown != (open_id, frozenset(pending)):
+        found.errors.append(
+            f"chat {person.chat}: stranded, {open_id!r} is open but the newest buttons show "
+            f"{shown}\n{api.transcript(person.chat)}"
+        )
+
+
+# --- the test ------------------------------------------------------------------------------------
+
+
+def seed() -> int:
+    given = os.environ.get(SEED_VARIABLE)
+    return int(given) if given else random.SystemRandom().randrange(2**32)
+
+
+async def test_kill_9_at_20_points_loses_and_repeats_no_reply_and_strands_nobody(
+    tmp_path: Path, database_url: str
+) -> None:
+    chosen = seed()
+    rng = random.Random(chosen)
+    replay = f"seed {chosen} ({SEED_VARIABLE}={chosen} replays its choices)"
+    people = make_people(rng)
+    began = time.monotonic()
+    async with BotApiStub() as api:
+        bot = BotProcess(api, tmp_path, database_url)
+        try:
+            await bot.start()
+            talks = [asyncio.create_task(converse(api, p), name=f"chat-{p.chat}") for p in people]
+            try:
+                kills = await asyncio.wait_for(chaos(api, bot, people, rng), WHOLE_RUN)
+                await asyncio.wait_for(asyncio.gather(*talks), WHOLE_RUN)
+                for person in people:  # the result and the country question, unasked for
+                    expected = len(person.expected_sends())
+                    await api.wait_for_message(
+                        person.chat,
+                        lambda _m, c=person.chat, n=expected: len(api.messages(c)) >= n,
+                        timeout=STEP_TIMEOUT,
+                    )
+            except (AssertionError, TimeoutError) as exc:
+                stuck = [p for p in people if not p.done]
+                detail = "\n".join(f"chat {p.chat}:\n{api.transcript(p.chat)}" for p in stuck[:3])
+                raise AssertionError(f"{replay}: {exc}\n{detail}") from exc
+            finally:
+                for task in talks:
+                    task.cancel()
+                await asyncio.gather(*talks, return_exceptions=True)
+            assert await bot.terminate() == 0, replay
+        finally:
+            if bot.process is not None and bot.process.returncode is None:
+                await bot.kill()
+
+    found = Findings()
+    for person in people:
+        check_sends(api, person, kills, found)
+        check_living_message(api, person, found)
+    check_toasts(api, people, found)
+    check_violations(api, found)
+    check_database(api, database_url, people, found)
+    elapsed = time.monotonic() - began
+    kinds = Counter(k.kind.split(" ")[0] for k in kills)
+    summary = (
+        f"{replay}: {len(kills)} kills {dict(kinds)}, {sum(len(p.taps) for p in people)} presses "
+        f"in {elapsed:.1f} s (restarts {sum(k.restart for k in kills):.1f} s, chaos until "
+        f"{kills[-1].when - began:.1f} s); repeats after a kill: {found.edit_repeats} edits "
+        f"(not modified), {found.toast_repeats} button answers (too old), "
+        f"{len(found.send_repeats)} sends"
+    )
+    print(summary, *found.send_repeats, sep="\n  ")
+    assert not found.errors, summary + "\n" + "\n".join(found.errors)
+    assert "Traceback" not in bot.logs(), replay
+
+
+# --- the hold itself, and the window no outbox can close -----------------------------------------
+
+
+async def test_a_held_request_is_applied_on_release_and_never_when_its_client_dies() -> None:
+    async with BotApiStub() as api, aiohttp.ClientSession() as http:
+        api.feed_message(1, "/start")
+        api.feed_message(2, "/start")
+        url = f"{api.base_url}{api.token}/sendMessage"
+
+        async def send(chat: int, text: str) -> int:
+            async with http.post(url, json={"chat_id": chat, "text": text}) as response:
+                return response.status
+
+        hold = api.hold_next("sendMessage", chat_id=1)
+        assert await send(2, "another chat") == 200  # not held
+        dying = asyncio.create_task(send(1, "never shown"))
+        call = await api.wait_for_hold(hold)
+        assert call.held and call.status is None and api.messages(1) == []
+        dying.cancel()  # the client goes away, as a killed bot does
+        await api.wait_for_call("sendMessage", lambda c: c.status == 499)
+        assert api.messages(1) == []
+
+        hold = api.hold_next("sendMessage", "editMessageText")
+        waiting = asyncio.create_task(send(1, "shown once released"))
+        await api.wait_for_hold(hold)
+        assert api.messages(1) == []
+        hold.release()
+        assert await waiting == 200
+        assert [m.text for m in api.messages(1)] == ["shown once released"]
+
+        hold = api.hold_next("sendMessage", chat_id=1, after_applying=True)
+        dying = asyncio.create_task(send(1, "applied, never acknowledged"))
+        await api.wait_for_hold(hold)
+        assert api.messages(1)[-1].text == "applied, never acknowledged"
+        dying.cancel()
+        await api.wait_for_call("sendMessage", lambda c: c.status == 499)
+    assert api.violations == [] and api.internal_errors == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Known limit of at-least-once delivery (README, delivery.py): a kill after Telegram "
+    "applied a sendMessage but before the bot committed 'delivered' sends it again after the "
+    "restart. Telegram has no idempotency key for sendMessage, so no outbox can tell.",
+)
+async def test_a_send_applied_but_not_acknowledged_shows_twice(tmp_path: Path) -> None:
+    chat = FIRST_CHAT
+    async with BotApiStub() as api:
+        bot = BotProcess(api, tmp_path, f"sqlite:///{tmp_path / 'nightlegs.db'}")
+        try:
+            await bot.start()
+            mark = api.mark()
+            api.feed_message(chat, "/start")
+            intro = await api.wait_for_message(chat, lambda m: kind_of(m) == "intro", after=mark)
+            # Agreeing edits the introduction and sends the first question: Telegram shows the
+            # question, and the bot is killed before it hears so.
+            hold = api.hold_next("sendMessage", chat_id=chat, after_applying=True)
+            api.feed_callback(
+                chat, intro.message_id, button_data(intro, lambda k: k == MenuKey("consent"))
+            )
+            await api.wait_for_hold(hold)
+            await bot.kill()
+            mark = api.mark()
+            await bot.start()
+            # Rows of one chat go out in order: once /help is answered, the queue was worked.
+            api.feed_message(chat, "/help")
+            await api.wait_for_message(
+                chat, lambda m: (m.plain_text or "").startswith("What I do"), after=mark
+            )
+            assert await bot.terminate() == 0
+        finally:
+            if bot.process is not None and bot.process.returncode is None:
+                await bot.kill()
+    questions = [m for m in api.messages(chat) if kind_of(m) == "question"]
+    assert len(questions) == 1, api.transcript(chat)
