@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy import delete, func, or_, select, text, true, update
 from sqlalchemy.orm import Session
 
 from storage.models import OutboxMessage
@@ -80,7 +80,8 @@ class OutboxRepo:
 
     def claim_next(self, chat_id: int, instance: str, lease: timedelta) -> Outgoing | None:
         """The chat's oldest undelivered row, leased to `instance`; None when there is none or
-        another instance holds the chat (its lease has not run out). Rows of a chat go out one
+        another instance holds the chat (its lease has not run out; PostgreSQL only, where
+        several instances may share the database). Rows of a chat go out one
         at a time and in order, whichever instance sends them."""
         oldest = (
             select(OutboxMessage.id)
@@ -94,6 +95,8 @@ class OutboxRepo:
             OutboxMessage.claimed_until < self._now,
             OutboxMessage.claimed_by == instance,
         )
+        if self._session.get_bind().dialect.name == "sqlite":
+            free = true()  # one process per SQLite file: a lease left by a kill is its own
         claimed = self._session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == oldest, free)

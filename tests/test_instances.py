@@ -13,7 +13,7 @@ from itertools import pairwise
 import pytest
 
 from storage import Store
-from tests.postgres import postgresql_only
+from tests.postgres import postgresql_only, sqlite_only
 
 LEASE = timedelta(seconds=60)
 CHAT = 4242
@@ -36,6 +36,7 @@ def queue(store: Store, *texts: str) -> None:
             repo.outbox.add(CHAT, "send", {"text": text})
 
 
+@postgresql_only
 def test_a_chat_is_delivered_by_one_instance_at_a_time_and_in_order(
     stores: tuple[Store, Store],
 ) -> None:
@@ -54,6 +55,7 @@ def test_a_chat_is_delivered_by_one_instance_at_a_time_and_in_order(
     assert nxt is not None and nxt.payload["text"] == "second", "the next, in order"
 
 
+@postgresql_only
 def test_a_dead_instances_chat_is_taken_over_when_its_lease_ends(
     stores: tuple[Store, Store],
 ) -> None:
@@ -64,6 +66,19 @@ def test_a_dead_instances_chat_is_taken_over_when_its_lease_ends(
     with two.transaction() as repo:
         taken = repo.outbox.claim_next(CHAT, "two", LEASE)
     assert taken is not None and taken.payload["text"] == "only"
+
+
+@sqlite_only
+def test_on_sqlite_a_restarted_bot_sends_what_its_killed_self_had_leased_at_once(
+    stores: tuple[Store, Store],
+) -> None:
+    killed, restarted = stores  # one process per SQLite file: the second is the first, later
+    queue(killed, "held when killed")
+    with killed.transaction() as repo:
+        assert repo.outbox.claim_next(CHAT, "killed", LEASE) is not None
+    with restarted.transaction() as repo:
+        again = repo.outbox.claim_next(CHAT, "restarted", LEASE)
+    assert again is not None and again.payload["text"] == "held when killed"
 
 
 @postgresql_only

@@ -37,10 +37,10 @@ SWEEP_EVERY = 5.0
 """Seconds between looks for rows no worker has (after a restart, or waiting out a 429)."""
 KEEP_DELIVERED = timedelta(days=2)
 MAX_BACKOFF = timedelta(minutes=5)
-LEASE = timedelta(seconds=60)
+LEASE = timedelta(seconds=15)
 """How long a row stays with the instance sending it; if that instance dies, another takes the
 chat over after this (longer than any wait a worker does itself)."""
-MAX_WAIT_IN_WORKER = 30.0
+MAX_WAIT_IN_WORKER = 10.0
 """A chat's worker waits out shorter retries itself (keeping the chat's order); longer ones
 are left to the sweep."""
 NOT_MODIFIED = "message is not modified"
