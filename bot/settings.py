@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from typing import Literal, Self
 from urllib.parse import unquote
 
@@ -42,6 +43,15 @@ class Settings(BaseSettings):
     """Set: webhook mode (Telegram posts updates to this HTTPS URL); empty: long polling."""
     webhook_secret: SecretStr | None = None
     webhook_listen: str = "0.0.0.0:8080"
+    instance_name: str = Field(default_factory=socket.gethostname, min_length=1, max_length=64)
+    """Names this process among several on one database (default: the host's name). A
+    restarted process with the same name at once takes over what it was sending when it
+    stopped; two processes running at the same time need different names."""
+
+    @field_validator("instance_name", mode="before")
+    @classmethod
+    def _blank_is_the_host(cls, value: object) -> object:
+        return socket.gethostname() if isinstance(value, str) and not value.strip() else value
 
     @field_validator("transcript_retention_days", "webhook_url", mode="before")
     @classmethod

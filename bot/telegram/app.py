@@ -109,6 +109,7 @@ def build_application(settings: Settings, core: Core, *, rate_limit: bool = True
         make_file=make_file,
         on_delivered=diary.delivered,
         on_blocked=diary.blocked,
+        instance=settings.instance_name,
     )
     lanes.wake = diary.wake = sender.wake
     lanes.answer = sender.answer

@@ -15,9 +15,6 @@ import asyncio
 import contextlib
 import io
 import logging
-import os
-import secrets
-import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -73,6 +70,7 @@ class Sender:
         make_file: MakeFile | None = None,
         on_delivered: Delivered | None = None,
         on_blocked: Blocked | None = None,
+        instance: str = "nightlegs",
     ) -> None:
         self.bot = bot
         self.store = store
@@ -80,7 +78,7 @@ class Sender:
         self.make_file = make_file
         self.on_delivered = on_delivered
         self.on_blocked = on_blocked
-        self.instance = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.instance = instance
         """Who leases outbox rows: several instances may share one database."""
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._answers: set[asyncio.Task[None]] = set()

@@ -379,10 +379,11 @@ class Diary:
         for item in batch:
             with self.diary.store.transaction() as repo:
                 reply = self.diary.questions.handle(item.who, Resume())
-                repo.diary.mark_sent(item.checkin.id, 0, self.diary.clock())
                 if not isinstance(reply.step, Prompt) or reply.conversation_id is None:
+                    repo.diary.mark_sent(item.checkin.id, 0, self.diary.clock())
                     continue  # answered meanwhile: nothing to ask
-                screen = self.screen(reply.step, reply.conversation_id)
+                screen = self.screen(reply.step, reply.conversation_id)  # before: a reminder?
+                repo.diary.mark_sent(item.checkin.id, 0, self.diary.clock())
                 chat_id = int(item.who.external_id)
                 payload = message_payload(screen, ref={"checkin": item.checkin.id})
                 repo.outbox.add(chat_id, "send", payload, lane=BULK)
