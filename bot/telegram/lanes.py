@@ -93,7 +93,7 @@ class ChatLanes(BaseUpdateProcessor):
             end(token)
         self.wake(chats)
         query = update.callback_query
-        if query is not None and not turn.duplicate:  # a redelivery was answered the first time
+        if query is not None:  # again on a redelivery: a kill may have come before the answer
             self.answer(query.id, turn.toast_text)
 
     async def _in_transaction(
@@ -112,7 +112,6 @@ class ChatLanes(BaseUpdateProcessor):
             if key is not None:  # other processes on the same database wait for this chat
                 repo.lock_chat(key)
             if not repo.claim_update(update.update_id):
-                turn.duplicate = True
                 logger.info("update %s was handled before; not applied again", update.update_id)
                 return [] if key is None else [key]  # its replies may still be waiting
             await coroutine

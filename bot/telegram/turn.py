@@ -66,8 +66,6 @@ class Turn:
     queued: list[Queued] = field(default_factory=list)
     toast_text: str | None = None
     failed: bool = False
-    duplicate: bool = False
-    """The update was handled before (a redelivery): nothing is applied or answered again."""
     _user_info: UserInfo | None = None
     _user_known: bool = False
 
@@ -174,8 +172,9 @@ class Turn:
         returns the chats that now have something to deliver.
 
         The answer to a button press is not queued: it only stops the phone's spinner, and
-        Telegram forgets it after a while. It is made right after the commit (`lanes.py`);
-        after a kill in between, the phone stops spinning by itself.
+        Telegram forgets it after a while. It is made right after the commit (`lanes.py`),
+        and again when the update comes back after a kill (Telegram refuses a second answer,
+        harmlessly).
         """
         chats: list[int] = []
         chat_id = self.chat_id
