@@ -39,12 +39,12 @@ def _button(label: str, key: FollowUpKey | MenuKey) -> InlineKeyboardButton:
 def question_screen(followup_id: int, question: FollowUpQuestion) -> render.Screen:
     """The follow-up: "were you seen?" with one button per answer."""
     rows = [[_button(label, FollowUpKey(followup_id, key))] for key, label in question.options]
-    return render.Screen(escape(question.text), InlineKeyboardMarkup(rows))
+    return render.Screen(escape(question.text, quote=False), InlineKeyboardMarkup(rows))
 
 
 def _answered(text: str, label: str) -> str:
     """A follow-up message once answered: what it asked and the answer, no buttons."""
-    return f"{escape(text)}\n\n<b>➡️ {escape(label)}</b>"
+    return f"{escape(text, quote=False)}\n\n<b>➡️ {escape(label)}</b>"
 
 
 class FollowUps:
