@@ -296,3 +296,45 @@ def test_the_follow_up_asks_about_the_advice_given_and_restates_it(
     again = service.answer(who, due.id, "seen")
     assert again is not None and again.reply is None
     assert service.answer(Who("telegram", "43"), due.id, "seen") is None
+
+
+def test_two_bot_processes_dispatching_together_send_each_follow_up_once(
+    store: Store, service: FollowUpService, database_url: str
+) -> None:
+    """The Telegram dispatcher itself, run at once by two processes (two Stores, two threads)
+    over 120 due follow-ups: 120 queued messages, one per follow-up."""
+    from bot.telegram.followups import REF, FollowUps  # noqa: PLC0415 - the adapter under test
+
+    people = 120
+    for n in range(people):
+        who = Who("telegram", str(1000 + n))
+        _, conversation_id = concluded(store, Urgency.URGENT, external_id=who.external_id)
+        offered = service.offer(who, conversation_id, Urgency.URGENT)
+        assert offered is not None and service.accept(who, offered.followup.id) is not None
+    morning = Clock(datetime(2026, 11, 19, 9, 0, tzinfo=UTC))
+    stores = [Store.open(database_url, clock=morning) for _ in range(2)]
+    dispatchers = [
+        FollowUps(
+            FollowUpService(s, service.book, service.advice, clock=morning, zones=NUMBERS.zones)
+        )
+        for s in stores
+    ]
+    counts: list[int] = []
+    try:
+        threads = [
+            threading.Thread(target=lambda d=d: counts.append(d.dispatch())) for d in dispatchers
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        for s in stores:
+            s.dispose()
+    assert sum(counts) == people, counts
+    with store.transaction() as repo:
+        queued = [repo.outbox.next_for(1000 + n) for n in range(people)]
+        assert repo.outbox.pending() == people
+    assert sorted(row.payload["ref"][REF] for row in queued if row is not None) == sorted(
+        f.id for n in range(people) for f in service.followups(Who("telegram", str(1000 + n)))
+    )
