@@ -475,3 +475,19 @@ async def test_delete_before_the_morning_means_no_follow_up(
     mark = api.mark()
     assert await dispatch_at(bot, clock, BERLIN, 2026, 11, 19, 9, 0) == 0
     assert followups_sent(api, mark=mark) == []
+
+
+async def test_a_blocked_bot_marks_the_follow_up_failed_and_does_not_retry(
+    bot: RunningBot, api: BotApiStub, clock: Clock
+) -> None:
+    await urgent_accepted(bot)
+    api.block_user(CHAT)
+    mark = api.mark()
+    await dispatch_at(bot, clock, BERLIN, 2026, 11, 19, 9, 0)
+    attempts = [c for c in api.calls[mark:] if c.method == "sendMessage"]
+    assert [c.status for c in attempts] == [403]
+    [followup] = stored(bot)
+    assert followup.status is FollowUpStatus.FAILED
+    for day in (19, 20):
+        assert await dispatch_at(bot, clock, BERLIN, 2026, 11, day, 9, 30) == 0
+    assert len([c for c in api.calls[mark:] if c.method == "sendMessage"]) == 1
