@@ -9,10 +9,12 @@ from dataclasses import dataclass
 
 from bot.services.diary import DiaryService
 from bot.services.flow import Clock, FlowService, utc_now
+from bot.services.followups import FollowUpService
 from bot.settings import Settings
 from dialogs.advice import AdviceBook
 from dialogs.countries import EmergencyNumbers
 from dialogs.engine import Flow
+from dialogs.followups import FollowUpBook
 from storage import Store, make_engine
 from storage.db import at_head
 
@@ -38,6 +40,7 @@ class Core:
     numbers: EmergencyNumbers
     service: FlowService
     diary: DiaryService
+    followups: FollowUpService
 
 
 def build_core(settings: Settings, *, clock: Clock = utc_now) -> Core:
@@ -62,4 +65,13 @@ def build_core(settings: Settings, *, clock: Clock = utc_now) -> Core:
         emergency_number=numbers.number,
         urgent_care=numbers.urgent_care,
     )
-    return Core(store, flow, advice, numbers, service, diary)
+    followups = FollowUpService(
+        store,
+        FollowUpBook.load(),
+        advice,
+        clock=clock,
+        zones=numbers.zones,
+        emergency_number=numbers.number,
+        urgent_care=numbers.urgent_care,
+    )
+    return Core(store, flow, advice, numbers, service, diary, followups)

@@ -65,6 +65,11 @@ class EmergencyNumbers:
         found = self.countries.get((country or "").upper())
         return found.urgent_care if found else None
 
+    def zones(self, country: str | None) -> tuple[str, ...]:
+        """The country's IANA time zones, the main one first; empty when unknown."""
+        found = self.countries.get((country or "").upper())
+        return found.zones if found else ()
+
     def suggest(self, language_code: str | None) -> Country | None:
         """A country to offer for a Telegram `language_code` such as "de" or "en-GB"."""
         if not language_code:

@@ -10,8 +10,8 @@ from typing import Any
 
 from storage.store import Repo
 
-SCHEMA_VERSION = 2
-"""2 added the diary (schedule, check-ins, entries) and typed answers."""
+SCHEMA_VERSION = 3
+"""2 added the diary (schedule, check-ins, entries) and typed answers; 3 the follow-ups."""
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -23,7 +23,8 @@ def _day(value: date | None) -> str | None:
 
 
 def export_user(repo: Repo, user_id: int, *, exported_at: datetime) -> dict[str, Any]:
-    """The user's profile, conversations (answers, findings, conclusion) and transcript."""
+    """The user's profile, conversations (answers, findings, conclusion), diary, follow-ups
+    and transcript."""
     user = repo.user_by_id(user_id)
     conversations = []
     for conversation_id, state in repo.conversations(user_id):
@@ -93,6 +94,21 @@ def export_user(repo: Repo, user_id: int, *, exported_at: datetime) -> dict[str,
             for e in repo.diary.entries(user_id)
         ],
     }
+    followups = [
+        {
+            "conversation_id": f.conversation_id,
+            "urgency": f.urgency,
+            "status": str(f.status),
+            "offered_at": _iso(f.offered_at),
+            "decided_at": _iso(f.decided_at),
+            "timezone": f.zone,
+            "due_at": _iso(f.due_at),
+            "sent_at": _iso(f.sent_at),
+            "answer": f.answer,
+            "answered_at": _iso(f.answered_at),
+        }
+        for f in repo.followups.of_user(user_id)
+    ]
     return {
         "schema_version": SCHEMA_VERSION,
         "exported_at": _iso(exported_at),
@@ -106,5 +122,6 @@ def export_user(repo: Repo, user_id: int, *, exported_at: datetime) -> dict[str,
         },
         "conversations": conversations,
         "diary": diary,
+        "followups": followups,
         "transcript": transcript,
     }

@@ -279,3 +279,38 @@ class SendBudget(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     next_slot: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FollowUp(Base):
+    """The follow-up of one result (spec v2 item 6): offered, accepted or declined, sent when
+    due, answered. At most one per conversation."""
+
+    __tablename__ = "followups"
+    __table_args__ = (
+        UniqueConstraint("conversation_id"),
+        CheckConstraint(
+            "status IN ('offered', 'accepted', 'declined', 'sent', 'answered', 'cancelled',"
+            " 'failed')",
+            name="status",
+        ),
+        CheckConstraint("answer IN ('seen', 'not_yet', 'changed')", name="answer"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    """The check whose result is followed up."""
+    urgency: Mapped[str] = mapped_column(String(16))
+    """The result's urgency when offered: `urgent` or `soon`."""
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    """One of storage.followups.FollowUpStatus, also enforced by a CHECK constraint."""
+    offered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When the person accepted or declined."""
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    """The IANA zone whose local time `due_at` was chosen in."""
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When the follow-up was queued for sending (claimed, exactly once)."""
+    answer: Mapped[str | None] = mapped_column(String(16))
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -31,6 +31,7 @@ from storage.models import (
     DiaryCheckin,
     DiaryEntry,
     DiarySchedule,
+    FollowUp,
     Message,
     ProcessedUpdate,
     User,
@@ -38,6 +39,7 @@ from storage.models import (
 
 if TYPE_CHECKING:
     from storage.diary import DiaryRepo
+    from storage.followups import FollowUpRepo
     from storage.outbox import OutboxRepo
 
 class _Unset(Enum):
@@ -160,6 +162,13 @@ class Repo:
         from storage.diary import DiaryRepo  # noqa: PLC0415 - storage.diary imports this module
 
         return DiaryRepo(self._session, self._clock)
+
+    @property
+    def followups(self) -> FollowUpRepo:
+        """Follow-ups after a result, in this same transaction."""
+        from storage.followups import FollowUpRepo  # noqa: PLC0415 - as for the outbox
+
+        return FollowUpRepo(self._session)
 
     @property
     def outbox(self) -> OutboxRepo:
@@ -421,6 +430,7 @@ class Repo:
             "diary_schedules": select(func.count()).where(DiarySchedule.user_id == user_id),
             "diary_checkins": select(func.count()).where(DiaryCheckin.user_id == user_id),
             "diary_entries": select(func.count()).where(DiaryEntry.user_id == user_id),
+            "followups": select(func.count()).where(FollowUp.user_id == user_id),
         }
         return {table: self._session.scalar(query) or 0 for table, query in queries.items()}
 

@@ -63,6 +63,13 @@ class RunningBot:
         await self.settled()
         return sent
 
+    async def dispatch_followups(self) -> int:
+        """Run the follow-up dispatcher once, now (by the injected clock), as its job would,
+        and wait until what it queued is delivered."""
+        sent = wiring(self.application).followups.dispatch()
+        await self.settled()
+        return sent
+
     async def settled(self) -> None:
         """Wait until the outbox sender has delivered everything queued so far."""
         await asyncio.wait_for(wiring(self.application).sender.settled(), timeout=10)

@@ -49,6 +49,8 @@ def url(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> s
                 ),
             )
             repo.add_message(user.id, "in", f"old words of {external_id}", conversation_id=None)
+            # a row in every table of the person (storage does not check the result's urgency)
+            repo.followups.offer(conversation_id, "soon", NOW - timedelta(days=40))
             repo.diary.set_schedule(user.id, local_time=time(21, 30), zone="UTC", now=NOW)
             repo.diary.backfill_checkin(user.id, date(2026, 1, 1), NOW)
             repo.diary.save_entry(

@@ -623,6 +623,7 @@ def test_migration_0003_keeps_the_data_of_a_0002_database(url: str) -> None:
                 "diary_schedules": 0,
                 "diary_checkins": 0,
                 "diary_entries": 0,
+                "followups": 0,
             }
             [(conversation_id, state)] = repo.conversations(7)
             assert (conversation_id, state.findings) == (3, {"urge_to_move": True})

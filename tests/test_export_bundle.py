@@ -152,7 +152,7 @@ def export(
     external_id: str = TELEGRAM_ID,
 ) -> dict[str, Any]:
     data = {
-        "schema_version": 2,
+        "schema_version": 3,
         "exported_at": stamp(TODAY, 22, 30),
         "user": {
             "channel": "telegram",
@@ -174,6 +174,7 @@ def export(
             "checkins": list(checkins),
             "entries": list(entries),
         },
+        "followups": [],
         "transcript": list(transcript),
     }
     assert_valid(data)

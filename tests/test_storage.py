@@ -33,6 +33,7 @@ from storage.models import (
     DiaryCheckin,
     DiaryEntry,
     DiarySchedule,
+    FollowUp,
     Message,
     User,
     UTCDateTime,
@@ -48,6 +49,7 @@ TABLES = {
     "diary_schedules",
     "diary_checkins",
     "diary_entries",
+    "followups",
 }
 
 
@@ -126,6 +128,7 @@ def table_counts(engine: Engine) -> dict[str, int]:
                 DiarySchedule,
                 DiaryCheckin,
                 DiaryEntry,
+                FollowUp,
             )
         }
 
@@ -141,7 +144,7 @@ def test_migrate_creates_the_tables_and_stamps_head(store: Store) -> None:
         tables = set(inspect(connection).get_table_names())
         revision = MigrationContext.configure(connection).get_current_revision()
     assert TABLES | {"alembic_version"} <= tables
-    assert head == "0006"
+    assert head == "0007"
     assert revision == head
 
 

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("bot", "dialogs", "storage")
-FEATURES = {"consent", "triage", "diary", "export", "settings"}
+FEATURES = {"consent", "triage", "diary", "export", "settings", "followups"}
 
 
 def modules() -> dict[str, Path]:

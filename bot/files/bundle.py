@@ -81,7 +81,8 @@ def within(data: Mapping[str, Any], *, since: date | None, zone: str = "UTC") ->
     """A copy of `data` limited to `since` onwards (None: everything), still schema-valid.
 
     Keeps the conversations started on or after `since`, the diary check-ins and entries of
-    nights from `since` on and the messages sent from `since` on, dates taken in `zone`.
+    nights from `since` on, the follow-ups offered and the messages sent from `since` on, dates
+    taken in `zone`.
     Profile and diary schedule are kept as they are.
     """
     limited = copy.deepcopy(dict(data))
@@ -94,6 +95,7 @@ def within(data: Mapping[str, Any], *, since: date | None, zone: str = "UTC") ->
 
     limited["conversations"] = [c for c in limited["conversations"] if recent(c["started_at"])]
     limited["transcript"] = [m for m in limited["transcript"] if recent(m["at"])]
+    limited["followups"] = [f for f in limited.get("followups", ()) if recent(f["offered_at"])]
     diary = limited["diary"]
     for key in ("checkins", "entries"):
         diary[key] = [row for row in diary[key] if date.fromisoformat(row["night"]) >= since]

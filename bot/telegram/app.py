@@ -29,6 +29,7 @@ from bot.telegram.conversation import Conversations
 from bot.telegram.delivery import BuiltFile, Sender
 from bot.telegram.diary import Diary
 from bot.telegram.export import Export
+from bot.telegram.followups import FollowUps
 from bot.telegram.lanes import ChatLanes
 from bot.telegram.pacing import PER_SECOND, LanePacer
 from bot.telegram.polling import DurablePolling
@@ -68,6 +69,7 @@ class Wiring:
     sender: Sender
     router: Router
     diary: Diary
+    followups: FollowUps
     webhook: Webhook | None = None
     """In webhook mode, once serving: its `port` is the one listened on."""
 
@@ -96,6 +98,8 @@ def build_application(settings: Settings, core: Core, *, rate_limit: bool = True
     export = Export(core.service, numbers)
     diary = Diary(core.diary, _zones(core))
     conversations.add_flow(core.diary.questions, screen=diary.screen, ending=diary.logged)
+    followups = FollowUps(core.followups)
+    conversations.after_result.append(followups.on_result)
 
     async def make_file(chat_id: int, recipe: dict[str, Any]) -> BuiltFile | str | None:
         if recipe.get("kind") == "chart":
@@ -108,10 +112,10 @@ def build_application(settings: Settings, core: Core, *, rate_limit: bool = True
         clock=core.service.clock,
         make_file=make_file,
         on_delivered=diary.delivered,
-        on_blocked=diary.blocked,
+        on_blocked=_each(diary.blocked, followups.blocked),
         instance=settings.instance_name,
     )
-    lanes.wake = diary.wake = sender.wake
+    lanes.wake = diary.wake = followups.wake = sender.wake
     lanes.answer = sender.answer
     router = Router(
         core.store,
@@ -121,9 +125,10 @@ def build_application(settings: Settings, core: Core, *, rate_limit: bool = True
         diary,
         export,
         SettingsFeature(core.service, numbers),
+        followups,
     )
     router.install(application)
-    application.bot_data[WIRING] = Wiring(lanes, sender, router, diary)
+    application.bot_data[WIRING] = Wiring(lanes, sender, router, diary, followups)
 
     # A run that comes late or is skipped loses nothing: the next one finds the same rows.
     assert application.job_queue is not None
@@ -132,6 +137,13 @@ def build_application(settings: Settings, core: Core, *, rate_limit: bool = True
         interval=DISPATCH_EVERY,
         first=1.0,
         name="diary-dispatch",
+        job_kwargs={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+    )
+    application.job_queue.run_repeating(
+        followups.on_dispatch_job,
+        interval=DISPATCH_EVERY,
+        first=1.0,
+        name="followup-dispatch",
         job_kwargs={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
     )
     if settings.transcript_retention_days:
@@ -156,6 +168,16 @@ def _shared_budget(core: Core) -> Callable[[], float] | None:
             return repo.outbox.reserve_send(interval)
 
     return reserve
+
+
+def _each(*hooks: Callable[..., None]) -> Callable[..., None]:
+    """One sender hook that runs each feature's in turn."""
+
+    def run(*args: Any) -> None:
+        for hook in hooks:
+            hook(*args)
+
+    return run
 
 
 def _zones(core: Core) -> Callable[[str | None], tuple[str, ...]]:

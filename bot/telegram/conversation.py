@@ -4,8 +4,8 @@ answers from buttons and typed notes, and what ends a conversation.
 A check is one message. Each answer edits it to show the answered lines above the next
 question, so a tap costs one Bot API call and the person still reads what they answered. The
 result (advice) is a message of its own. Flow-specific looks (a check-in's header and snooze
-row) and endings (the diary's "logged") are registered by their features, so this module
-knows no feature.
+row), endings (the diary's "logged") and what follows a result (the follow-up offer) are
+registered by their features, so this module knows no feature.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 QuestionScreen = Callable[[Prompt, int], render.Screen]
 Ending = Callable[[Turn, Reply], None]
+AfterResult = Callable[[Turn, Reply], None]
 
 
 class Conversations:
@@ -48,6 +49,8 @@ class Conversations:
         self.services: dict[str, FlowService] = {triage.flow.name: triage}
         self.screens: dict[str, QuestionScreen] = {}
         self.endings: dict[str, Ending] = {}
+        self.after_result: list[AfterResult] = []
+        """Run, in order, after a result (advice) is shown: e.g. the follow-up offer."""
 
     def add_flow(
         self,
@@ -114,6 +117,8 @@ class Conversations:
                 return
             assert cid is not None
             turn.say(render.outcome(reply.advice, cid), conversation_id=cid)
+            for after in self.after_result:
+                after(turn, reply)
             self.maybe_ask_country(turn, reply)
 
     def maybe_ask_country(self, turn: Turn, reply: Reply) -> None:

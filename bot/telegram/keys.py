@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from telegram.constants import InlineKeyboardButtonLimit
 
+from dialogs.followups import ANSWERS
+
 MAX_BYTES = InlineKeyboardButtonLimit.MAX_CALLBACK_DATA
 _ID = r"[a-z][a-z0-9_]{0,23}"
 
@@ -47,6 +49,17 @@ class SnoozeKey:
 
 
 @dataclass(frozen=True)
+class FollowUpKey:
+    """On a follow-up offer ("yes", "no") or on the follow-up itself (its answers)."""
+
+    followup_id: int
+    action: str
+
+
+FOLLOWUP_ACTIONS = ("yes", "no", *ANSWERS)
+
+
+@dataclass(frozen=True)
 class MenuKey:
     """Buttons that are not part of a question: consent, new check, country, export, delete."""
 
@@ -54,7 +67,7 @@ class MenuKey:
     arg: str = ""
 
 
-Key = AnswerKey | DoneKey | NavKey | SnoozeKey | MenuKey
+Key = AnswerKey | DoneKey | NavKey | SnoozeKey | FollowUpKey | MenuKey
 
 DIARY_ACTIONS = frozenset(
     {"diary", "dtime", "dtimes", "dzone", "dzones", "dpause", "dstop", "dfill", "summary"}
@@ -80,6 +93,7 @@ _PATTERNS: list[tuple[re.Pattern[str], type]] = [
     (re.compile(rf"^d:([0-9]{{1,12}}):({_ID})$"), DoneKey),
     (re.compile(r"^(back|cancel):([0-9]{1,12})$"), NavKey),
     (re.compile(r"^z:([0-9]{1,12}):(0|30|60)$"), SnoozeKey),
+    (re.compile(rf"^f:([0-9]{{1,12}}):({'|'.join(FOLLOWUP_ACTIONS)})$"), FollowUpKey),
     # The argument may be an IANA zone name, e.g. "America/Argentina/Buenos_Aires".
     (re.compile(r"^m:([a-z]{1,12})(?::([A-Za-z0-9_/+-]{1,40}))?$"), MenuKey),
 ]
@@ -97,6 +111,10 @@ def encode(key: Key) -> str:
             data = f"{action}:{cid}"
         case SnoozeKey(checkin_id, minutes):
             data = f"z:{checkin_id}:{minutes}"
+        case FollowUpKey(followup_id, action) if action in FOLLOWUP_ACTIONS:
+            data = f"f:{followup_id}:{action}"
+        case FollowUpKey(_, action):
+            raise ValueError(f"unknown follow-up action {action!r}")
         case MenuKey(action, ""):
             data = f"m:{action}"
         case MenuKey(action, arg):
@@ -125,6 +143,8 @@ def decode(data: str | None) -> Key | None:
             return NavKey(groups[0], int(groups[1]))
         if kind is SnoozeKey:
             return SnoozeKey(int(groups[0]), int(groups[1]))
+        if kind is FollowUpKey:
+            return FollowUpKey(int(groups[0]), groups[1])
         if groups[0] in MENU_ACTIONS:
             return MenuKey(groups[0], groups[1] or "")
     return None

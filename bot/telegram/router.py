@@ -27,7 +27,8 @@ from bot.telegram.consent import Consent
 from bot.telegram.conversation import Conversations
 from bot.telegram.diary import Diary
 from bot.telegram.export import Export
-from bot.telegram.keys import DIARY_ACTIONS, MenuKey, SnoozeKey, decode
+from bot.telegram.followups import FollowUps
+from bot.telegram.keys import DIARY_ACTIONS, FollowUpKey, MenuKey, SnoozeKey, decode
 from bot.telegram.settings import Settings
 from bot.telegram.triage import Triage
 from bot.telegram.turn import Turn, current
@@ -49,6 +50,7 @@ class Router:
     diary: Diary
     export: Export
     settings: Settings
+    followups: FollowUps
 
     def install(self, application: Application) -> None:  # type: ignore[type-arg]
         private = filters.ChatType.PRIVATE
@@ -147,6 +149,8 @@ class Router:
             turn.toast(render.EXPIRED)
         elif isinstance(key, SnoozeKey):
             self.diary.on_snooze(turn, key)
+        elif isinstance(key, FollowUpKey):
+            self.followups.on_button(turn, repo, key)
         else:
             self.conversations.on_answer(turn, key)
 
