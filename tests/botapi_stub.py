@@ -816,6 +816,7 @@ class BotApiStub:
         #: Last ``allowed_updates`` passed to getUpdates/setWebhook (recorded only).
         self.allowed_updates: list[str] | None = None
         self.webhook_url = ""
+        self.webhook_attempts: list[tuple[int, str, int | None]] = []
         #: Answers given to callback queries: callback id -> answerCallbackQuery params.
         self.callback_answers: dict[str, JSONDict] = {}
         self.files: dict[str, StoredFile] = {}
@@ -1348,6 +1349,86 @@ class BotApiStub:
         """The bot's command list for ``scope`` (default scope) and ``language_code``."""
         stored = self._commands.get(self._commands_key(scope, language_code), [])
         return [(c["command"], c["description"]) for c in stored]
+
+    # ---------------------------------------------------------------- webhook delivery
+
+    async def deliver_webhooks(
+        self,
+        targets: list[str],
+        *,
+        secret: str,
+        stop: asyncio.Event,
+        timeout: float = 30.0,
+    ) -> None:
+        """Push updates to webhook ``targets`` as Telegram does, until ``stop`` is set.
+
+        Several targets stand for instances behind a load balancer: each update is posted to
+        the next one in turn, with the ``X-Telegram-Bot-Api-Secret-Token`` header. A 200
+        confirms it; anything else (an error status, a refused connection, an instance killed
+        mid-request) sends it again to the next target, until one says 200. Updates of one chat
+        go one at a time and in order; different chats are posted side by side. Every attempt
+        is recorded in :attr:`webhook_attempts` as ``(update_id, target, status or None)``.
+        """
+        import aiohttp  # noqa: PLC0415 - only webhook tests need a client
+
+        delivered: set[int] = set()
+        turn = itertools.count()
+        workers: dict[object, asyncio.Task[None]] = {}
+
+        def chat_of(update: JSONDict) -> object:
+            for key in ("message", "edited_message", "callback_query"):
+                body = update.get(key)
+                if body is None:
+                    continue
+                message = body.get("message", body) if key == "callback_query" else body
+                chat = message.get("chat") if isinstance(message, dict) else None
+                return chat["id"] if chat else body.get("from", {}).get("id")
+            return None
+
+        def undelivered() -> list[JSONDict]:
+            return [u for u in self.pending_updates() if u["update_id"] not in delivered]
+
+        async def post(http: aiohttp.ClientSession, update: JSONDict) -> None:
+            while not stop.is_set():
+                target = targets[next(turn) % len(targets)]
+                status: int | None = None
+                try:
+                    async with http.post(
+                        target,
+                        json=update,
+                        headers={"X-Telegram-Bot-Api-Secret-Token": secret},
+                        timeout=aiohttp.ClientTimeout(total=timeout),
+                    ) as response:
+                        status = response.status
+                except (aiohttp.ClientError, TimeoutError):
+                    status = None
+                self.webhook_attempts.append((update["update_id"], target, status))
+                if status == 200:
+                    return
+                await asyncio.sleep(0.05)  # Telegram's back-off, shortened for tests
+
+        async def chat_worker(http: aiohttp.ClientSession, chat: object) -> None:
+            while not stop.is_set():
+                mine = [u for u in undelivered() if chat_of(u) == chat]
+                if not mine:
+                    return
+                await post(http, mine[0])
+                delivered.add(mine[0]["update_id"])
+                rest = undelivered()
+                self._confirm(rest[0]["update_id"] if rest else self._next_update_id)
+
+        async with aiohttp.ClientSession() as http:
+            try:
+                while not stop.is_set():
+                    for update in undelivered():
+                        chat = chat_of(update)
+                        if chat not in workers or workers[chat].done():
+                            workers[chat] = asyncio.create_task(chat_worker(http, chat))
+                    await self._wait_changed(0.5)
+            finally:
+                for task in workers.values():
+                    task.cancel()
+                await asyncio.gather(*workers.values(), return_exceptions=True)
 
     # ---------------------------------------------------------------- fault injection
 

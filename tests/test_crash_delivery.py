@@ -48,7 +48,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.telegram.keys import AnswerKey, DoneKey, MenuKey, decode
+from bot.telegram.keys import AnswerKey, DoneKey, FollowUpKey, MenuKey, decode
 from dialogs.engine import Flow
 from dialogs.vocabulary import Urgency
 from storage import Store
@@ -131,6 +131,8 @@ def kind_of(message: SentMessage) -> str:
         return "outcome"
     if menu & {"country", "countries"}:
         return "country"
+    if any(isinstance(k, FollowUpKey) for k in keys):
+        return "follow-up offer"
     return f"other: {(message.plain_text or '')[:60]!r}"
 
 
@@ -176,7 +178,8 @@ class Person:
         if not self.finishes:
             return ["intro", "question"]
         country = [] if self.urgency is Urgency.EMERGENCY else ["country"]
-        return ["intro", "question", "outcome", *country]
+        offer = ["follow-up offer"] if self.urgency in (Urgency.URGENT, Urgency.SOON) else []
+        return ["intro", "question", "outcome", *offer, *country]
 
 
 def make_people(rng: random.Random) -> list[Person]:
