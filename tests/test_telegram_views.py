@@ -4,6 +4,7 @@ characters and valid HTML, and button keys that survive a round trip (or are ref
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -25,7 +26,7 @@ from dialogs.advice import AdviceBook
 from dialogs.content import Question
 from dialogs.countries import EmergencyNumbers
 from dialogs.engine import Flow, Prompt
-from dialogs.records import Conclusion
+from dialogs.records import AnswerRecord, Conclusion
 from dialogs.vocabulary import FINDINGS, RED_FLAG_MINIMUM, RED_FLAGS, Pattern, Urgency
 from tests.botapi_stub import MAX_CALLBACK_DATA_BYTES, MAX_MESSAGE_LENGTH, _HtmlParser
 
@@ -193,3 +194,25 @@ def test_decode_accepts_only_ascii_digits_as_ids() -> None:
     for data in ("a:\u0663:feeling:knot", "back:\uff11", "d:\u0661\u0662:feeling"):
         key = decode(data)
         assert key is None or encode(key) == data, (data, key)
+
+
+def _record(question_id: str, *option_ids: str) -> AnswerRecord:
+    return AnswerRecord(question_id, option_ids, datetime(2026, 11, 30, 2, 0, tzinfo=UTC))
+
+
+def test_the_living_message_shows_the_answers_above_the_open_question() -> None:
+    first, second = FLOW.content.questions[:2]
+    answers = (_record(first.id, first.options[0].id),)
+    lines = views.answer_lines(FLOW.content, answers)
+    screen = views.living(lines, views.question(Prompt(second), 1))
+    text = _HtmlParser(screen.text).parse()[0]
+    assert text.index(first.options[0].label) < text.index(second.text)
+    assert screen.markup is not None and screen.markup.inline_keyboard
+
+
+def test_the_living_message_drops_the_oldest_answers_rather_than_overflow() -> None:
+    question = FLOW.content.questions[1]
+    lines = [f"☑️ line {n} " + "x" * 300 for n in range(40)]
+    screen = views.living(lines, views.question(Prompt(question), 1))
+    assert len(screen.text) <= MAX_MESSAGE_LENGTH
+    assert "line 39" in screen.text and "line 0 " not in screen.text

@@ -68,15 +68,6 @@ def question(prompt: Prompt, conversation_id: int) -> Screen:
     return Screen(escape(q.text), InlineKeyboardMarkup(rows))
 
 
-def answered(prompt: Prompt, record: AnswerRecord | None) -> str:
-    """The question as it reads once answered: its text and the answer, no buttons."""
-    q = prompt.question
-    if record is None:
-        return f"{escape(q.text)}\n\n<i>(skipped: went back)</i>"
-    labels = [o.label for o in q.options if o.id in record.option_ids]
-    return f"{escape(q.text)}\n\n<b>➡️ {escape(', '.join(labels))}</b>"
-
-
 def answer_lines(content: FlowContent, answers: tuple[AnswerRecord, ...]) -> list[str]:
     """What the person answered so far, one line per question, as the check's message shows."""
     lines = []
