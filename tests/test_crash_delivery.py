@@ -536,6 +536,7 @@ def kind_sent(call: Call) -> str:
         result["chat"]["id"], result["message_id"], "text", True, result["date"], result
     )
     message.reply_markup = call.params.get("reply_markup")
+    message.plain_text = str(call.params.get("text") or "")
     return kind_of(message)
 
 
