@@ -6,35 +6,48 @@ restart), 0 answers applied twice."
 
 `python -m bot` runs as a subprocess against the stand-in Bot API, on SQLite and PostgreSQL.
 Twenty people, each in their own chat, /start, agree and answer a triage check by pressing the
-buttons they see (some stop half-way, as people do). Each waits for the bot's reply to a tap
+buttons they see (five stop half-way, as people do). Each waits for the bot's reply to a tap
 before the next one, and never types anything to get unstuck. Meanwhile the bot is killed 20
-times and restarted each time. Three kinds of kill point, in a seeded random order:
+times and restarted each time. Four kinds of kill point, in a seeded random order (the last is
+always ``held``):
 
-* ``held``: between commit and send, deterministically. The stand-in holds back (neither
+* ``held`` (6): between commit and send, deterministically. The stand-in holds back (neither
   applies nor answers) one person's next ``editMessageText``/``sendMessage``: the bot has
   committed the answer and queued the reply, and is waiting for Telegram. The bot is killed
   then; after the restart the same reply must arrive by itself, before that person taps again.
-* ``fetched``: as soon as the bot has fetched the k-th batch holding a button press (k random,
-  1-3): updates being handled, transactions open or just committed.
-* ``timed``: a random moment 20-400 ms into the run.
+* ``unconfirmed`` (5): the stand-in holds the ``getUpdates`` that would confirm newly committed
+  updates: they are handled, Telegram does not know, so they all come again after the restart
+  and must not be applied twice.
+* ``fetched`` (5): as soon as the bot has fetched the k-th batch holding a button press (k
+  random, 1-3): updates being handled, transactions open or just committed.
+* ``timed`` (4): a random moment 20-400 ms into the run.
+
+Then, with nobody tapping: every stored answer as pressed and once, every press logged once,
+every press answered (a repeat only as "query is too old"), each chat's messages sent once
+and in order, the check's one message through exactly the states its person saw, the result
+after the check closed, the outbox empty, and for those who stopped half-way the newest
+message with buttons is the question the database has open.
 
 The seed is in every failure message; ``NIGHTLEGS_CRASH_SEED=<seed>`` replays its choices (the
 timing of a real process is not replayable).
 
-What one repeat is tolerated, and why: a kill after Telegram applied a call but before the bot
-committed "delivered" (about a millisecond) makes the bot make that call again after the
-restart. For an edit that is harmless (Telegram answers "message is not modified"), for a
-button answer too ("query is too old"). For a ``sendMessage`` it shows the message twice; the
-random kills here can hit that window by chance, so such a repeat is tolerated *only* with that
-exact signature (the first copy was the chat's last delivered call before a kill, the second
-its first call after it) and reported. `test_a_send_applied_but_not_acknowledged_shows_twice`
-forces that window and shows the duplicate (an expected failure: no design can undo a send
-Telegram has done without telling, and the issue's "0 duplicated" does not hold there).
+What repeat is tolerated, and why: a kill after Telegram applied a call but before the bot
+committed "delivered" makes the bot make that call again after the restart. For an edit that
+is harmless (Telegram answers "message is not modified"), for a button answer too ("query is
+too old"). For a ``sendMessage`` it shows the message twice. Kills at busy moments hit that
+window often (a few times a run: the bot has sends in flight in many chats at once, and the
+"delivered" commit waits its turn on the event loop, 0.4-75 ms here), so such a repeat is
+tolerated *only* with that exact signature (the first copy is the chat's last delivered call
+before a kill, within `WINDOW` of it, the second its first call after it, and the outbox holds
+one row for both) and is printed. `test_a_send_applied_but_not_acknowledged_shows_twice`
+forces that window and shows the duplicate (an expected failure: no outbox can know what
+Telegram did without answering, so the issue's "0 duplicated" cannot hold there for sends).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import sys
@@ -47,11 +60,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import Engine, select
 
 from bot.telegram.keys import AnswerKey, DoneKey, FollowUpKey, MenuKey, decode
 from dialogs.engine import Flow
 from dialogs.vocabulary import Urgency
 from storage import Store
+from storage.models import OutboxMessage
 from tests.botapi_stub import BotApiStub, Call, SentMessage
 from tests.cases import CASES
 from tests.test_telegram_restart import BotProcess
@@ -63,7 +78,7 @@ FLOW = Flow.load("triage")
 PEOPLE = 20
 STOPPERS = 5
 """People who answer part of the check and then put the phone away."""
-KILL_KINDS = ["held"] * 7 + ["fetched"] * 7 + ["timed"] * 6
+KILL_KINDS = ["held"] * 6 + ["unconfirmed"] * 5 + ["fetched"] * 5 + ["timed"] * 4
 FIRST_CHAT = 810_001
 WINDOW = 1.0
 """A send repeated after a kill is put down to the kill only if Telegram got the first copy
@@ -202,12 +217,18 @@ async def tap(api: BotApiStub, person: Person, message_id: int, data: str) -> No
     update = api.feed_callback(person.chat, message_id, data)
     person.taps.append(update["callback_query"]["id"])
     person.tapped_at.append(mark)
-    await api.wait_for_message(
-        person.chat,
-        lambda _m: view(api, person.chat, person.living) != before,
-        after=mark,
-        timeout=STEP_TIMEOUT,
-    )
+    try:
+        await api.wait_for_message(
+            person.chat,
+            lambda _m: view(api, person.chat, person.living) != before,
+            after=mark,
+            timeout=STEP_TIMEOUT,
+        )
+    except TimeoutError as exc:
+        raise AssertionError(
+            f"stranded: chat {person.chat} pressed {data!r} and saw no reply in "
+            f"{STEP_TIMEOUT:g} s\n{calls_to(api, person.chat)}\n{api.transcript(person.chat)}"
+        ) from exc
     shown = view(api, person.chat, person.living)
     if person.living is None and shown is not None:
         person.living = shown.message_id
@@ -233,9 +254,15 @@ async def converse(api: BotApiStub, person: Person) -> None:
     """/start, agree, answer the planned questions by their buttons; never type to get unstuck."""
     mark = api.mark()
     api.feed_message(person.chat, "/start")
-    intro = await api.wait_for_message(
-        person.chat, lambda m: kind_of(m) == "intro", after=mark, timeout=STEP_TIMEOUT
-    )
+    try:
+        intro = await api.wait_for_message(
+            person.chat, lambda m: kind_of(m) == "intro", after=mark, timeout=STEP_TIMEOUT
+        )
+    except TimeoutError as exc:
+        raise AssertionError(
+            f"stranded: chat {person.chat} sent /start and saw no introduction in "
+            f"{STEP_TIMEOUT:g} s\n{calls_to(api, person.chat)}"
+        ) from exc
     consent = button_data(intro, lambda k: k == MenuKey("consent"))
     await tap(api, person, intro.message_id, consent)
     for plan in person.plans:
@@ -269,6 +296,8 @@ class Kill:
     """`time.monotonic()` as SIGKILL was sent."""
     restart: float = 0.0
     """Seconds from the kill until the new process was polling."""
+    redelivered: int = 0
+    """Updates committed but not yet confirmed to Telegram at the kill: they come again."""
 
     def __str__(self) -> str:
         where = f" chat {self.chat} {self.held.method}" if self.held is not None else ""
@@ -297,6 +326,8 @@ async def kill_point(
             kill.kind = "held (no reply came: timed)"
             return
         kill.chat, kill.taps_then = person.chat, len(person.taps)
+    elif kill.kind == "unconfirmed":
+        await committed_not_confirmed(api, kill)
     elif kill.kind == "fetched":
         position = started
         for _ in range(rng.randint(1, 3)):
@@ -310,6 +341,30 @@ async def kill_point(
             position = call.index + 1
     else:
         await asyncio.sleep(rng.uniform(0.02, 0.4))  # a random moment, not a wait for a result
+
+
+async def committed_not_confirmed(api: BotApiStub, kill: Kill) -> None:
+    """Hold the getUpdates that would confirm newly committed updates: the bot asks for it
+    only once the batch before is committed, so they are handled but Telegram will send them
+    again. Getting there may take a few polls; each that confirms nothing new goes on."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while True:
+        hold = api.hold_next("getUpdates")
+        try:
+            call = await api.wait_for_hold(hold, timeout=max(deadline - loop.time(), 0.1))
+        except TimeoutError:
+            api.cancel_hold(hold)
+            kill.kind = "unconfirmed (idle)"
+            return
+        offset = int(call.params.get("offset") or 0)
+        if offset > api.confirmed_offset:
+            kill.redelivered = offset - max(api.confirmed_offset, 1)
+            return
+        hold.release()
+        if loop.time() > deadline:
+            kill.kind = "unconfirmed (idle)"
+            return
 
 
 async def chaos(
@@ -391,6 +446,8 @@ class Findings:
     """Sends shown twice in the documented window (tolerated, reported)."""
     repeated: set[tuple[int, int]] = field(default_factory=set)
     """(chat, message id) of each second copy."""
+    copies: list[tuple[int, int, int]] = field(default_factory=list)
+    """(chat, first copy, second copy) message ids: the outbox must have sent only one."""
     edit_repeats: int = 0
     toast_repeats: int = 0
     errors: list[str] = field(default_factory=list)
@@ -440,6 +497,7 @@ def check_sends(api: BotApiStub, person: Person, kills: list[Kill], found: Findi
                 f"(calls #{previous.index} and #{call.index})"
             )
             found.repeated.add((person.chat, message.message_id))
+            found.copies.append((person.chat, previous.result["message_id"], message.message_id))
             continue
         if repeat:
             found.errors.append(
@@ -477,7 +535,13 @@ def check_living_message(api: BotApiStub, person: Person, found: Findings) -> No
         )
     if person.finishes:
         calls = chat_calls(api, person.chat)
-        closed = [c for c in calls if c.method == "editMessageText" and not _asks(c)]
+        closed = [
+            c
+            for c in calls
+            if c.method == "editMessageText"
+            and str(c.params.get("message_id")) == str(first.message_id)
+            and not _asks(c)
+        ]
         outcome = [c for c in calls if c.method == "sendMessage" and kind_sent(c) == "outcome"]
         if not closed or not outcome or closed[-1].index > outcome[0].index:
             found.errors.append(f"chat {person.chat}: the result came before the check closed")
@@ -493,6 +557,7 @@ def kind_sent(call: Call) -> str:
         result["chat"]["id"], result["message_id"], "text", True, result["date"], result
     )
     message.reply_markup = call.params.get("reply_markup")
+    message.plain_text = str(call.params.get("text") or "")
     return kind_of(message)
 
 
@@ -531,6 +596,7 @@ def check_database(
     """Every answer stored once, as pressed; each press logged once (no update applied twice)."""
     store = Store.open(database_url)
     try:
+        check_one_row_per_copy(store.engine, found)
         with store.transaction() as repo:
             if waiting := repo.outbox.pending():
                 found.errors.append(f"{waiting} replies still in the outbox, never delivered")
@@ -567,6 +633,22 @@ def check_database(
         store.dispose()
 
 
+def check_one_row_per_copy(engine: Engine, found: Findings) -> None:
+    """A send repeated after a kill is one outbox row delivered twice (the second copy's id
+    is recorded), not an update applied twice (two rows, each with its own message)."""
+    query = select(OutboxMessage.chat_id, OutboxMessage.message_id).where(
+        OutboxMessage.kind == "send"
+    )
+    with engine.connect() as connection:
+        sent = {(chat, message) for chat, message in connection.execute(query)}
+    for chat, first, second in found.copies:
+        if (chat, first) in sent or (chat, second) not in sent:
+            found.errors.append(
+                f"chat {chat}: messages {first} and {second} come from two outbox rows: "
+                "an update was applied twice"
+            )
+
+
 def check_not_stranded(
     api: BotApiStub, person: Person, open_id: str, pending: tuple[str, ...], found: Findings
 ) -> None:
@@ -586,6 +668,35 @@ def check_not_stranded(
             f"chat {person.chat}: stranded, {open_id!r} is open but the newest buttons show "
             f"{shown}\n{api.transcript(person.chat)}"
         )
+
+
+async def outbox_empty(database_url: str, timeout: float) -> None:
+    """Poll the outbox (every 20 ms, up to `timeout`) until every row is delivered."""
+    store = Store.open(database_url)
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            with store.transaction() as repo:
+                waiting = repo.outbox.pending()
+            if not waiting:
+                return
+            if loop.time() > deadline:
+                raise TimeoutError(f"{waiting} outbox rows still undelivered after {timeout:g} s")
+            await asyncio.sleep(0.02)
+    finally:
+        store.dispose()
+
+
+async def first_failure(tasks: list[asyncio.Task[Any]], timeout: float) -> None:
+    """Wait for all tasks; raise the first failure at once, or say who was still going."""
+    done, pending = await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_EXCEPTION)
+    for task in done:
+        if task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+    if pending:
+        names = sorted(task.get_name() for task in pending)
+        raise TimeoutError(f"not done after {timeout:g} s: {names}")
 
 
 # --- the test ------------------------------------------------------------------------------------
@@ -609,24 +720,28 @@ async def test_kill_9_at_20_points_loses_and_repeats_no_reply_and_strands_nobody
         try:
             await bot.start()
             talks = [asyncio.create_task(converse(api, p), name=f"chat-{p.chat}") for p in people]
+            killing = asyncio.create_task(chaos(api, bot, people, rng), name="chaos")
             try:
-                kills = await asyncio.wait_for(chaos(api, bot, people, rng), WHOLE_RUN)
-                await asyncio.wait_for(asyncio.gather(*talks), WHOLE_RUN)
+                await first_failure([killing, *talks], WHOLE_RUN)
+                kills = killing.result()
                 for person in people:  # the result and the country question, unasked for
-                    expected = len(person.expected_sends())
+                    last = person.expected_sends()[-1]
                     await api.wait_for_message(
                         person.chat,
-                        lambda _m, c=person.chat, n=expected: len(api.messages(c)) >= n,
+                        lambda _m, c=person.chat, k=last: any(
+                            kind_of(m) == k for m in api.messages(c)
+                        ),
                         timeout=STEP_TIMEOUT,
                     )
+                # No Bot API call tells that the last "delivered" is committed: ask the
+                # database (a SIGTERM now would cancel a delivery in flight, see below).
+                await outbox_empty(database_url, STEP_TIMEOUT)
             except (AssertionError, TimeoutError) as exc:
-                stuck = [p for p in people if not p.done]
-                detail = "\n".join(f"chat {p.chat}:\n{api.transcript(p.chat)}" for p in stuck[:3])
-                raise AssertionError(f"{replay}: {exc}\n{detail}") from exc
+                raise AssertionError(f"{replay}: {type(exc).__name__}: {exc}") from exc
             finally:
-                for task in talks:
+                for task in [killing, *talks]:
                     task.cancel()
-                await asyncio.gather(*talks, return_exceptions=True)
+                await asyncio.gather(killing, *talks, return_exceptions=True)
             assert await bot.terminate() == 0, replay
         finally:
             if bot.process is not None and bot.process.returncode is None:
@@ -643,6 +758,7 @@ async def test_kill_9_at_20_points_loses_and_repeats_no_reply_and_strands_nobody
     kinds = Counter(k.kind.split(" ")[0] for k in kills)
     summary = (
         f"{replay}: {len(kills)} kills {dict(kinds)}, {sum(len(p.taps) for p in people)} presses "
+        f"({sum(k.redelivered for k in kills)} redelivered after being handled) "
         f"in {elapsed:.1f} s (restarts {sum(k.restart for k in kills):.1f} s, chaos until "
         f"{kills[-1].when - began:.1f} s); repeats after a kill: {found.edit_repeats} edits "
         f"(not modified), {found.toast_repeats} button answers (too old), "
@@ -719,6 +835,48 @@ async def test_a_send_applied_but_not_acknowledged_shows_twice(tmp_path: Path) -
             await bot.start()
             # Rows of one chat go out in order: once /help is answered, the queue was worked.
             api.feed_message(chat, "/help")
+            await api.wait_for_message(
+                chat, lambda m: (m.plain_text or "").startswith("What I do"), after=mark
+            )
+            assert await bot.terminate() == 0
+        finally:
+            if bot.process is not None and bot.process.returncode is None:
+                await bot.kill()
+    questions = [m for m in api.messages(chat) if kind_of(m) == "question"]
+    assert len(questions) == 1, api.transcript(chat)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bot/telegram/app.py serve() -> Sender.close() cancels deliveries in flight on "
+    "SIGTERM: a send Telegram already applied is not marked delivered and goes out again "
+    "after the restart (every deploy under load can repeat a message).",
+)
+async def test_a_graceful_stop_lets_a_send_in_flight_finish(tmp_path: Path) -> None:
+    chat = FIRST_CHAT
+    async with BotApiStub() as api:
+        bot = BotProcess(api, tmp_path, f"sqlite:///{tmp_path / 'nightlegs.db'}")
+        try:
+            await bot.start()
+            mark = api.mark()
+            api.feed_message(chat, "/start")
+            intro = await api.wait_for_message(chat, lambda m: kind_of(m) == "intro", after=mark)
+            hold = api.hold_next("sendMessage", chat_id=chat, after_applying=True)
+            api.feed_callback(
+                chat, intro.message_id, button_data(intro, lambda k: k == MenuKey("consent"))
+            )
+            held = await api.wait_for_hold(hold)  # Telegram shows the question; answer pending
+            stopping = asyncio.create_task(bot.terminate())
+            # A bot that drains keeps waiting for the answer; one that cancels hangs up (499).
+            with contextlib.suppress(TimeoutError):
+                await api.wait_for_call(
+                    "sendMessage", lambda c: c is held and c.status == 499, timeout=3
+                )
+            hold.release()
+            assert await stopping == 0
+            mark = api.mark()
+            await bot.start()
+            api.feed_message(chat, "/help")  # answered after anything still queued
             await api.wait_for_message(
                 chat, lambda m: (m.plain_text or "").startswith("What I do"), after=mark
             )
