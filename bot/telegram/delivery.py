@@ -37,6 +37,8 @@ MAX_BACKOFF = timedelta(minutes=5)
 LEASE = timedelta(seconds=15)
 """How long a row stays with the instance sending it; if that instance dies, another takes the
 chat over after this (longer than any wait a worker does itself)."""
+CLOSE_GRACE = 10.0
+"""Seconds a stopping bot gives the calls it has already made to come back."""
 MAX_WAIT_IN_WORKER = 10.0
 """A chat's worker waits out shorter retries itself (keeping the chat's order); longer ones
 are left to the sweep."""
@@ -83,6 +85,7 @@ class Sender:
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._answers: set[asyncio.Task[None]] = set()
         self._ahead: dict[int, Outgoing | None] = {}
+        self._closing = False
         self._settled = asyncio.Event()
         self._settled.set()
 
@@ -90,6 +93,8 @@ class Sender:
 
     def wake(self, chats: Iterable[int]) -> None:
         """Deliver what these chats have waiting (call after the rows are committed)."""
+        if self._closing:
+            return
         for chat_id in chats:
             if chat_id not in self._workers:
                 self._settled.clear()
@@ -142,9 +147,17 @@ class Sender:
         """Wait until no chat has a delivery in progress."""
         await self._settled.wait()
 
-    async def close(self) -> None:
-        """Stop the workers; undelivered rows stay in the outbox for the next start."""
+    async def close(self, grace: float = CLOSE_GRACE) -> None:
+        """Let calls already made finish (up to `grace` seconds), start no new ones, then stop.
+
+        A call Telegram has applied must be recorded as delivered: cut off, it would be
+        made again after the restart, and a send would show twice. Rows not yet started stay
+        in the outbox for the next start.
+        """
+        self._closing = True
         workers = [*self._workers.values(), *self._answers]
+        if workers:
+            await asyncio.wait(workers, timeout=grace)
         for task in workers:
             task.cancel()
         for task in workers:
@@ -156,7 +169,7 @@ class Sender:
     async def _drain(self, chat_id: int) -> None:
         waited_for: int | None = None
         try:
-            while True:
+            while not self._closing:
                 if chat_id in self._ahead:  # read with the last "delivered", one transaction
                     row = self._ahead.pop(chat_id)
                 else:
