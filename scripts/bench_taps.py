@@ -11,6 +11,24 @@ the Bot API calls the bot makes, so the same script measures today's bot and a r
     .venv/bin/python scripts/bench_taps.py                     # all four, ~5 min on 2 cores
     .venv/bin/python scripts/bench_taps.py --quick             # smoke run, under a minute
     .venv/bin/python scripts/bench_taps.py read fast --json out.json
+    .venv/bin/python scripts/bench_taps.py read fast --database postgresql --instances 2
+
+Databases and instances
+-----------------------
+--database sqlite (the default): one nightlegs process, polling, on a fresh SQLite file.
+--database postgresql: nightlegs on a fresh database of a throwaway PostgreSQL server
+(`tests/postgres.py`: initdb into a temporary folder, unix socket only, durability off),
+in webhook mode: --instances N processes (default 1) on that one database, each listening on
+a free loopback port (WEBHOOK_LISTEN, INSTANCE_NAME=instance-<n>), and the stand-in posting
+every update to them in turn, as Telegram does behind a load balancer
+(`BotApiStub.deliver_webhooks`; an answer other than 200 is posted again to the next one).
+One instance runs in webhook mode too, so 1 against N instances compares like with like.
+The bot counts as ready when all N have called setWebhook. With several instances, CPU per
+tap is the sum over the instances, and peak RSS the largest instance's (the JSON also has
+the sum); "DB CPU/tap" is the PostgreSQL server's own CPU (all its processes) per tap, which
+SQLite spends inside the bot process. The bare baseline is the same in every setup: one
+process, polling, no database. Each run's logs are scanned for ERROR/CRITICAL lines and
+tracebacks (reported; --logs DIR keeps copies).
 
 Simulated people
 ----------------
@@ -66,7 +84,9 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -134,6 +154,41 @@ FIRST_FANOUT = 20_000_000
 EXPORT_NIGHTS = 90
 ZONE = "Europe/Berlin"
 
+WEBHOOK_PATH = "/telegram/hook"
+WEBHOOK_SECRET = "bench-taps-webhook-secret"
+LOG_PROBLEMS = (" ERROR ", " CRITICAL ", "Traceback")
+
+
+class Deployment:
+    """How nightlegs runs in this invocation (set once from the command line)."""
+
+    database = "sqlite"
+    instances = 1
+    postgres: Any = None  #: the tests' PostgresServer when --database postgresql
+    logs_dir: Path | None = None
+    runs = 0  #: runs so far, to name kept logs
+
+    @classmethod
+    def webhook(cls) -> bool:
+        return cls.database == "postgresql"
+
+    @classmethod
+    def describe(cls) -> str:
+        if cls.database == "sqlite":
+            return "nightlegs on SQLite, one process, polling"
+        if cls.instances == 1:
+            return "nightlegs on PostgreSQL, 1 instance in webhook mode"
+        return (
+            f"nightlegs on PostgreSQL, {cls.instances} instances in webhook mode; "
+            "CPU/tap summed over the instances, peak RSS the largest one"
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
 
 # --- the stand-in, observed --------------------------------------------------------------------
 
@@ -171,6 +226,10 @@ class ObservedStub(BotApiStub):
         self._chat_waiters: dict[int, list[_Waiter]] = {}
         self._answer_waiters: dict[str, asyncio.Future[float]] = {}
         self.polled: asyncio.Future[float] | None = None
+        #: resolved when `hooks_wanted` setWebhook calls succeeded (webhook mode's "ready")
+        self.hooked: asyncio.Future[float] | None = None
+        self.hooks_wanted = 1
+        self.hooks_set = 0
         self.watch_chats: set[int] = set()
         #: chat -> completion times of sendMessage calls to watched chats
         self.watched_sends: dict[int, list[float]] = {}
@@ -198,6 +257,12 @@ class ObservedStub(BotApiStub):
         self._open = still
 
     def _completed(self, call: Call, now: float) -> None:
+        if call.method == "setWebhook" and call.ok:
+            self.hooks_set += 1
+            hooked = self.hooked
+            if hooked is not None and not hooked.done() and self.hooks_set >= self.hooks_wanted:
+                hooked.set_result(now)
+            return
         if call.method == "answerCallbackQuery":
             future = self._answer_waiters.pop(str(call.params.get("callback_query_id")), None)
             if future is not None and not future.done():
@@ -274,24 +339,44 @@ async def _within(future: asyncio.Future[float], deadline: float) -> float | Non
 
 
 class BotProcess:
-    """`python -m bot` (or the bare baseline) as a child process talking to `api`."""
+    """`python -m bot` (or the bare baseline) as a child process talking to `api`.
+
+    With `port`, a nightlegs instance in webhook mode listening on 127.0.0.1:`port`.
+    """
 
     #: False: the bare baseline runs without AIORateLimiter (--bare-no-limiter)
     bare_limiter = True
 
-    def __init__(self, kind: str, api: ObservedStub, workdir: Path) -> None:
+    def __init__(
+        self,
+        kind: str,
+        api: ObservedStub,
+        workdir: Path,
+        db_url: str | None = None,
+        *,
+        number: int | None = None,
+        port: int | None = None,
+    ) -> None:
         self.kind = kind
         self.api = api
         self.workdir = workdir
-        self.db_url = f"sqlite:///{workdir}/bench.db"
-        self.log = workdir / f"{kind}.log"
+        self.db_url = db_url or f"sqlite:///{workdir}/bench.db"
+        self.number = number
+        self.port = port
+        self.name = kind if number is None else f"{kind}-instance-{number}"
+        self.log = workdir / f"{self.name}.log"
         self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def target(self) -> str:
+        """Where the stand-in posts updates (webhook mode)."""
+        return f"http://127.0.0.1:{self.port}{WEBHOOK_PATH}"
 
     def env(self) -> dict[str, str]:
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("TELEGRAM_", "DATABASE_", "TRANSCRIPT_"))
+            if not k.startswith(("TELEGRAM_", "DATABASE_", "TRANSCRIPT_", "WEBHOOK_", "INSTANCE_"))
         }
         env |= {
             "TELEGRAM_BOT_TOKEN": self.api.token,
@@ -302,29 +387,30 @@ class BotProcess:
             "BARE_RATE_LIMITER": "on" if self.bare_limiter else "off",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
         }
+        if self.port is not None:
+            env |= {
+                "WEBHOOK_URL": f"https://bot.test{WEBHOOK_PATH}",
+                "WEBHOOK_SECRET": WEBHOOK_SECRET,
+                "WEBHOOK_LISTEN": f"127.0.0.1:{self.port}",
+                "INSTANCE_NAME": f"instance-{self.number}",
+            }
         return env
 
-    async def start(self, timeout: float = 60.0) -> float:
-        """Start the process; returns the moment of its first getUpdates (it is polling)."""
+    async def spawn(self) -> None:
         if self.kind == "nightlegs":
             argv = [sys.executable, "-m", "bot"]
         else:
             argv = [sys.executable, str(ROOT / "scripts" / "bare_ptb_bot.py")]
-        self.api.polled = asyncio.get_running_loop().create_future()
         with self.log.open("wb") as log:
             # cwd is the run's own directory: no .env or data/ of a checkout is picked up.
             self.proc = await asyncio.create_subprocess_exec(
-                *argv, cwd=self.workdir, env=self.env(), stdout=log, stderr=log
+                *argv,
+                cwd=self.workdir,
+                env=self.env(),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
             )
-        exited = asyncio.ensure_future(self.proc.wait())
-        done, _ = await asyncio.wait(
-            {self.api.polled, exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        if self.api.polled in done:
-            exited.cancel()
-            return self.api.polled.result()
-        exited.cancel()
-        raise RuntimeError(f"{self.kind} did not start polling within {timeout:g}s\n{self.tail()}")
 
     def tail(self, lines: int = 30) -> str:
         try:
@@ -332,12 +418,18 @@ class BotProcess:
         except OSError:
             return ""
 
+    def problems(self) -> list[str]:
+        """The log's ERROR/CRITICAL lines and tracebacks."""
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return []
+        return [line for line in text.splitlines() if any(p in line for p in LOG_PROBLEMS)]
+
     def cpu_seconds(self) -> float:
         """utime + stime of the process so far."""
         assert self.proc is not None
-        stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return _cpu_of(self.proc.pid)
 
     def peak_rss_mb(self) -> float:
         assert self.proc is not None
@@ -356,6 +448,111 @@ class BotProcess:
         except TimeoutError:
             proc.kill()
             await proc.wait()
+
+
+def _stat_fields(pid: int) -> list[str]:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def _cpu_of(pid: int, *, reaped: bool = False) -> float:
+    """utime + stime of `pid` (plus cutime + cstime, its exited children's, if `reaped`)."""
+    fields = _stat_fields(pid)
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def database_cpu_seconds() -> float | None:
+    """CPU of the whole PostgreSQL server so far: the postmaster, its live children (backends,
+    writers, autovacuum) and its exited ones; None on SQLite."""
+    server = Deployment.postgres
+    if server is None:
+        return None
+    try:
+        postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
+        total = _cpu_of(postmaster, reaped=True)
+    except (OSError, ValueError, IndexError):
+        return None
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = _stat_fields(int(entry.name))
+            if int(fields[1]) == postmaster:
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+class Bots:
+    """The bot under test: one process polling, or nightlegs instances in webhook mode."""
+
+    def __init__(self, kind: str, api: ObservedStub, workdir: Path, db_url: str | None) -> None:
+        self.api = api
+        self.webhook = kind == "nightlegs" and Deployment.webhook()
+        if self.webhook:
+            self.processes = [
+                BotProcess(kind, api, workdir, db_url, number=n, port=free_port())
+                for n in range(Deployment.instances)
+            ]
+        else:
+            self.processes = [BotProcess(kind, api, workdir, db_url)]
+        self.log_problems: dict[str, list[str]] = {}
+
+    async def start(self, timeout: float = 90.0) -> float:
+        """Start the processes; returns the moment the last of them is ready: its first
+        getUpdates (polling) or its setWebhook answered (webhook mode, listening by then)."""
+        loop = asyncio.get_running_loop()
+        if self.webhook:
+            self.api.hooks_wanted = self.api.hooks_set + len(self.processes)
+            ready = self.api.hooked = loop.create_future()
+        else:
+            ready = self.api.polled = loop.create_future()
+        for process in self.processes:
+            await process.spawn()
+        exits = {asyncio.ensure_future(p.proc.wait()) for p in self.processes if p.proc is not None}
+        try:
+            done, _ = await asyncio.wait(
+                {ready, *exits}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for waiter in exits:
+                waiter.cancel()
+        if ready in done:
+            return ready.result()
+        what = "set its webhook" if self.webhook else "start polling"
+        tails = "\n".join(f"--- {p.name}\n{p.tail()}" for p in self.processes)
+        raise RuntimeError(f"the bot did not {what} within {timeout:g}s\n{tails}")
+
+    def cpu_seconds(self) -> float:
+        return sum(p.cpu_seconds() for p in self.processes)
+
+    def peak_rss_mb(self) -> float:
+        """The largest process's peak RSS."""
+        return max(p.peak_rss_mb() for p in self.processes)
+
+    def peak_rss_total_mb(self) -> float:
+        return sum(p.peak_rss_mb() for p in self.processes)
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(p.stop() for p in self.processes))
+        Deployment.runs += 1
+        for process in self.processes:
+            found = process.problems()
+            if found:
+                self.log_problems[process.name] = found
+                print(
+                    f"  ! {process.name}: {len(found)} error line(s) in its log, first: {found[0]}",
+                    file=sys.stderr,
+                )
+            if Deployment.logs_dir is not None:
+                Deployment.logs_dir.mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(OSError):
+                    shutil.copyfile(
+                        process.log,
+                        Deployment.logs_dir / f"{Deployment.runs:02d}-{process.name}.log",
+                    )
 
 
 # --- simulated people --------------------------------------------------------------------------
@@ -571,27 +768,61 @@ class Window:
     end: float = 0.0
     cpu_start: float = 0.0
     cpu_end: float = 0.0
+    db_cpu_start: float | None = None
+    db_cpu_end: float | None = None
 
 
-async def _measure(bot: BotProcess, window: Window, start: float, end: float) -> None:
+async def _measure(bot: Bots, window: Window, start: float, end: float) -> None:
     await asyncio.sleep(max(0.0, start - time.monotonic()))
+    window.db_cpu_start = database_cpu_seconds() if bot.webhook else None
     window.start, window.cpu_start = time.monotonic(), bot.cpu_seconds()
     await asyncio.sleep(max(0.0, end - time.monotonic()))
     window.end, window.cpu_end = time.monotonic(), bot.cpu_seconds()
+    window.db_cpu_end = database_cpu_seconds() if bot.webhook else None
+
+
+@contextlib.contextmanager
+def _database(kind: str, workdir: Path) -> Any:
+    """A fresh database for nightlegs: a SQLite file in `workdir`, or a new, empty database
+    on the PostgreSQL server (dropped afterwards). None for the bare bot, which has none."""
+    if kind != "nightlegs":
+        yield None
+    elif Deployment.postgres is not None:
+        with Deployment.postgres.database() as url:
+            yield url
+    else:
+        yield f"sqlite:///{workdir}/bench.db"
 
 
 @contextlib.asynccontextmanager
 async def running(kind: str, seed: Callable[[str], None] | None = None) -> Any:
-    """A fresh stand-in, a fresh database (seeded if asked) and the bot process on them."""
+    """A fresh stand-in, a fresh database (seeded if asked) and the bot's process(es) on them;
+    in webhook mode, the stand-in delivering updates to the instances until the run ends."""
     async with ObservedStub() as api:
-        with tempfile.TemporaryDirectory(prefix="bench_taps_") as tmp:
-            bot = BotProcess(kind, api, Path(tmp))
+        with (
+            tempfile.TemporaryDirectory(prefix="bench_taps_") as tmp,
+            _database(kind, Path(tmp)) as db_url,
+        ):
             if seed is not None:
-                seed(bot.db_url)
-            ready = await bot.start()
+                seed(db_url)
+            bot = Bots(kind, api, Path(tmp), db_url)
+            stop = asyncio.Event()
+            delivery: asyncio.Task[None] | None = None
             try:
+                ready = await bot.start()
+                if bot.webhook:
+                    targets = [p.target for p in bot.processes]
+                    delivery = asyncio.create_task(
+                        api.deliver_webhooks(targets, secret=WEBHOOK_SECRET, stop=stop)
+                    )
                 yield api, bot, ready
             finally:
+                stop.set()
+                if delivery is not None:
+                    try:
+                        await asyncio.wait_for(delivery, 15.0)
+                    except TimeoutError:
+                        print("  ! webhook delivery did not stop within 15 s", file=sys.stderr)
                 await bot.stop()
                 if api.internal_errors:
                     print(f"  ! stand-in errors: {api.internal_errors[:2]}", file=sys.stderr)
@@ -614,7 +845,7 @@ async def run_crowd(
         meter = asyncio.create_task(_measure(bot, window, start, end))
         await asyncio.gather(*(crowd.person(FIRST_PERSON + i, end, read) for i in range(people)))
         await meter
-        rss = bot.peak_rss_mb()
+        rss, rss_total = bot.peak_rss_mb(), bot.peak_rss_total_mb()
         violations = len(api.violations)
     completed = [
         t for t in crowd.taps if t.done is not None and window.start <= t.done < window.end
@@ -638,6 +869,17 @@ async def run_crowd(
         if taps
         else None,
         "peak_rss_mb": round(rss, 1),
+        "processes": len(bot.processes),
+        "peak_rss_total_mb": round(rss_total, 1),
+        "db_cpu_ms_per_tap": round((window.db_cpu_end - window.db_cpu_start) * 1000 / taps, 2)
+        if taps and window.db_cpu_start is not None and window.db_cpu_end is not None
+        else None,
+        "webhook_posts": len(api.webhook_attempts) if bot.webhook else None,
+        "webhook_posts_not_200": sum(1 for *_, status in api.webhook_attempts if status != 200)
+        if bot.webhook
+        else None,
+        "log_error_lines": sum(len(v) for v in bot.log_problems.values()),
+        "log_errors_first": next(iter(bot.log_problems.values()), [None])[0],
         "stuck_people": crowd.stuck,
         "unanswered_callbacks": crowd.unanswered,
         "violations": violations,
@@ -705,7 +947,7 @@ async def scenario_export(args: argparse.Namespace) -> dict[str, Any]:
     def seed(db_url: str) -> None:
         seed_export_user(db_url, EXPORTER_CHAT)
 
-    async with running("nightlegs", seed) as (api, _bot, ready):
+    async with running("nightlegs", seed) as (api, bot, ready):
         crowd = Crowd(api, args.tap_timeout)
         idle_start = ready + args.warmup
         export_start = idle_start + args.idle_seconds
@@ -727,6 +969,7 @@ async def scenario_export(args: argparse.Namespace) -> dict[str, Any]:
         "export_mean_s": round(sum(durations) / len(durations), 2) if durations else None,
         "zip_kb": round(size / 1024, 1),
         "stuck": crowd.stuck,
+        "log_error_lines": sum(len(v) for v in bot.log_problems.values()),
     }
 
 
@@ -737,7 +980,7 @@ async def scenario_fanout(args: argparse.Namespace) -> dict[str, Any]:
         seed_fanout(db_url, users)
 
     started = time.monotonic()
-    async with running("nightlegs", seed) as (api, _bot, ready):
+    async with running("nightlegs", seed) as (api, bot, ready):
         seeded_s = ready - started
         api.watch_chats = set(range(FIRST_FANOUT, FIRST_FANOUT + users))
         api.watch_target = users
@@ -769,6 +1012,7 @@ async def scenario_fanout(args: argparse.Namespace) -> dict[str, Any]:
         "complete": finished is not None,
         "stuck": crowd.stuck,
         "setup_s": round(seeded_s, 1),
+        "log_error_lines": sum(len(v) for v in bot.log_problems.values()),
     }
 
 
@@ -793,8 +1037,26 @@ def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> 
     return "\n".join(lines)
 
 
+def _log_line(run: dict[str, Any], name: str) -> str | None:
+    if not run.get("log_error_lines"):
+        return None
+    first = run.get("log_errors_first")
+    return f"  ! {name}: {run['log_error_lines']} ERROR/traceback line(s) in the logs" + (
+        f", first: {first}" if first else ""
+    )
+
+
+def _webhook_line(run: dict[str, Any], name: str) -> str | None:
+    if run.get("webhook_posts") is None:
+        return None
+    return (
+        f"  {name}: {run['webhook_posts']:,} webhook posts, "
+        f"{run['webhook_posts_not_200']} answered other than 200 (posted again)"
+    )
+
+
 def report(results: dict[str, Any]) -> str:
-    out = []
+    out = [f"\n{results.get('deployment', '')}"]
     if "read" in results:
         r = results["read"]
         rows = [
@@ -825,6 +1087,8 @@ def report(results: dict[str, Any]) -> str:
         out.append(
             f"  p99(nightlegs) / p99(bare) = {_fmt(r['p99_nightlegs_over_bare'])}   (target <= 0.5)"
         )
+        for key in ("nightlegs", "bare", "nightlegs_alone"):
+            out.extend(filter(None, [_webhook_line(r[key], key), _log_line(r[key], key)]))
     if "fast" in results:
         r = results["fast"]
         rows = [
@@ -837,6 +1101,7 @@ def report(results: dict[str, Any]) -> str:
                 _fmt(r[key]["chat_bound_calls_per_tap"]),
                 _fmt(r[key]["ceiling_taps_per_s"]),
                 _fmt(r[key]["cpu_ms_per_tap"], " ms"),
+                _fmt(r[key].get("db_cpu_ms_per_tap"), " ms"),
                 _fmt(r[key]["peak_rss_mb"], " MB"),
             ]
             for name, key in (("nightlegs", "nightlegs"), ("bare PTB", "bare"))
@@ -853,6 +1118,7 @@ def report(results: dict[str, Any]) -> str:
                     "chat-bound/tap",
                     "30÷chat-bound",
                     "CPU/tap",
+                    "DB CPU/tap",
                     "peak RSS",
                 ],
                 rows,
@@ -862,6 +1128,19 @@ def report(results: dict[str, Any]) -> str:
             f"  CPU per tap nightlegs / bare = {_fmt(r['cpu_per_tap_nightlegs_over_bare'])}"
             "   (target <= 1.5; peak RSS target <= 80 MB)"
         )
+        n = r["nightlegs"]
+        if n.get("processes", 1) > 1:
+            out.append(
+                f"  {n['processes']} instances: CPU/tap is their sum, peak RSS the largest "
+                f"({_fmt(n['peak_rss_total_mb'], ' MB')} together)"
+            )
+        if n.get("db_cpu_ms_per_tap") is not None:
+            out.append(
+                f"  nightlegs + PostgreSQL server CPU per tap = "
+                f"{_fmt(n['cpu_ms_per_tap'] + n['db_cpu_ms_per_tap'], ' ms')}"
+            )
+        for key in ("nightlegs", "bare"):
+            out.extend(filter(None, [_webhook_line(r[key], key), _log_line(r[key], key)]))
     if "export" in results:
         r = results["export"]
         rows = [
@@ -915,7 +1194,7 @@ def parse_range(text: str) -> tuple[float, float]:
     return float(low), float(high or low)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=(__doc__ or "").splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -927,6 +1206,20 @@ def main() -> None:
         help=f"any of {', '.join(SCENARIOS)} (default: all)",
     )
     parser.add_argument("--quick", action="store_true", help="short smoke run (< 1 minute)")
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="nightlegs' database: a SQLite file (polling), or a throwaway PostgreSQL server "
+        "(webhook mode)",
+    )
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="nightlegs processes on the one database (2 or more need --database postgresql)",
+    )
+    parser.add_argument("--logs", type=Path, help="keep a copy of every process's log here")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--people", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30.0, help="read: measured seconds")
@@ -956,6 +1249,13 @@ def main() -> None:
         help="run the bare baseline without AIORateLimiter (not the acceptance setup)",
     )
     args = parser.parse_args()
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    if args.instances < 1:
+        parser.error("--instances must be at least 1")
+    if args.instances > 1 and args.database != "postgresql":
+        parser.error("several instances need --database postgresql (SQLite has one writer)")
     if args.quick:
         args.people = min(args.people, 20)
         args.seconds = args.solo_seconds = 4.0
@@ -964,10 +1264,14 @@ def main() -> None:
         args.idle_seconds, args.export_seconds = 3.0, 4.0
         args.fanout_users = min(args.fanout_users, 60)
         args.tap_timeout = min(args.tap_timeout, 15.0)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     BotProcess.bare_limiter = not args.bare_no_limiter
-    unknown = set(args.scenarios) - set(SCENARIOS)
-    if unknown:
-        parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    Deployment.database, Deployment.instances = args.database, args.instances
+    Deployment.logs_dir = args.logs
     chosen = [s for s in SCENARIOS if s in args.scenarios] or list(SCENARIOS)
     runners = {
         "read": scenario_read,
@@ -979,15 +1283,30 @@ def main() -> None:
         "cores": os.cpu_count(),
         "quick": args.quick,
         "bare_rate_limiter": not args.bare_no_limiter,
-        "settings": {k: v for k, v in vars(args).items() if k not in ("json", "scenarios")},
+        "database": args.database,
+        "instances": args.instances,
+        "deployment": Deployment.describe(),
+        "settings": {
+            k: str(v) if isinstance(v, Path) else v
+            for k, v in vars(args).items()
+            if k not in ("json", "scenarios")
+        },
     }
     began = time.monotonic()
     load_before = round(os.getloadavg()[0], 2)
-    for name in chosen:
-        print(f"running {name} ...", end=" ", file=sys.stderr, flush=True)
-        started = time.monotonic()
-        results[name] = asyncio.run(runners[name](args))
-        print(f"{time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    if args.database == "postgresql":
+        from tests.postgres import PostgresServer  # noqa: PLC0415 (only for PostgreSQL)
+
+        Deployment.postgres = PostgresServer.start_new()
+    try:
+        for name in chosen:
+            print(f"running {name} ...", end=" ", file=sys.stderr, flush=True)
+            started = time.monotonic()
+            results[name] = asyncio.run(runners[name](args))
+            print(f"{time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    finally:
+        if Deployment.postgres is not None:
+            Deployment.postgres.stop()
     results["total_s"] = round(time.monotonic() - began, 1)
     results["load_average_1m_before_after"] = [load_before, round(os.getloadavg()[0], 2)]
     print(report(results))
