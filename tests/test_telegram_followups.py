@@ -314,7 +314,7 @@ async def test_sent_exactly_once_across_restarts(
         # message goes out when the bot starts again, and is not queued a second time.
         clock.at(BERLIN, 2026, 11, 19, 9, 0)
         parts = wiring(running.application)
-        parts.followups.wake = lambda _chats: None  # the sender never hears of it
+        parts.followups.wake = lambda _chats, **_how: None  # the sender never hears of it
         assert parts.followups.dispatch() == 1
         await running.kill()
         assert followups_sent(api, mark=mark) == []

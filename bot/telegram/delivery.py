@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import io
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,6 +38,8 @@ MAX_BACKOFF = timedelta(minutes=5)
 LEASE = timedelta(seconds=15)
 """How long a row stays with the instance sending it; if that instance dies, another takes the
 chat over after this (longer than any wait a worker does itself)."""
+BULK_WORKERS = 16
+"""Chats of a bulk wake delivered at once; more only wait on the pacer (30 a second)."""
 CLOSE_GRACE = 10.0
 """Seconds a stopping bot gives the calls it has already made to come back."""
 MAX_WAIT_IN_WORKER = 10.0
@@ -86,21 +89,53 @@ class Sender:
         self._answers: set[asyncio.Task[None]] = set()
         self._ahead: dict[int, Outgoing | None] = {}
         self._closing = False
+        self._backlog: deque[int] = deque()
+        self._bulk_running = 0
         self._settled = asyncio.Event()
         self._settled.set()
 
     # --- starting work ------------------------------------------------------------------------
 
-    def wake(self, chats: Iterable[int]) -> None:
-        """Deliver what these chats have waiting (call after the rows are committed)."""
+    def wake(self, chats: Iterable[int], *, bulk: bool = False) -> None:
+        """Deliver what these chats have waiting (call after the rows are committed).
+
+        `bulk`: thousands of chats at once (check-ins, the sweep after a restart). They wait
+        in a backlog served by a few workers, so starting them never holds up the event loop
+        (and with it someone's tap); the pacer sends at most 30 a second anyway.
+        """
         if self._closing:
             return
+        if bulk:
+            self._backlog.extend(chats)
+            self._settled.clear()
+            self._feed_backlog()
+            return
         for chat_id in chats:
-            if chat_id not in self._workers:
-                self._settled.clear()
-                self._workers[chat_id] = asyncio.create_task(
-                    self._drain(chat_id), name=f"outbox-{chat_id}"
-                )
+            self._start(chat_id)
+
+    def _start(self, chat_id: int, *, from_backlog: bool = False) -> bool:
+        if chat_id in self._workers:
+            return False
+        self._settled.clear()
+        task = asyncio.create_task(self._drain(chat_id), name=f"outbox-{chat_id}")
+        self._workers[chat_id] = task
+        if from_backlog:
+            self._bulk_running += 1
+            task.add_done_callback(self._bulk_done)
+        return True
+
+    def _feed_backlog(self) -> None:
+        while self._backlog and self._bulk_running < BULK_WORKERS and not self._closing:
+            self._start(self._backlog.popleft(), from_backlog=True)
+        self._maybe_settled()
+
+    def _bulk_done(self, _task: asyncio.Task[None]) -> None:
+        self._bulk_running -= 1
+        self._feed_backlog()
+
+    def _maybe_settled(self) -> None:
+        if not self._workers and not self._answers and not self._backlog:
+            self._settled.set()
 
     def answer(self, query_id: str, text: str | None) -> None:
         """Answer a button press now (it only stops the spinner: no outbox row needed)."""
@@ -117,14 +152,13 @@ class Sender:
 
     def _answered(self, task: asyncio.Task[None]) -> None:
         self._answers.discard(task)
-        if not self._workers and not self._answers:
-            self._settled.set()
+        self._maybe_settled()
 
     def sweep(self) -> int:
         """Wake every chat with deliverable rows; returns how many."""
         with self.store.transaction() as repo:
             chats = repo.outbox.waiting_chats(self.clock())
-        self.wake(chats)
+        self.wake(chats, bulk=True)
         return len(chats)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -155,6 +189,7 @@ class Sender:
         in the outbox for the next start.
         """
         self._closing = True
+        self._backlog.clear()
         workers = [*self._workers.values(), *self._answers]
         if workers:
             await asyncio.wait(workers, timeout=grace)
@@ -188,8 +223,7 @@ class Sender:
         finally:
             self._ahead.pop(chat_id, None)
             del self._workers[chat_id]
-            if not self._workers and not self._answers:
-                self._settled.set()
+            self._maybe_settled()
 
     def _due(self, row: Outgoing) -> bool:
         return row.not_before is None or row.not_before <= self.clock()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import date, time
 from html import escape
 from typing import Any
@@ -40,8 +40,10 @@ EVENING = ("20:00", "21:00", "22:00", "23:00")
 MORNING = ("07:00", "08:00", "09:00")
 PAUSES = (3, 7)
 AWAITING = "diary_awaiting"
-DISPATCH_BATCH = 10
+DISPATCH_BATCH = 5
 """Check-ins opened or queued between two looks at the event loop."""
+DISPATCH_PAUSE = 0.002
+"""Seconds between batches: long enough for a tap in progress to take its next step."""
 
 
 def _button(label: str, action: str, arg: str = "") -> InlineKeyboardButton:
@@ -69,7 +71,7 @@ class Diary:
         self.diary = diary
         self.countries = countries
         """The time zones of a country code (empty when unknown)."""
-        self.wake: Callable[[Iterable[int]], None] = lambda _chats: None
+        self.wake: Callable[..., None] = lambda _chats, **_how: None
         """Starts delivery of queued check-ins (the sender's)."""
 
     # --- /diary ---------------------------------------------------------------------------
@@ -363,13 +365,13 @@ class Diary:
         thousands of check-ins never holds up anyone's tap for long.
         """
         while self.diary.open_due(limit=DISPATCH_BATCH):
-            await asyncio.sleep(0)
+            await asyncio.sleep(DISPATCH_PAUSE)
         queued = 0
         while batch := self.diary.claim_outgoing(limit=DISPATCH_BATCH):
             chats = self.queue_checkins(batch)
-            self.wake(chats)
+            self.wake(chats, bulk=True)
             queued += len(chats)
-            await asyncio.sleep(0)
+            await asyncio.sleep(DISPATCH_PAUSE)
         return queued
 
     def queue_checkins(self, batch: list[Claimed]) -> list[int]:

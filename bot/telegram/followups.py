@@ -10,7 +10,7 @@ check-ins. A missed or slow run is harmless: the next one finds the same rows.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from html import escape
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -50,7 +50,7 @@ def _answered(text: str, label: str) -> str:
 class FollowUps:
     def __init__(self, service: FollowUpService) -> None:
         self.service = service
-        self.wake: Callable[[Iterable[int]], None] = lambda _chats: None
+        self.wake: Callable[..., None] = lambda _chats, **_how: None
         """Starts delivery of queued follow-ups (the sender's)."""
 
     # --- after a result -------------------------------------------------------------------
@@ -151,7 +151,7 @@ class FollowUps:
                         conversation_id=followup.conversation_id,
                     )
                 chats.append(chat_id)
-        self.wake(chats)
+        self.wake(chats, bulk=True)
         return len(chats)
 
     async def on_dispatch_job(self, _context: ContextTypes.DEFAULT_TYPE) -> None:
