@@ -32,6 +32,7 @@ from dialogs.countries import EmergencyNumbers
 from dialogs.engine import Flow, Prompt
 from dialogs.records import CANCELLED, FINAL_STATES, AnswerRecord, Conclusion
 from dialogs.vocabulary import FINDINGS, Pattern, Urgency
+from tests import test_danger as danger_table
 from tests.botapi_stub import BotApiStub, SentMessage
 from tests.cases import CASES, CLASSIC_CRAMP, NO_RED_FLAGS, v2_facts
 from tests.telegram_harness import CHAT, RunningBot
@@ -628,6 +629,9 @@ TYPED_DANGER = [
     ("my face is drooping on one side", "sudden_weakness"),
 ]
 TYPED_HARMLESS = ["no chest pain", "my calf is not swollen", "it cramps at night"]
+DANGER_EXAMPLES = danger_table.POSITIVE
+DANGER_NEGATIVES = [text for text in danger_table.NEGATIVE if text.strip()]
+"""(An empty message is not a text message in Telegram.)"""
 
 
 def typed_advice(flag: str) -> str:
@@ -656,6 +660,24 @@ async def test_typed_words_naming_an_emergency_get_its_advice_and_go_on_loses_no
     assert current is not None and question_id(current) == "feeling" and current in shown
     await answer_all(bot, CRAMP)
     assert latest(bot)["conclusion"]["urgency"] == "self_care"
+
+
+async def test_every_example_of_typed_danger_gets_its_advice_and_no_negative_does(
+    bot: RunningBot,
+) -> None:
+    """The reader's whole table of examples (tests/test_danger.py), typed in one chat."""
+    await consent(bot)
+    await answer_open_question(bot, CRAMP)
+    before = state(bot)
+    for text, flags in DANGER_EXAMPLES:
+        shown = await bot.send(text)
+        first = shown[0].plain_text or ""
+        assert HEADLINES[Urgency.EMERGENCY] in first, text
+        assert first.startswith(typed_advice(flags[0])[:40]), text
+    for text in DANGER_NEGATIVES:
+        shown = await bot.send(text)
+        assert texts(shown)[0] == views.USE_BUTTONS, text
+    assert state(bot) == before, "typing changed nothing about the open check"
 
 
 @pytest.mark.parametrize("text", TYPED_HARMLESS)
