@@ -1231,7 +1231,11 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--fast-seconds", type=float, default=15.0)
     parser.add_argument(
-        "--warmup", type=float, default=3.0, help="seconds after the bot polls before measuring"
+        "--warmup",
+        type=float,
+        default=8.0,
+        help="seconds after the bot polls before measuring (50 people starting at the same"
+        " instant make a burst Telegram's 30 a second spreads over about 6 s)",
     )
     parser.add_argument("--idle-seconds", type=float, default=15.0)
     parser.add_argument("--export-seconds", type=float, default=20.0)

@@ -24,6 +24,9 @@ from telegram.ext import BaseRateLimiter
 logger = logging.getLogger(__name__)
 
 PER_SECOND = 30
+REPLY_BURST = 5
+"""Replies may go this many slots ahead of the strict schedule, so the several messages of a
+result don't queue behind each other; the long-run pace stays the same."""
 BULK_CHAT_GAP = 1.0
 """Seconds between two bulk messages to one chat."""
 CHAT_BOUND = frozenset(
@@ -49,8 +52,10 @@ class LanePacer(BaseRateLimiter[dict[str, Any]]):
         *,
         max_retries: int = 3,
         shared: Callable[[], float] | None = None,
+        burst: int = REPLY_BURST,
     ) -> None:
         self.interval = 1 / per_second
+        self.burst = burst
         self.shared = shared
         """With several instances: reserves a slot of the budget they share (kept in the
         database) and says how many seconds to wait for it."""
@@ -123,13 +128,14 @@ class LanePacer(BaseRateLimiter[dict[str, Any]]):
     def _forget_old(self, now: float) -> None:
         self._last_bulk = {c: t for c, t in self._last_bulk.items() if now - t < BULK_CHAT_GAP}
 
-    def _next_waiter(self) -> asyncio.Future[None] | None:
+    def _first_waiting(self) -> tuple[str, asyncio.Future[None]] | None:
+        """The caller whose turn is next: replies first; cancelled callers give up their place."""
         for lane in (REPLY, BULK):
             queue = self._waiting[lane]
-            while queue:
-                future = queue.popleft()
-                if not future.done():  # a cancelled caller gives its place up
-                    return future
+            while queue and queue[0].done():
+                queue.popleft()
+            if queue:
+                return lane, queue[0]
         return None
 
     async def _grant(self) -> None:
@@ -137,16 +143,23 @@ class LanePacer(BaseRateLimiter[dict[str, Any]]):
         loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
-            now = loop.time()
-            start = max(now, self._next_slot, self._paused_until)
-            if start > now:
-                await asyncio.sleep(start - now)
-            future = self._next_waiter()
-            if future is None:
+            first = self._first_waiting()
+            if first is None:
                 self._wake.clear()
                 continue
+            lane, future = first
+            # A reply may run up to `burst` slots ahead of the schedule (a result is several
+            # messages at once); bulk only takes a slot that has come. Over any longer stretch
+            # the pace is `per_second` either way.
+            ahead = self.burst * self.interval if lane == REPLY else 0.0
+            now = loop.time()
+            allowed = max(self._next_slot - ahead, self._paused_until)
+            if allowed > now:
+                await asyncio.sleep(allowed - now)
+                continue  # look again: a reply may have come meanwhile
+            self._waiting[lane].popleft()
             future.set_result(None)
-            self._next_slot = max(loop.time(), start) + self.interval
+            self._next_slot = max(now, self._next_slot) + self.interval
 
 
 def _seconds(value: object) -> float:
