@@ -1200,7 +1200,10 @@ async def test_a_kill_while_an_answer_is_handled_applies_it_once(
         assert latest(second)["conclusion"]["urgency"] == "self_care"
     finally:
         await second.stop()
-    tolerate_not_modified(api)  # a kill after the edit repeats it: same text, no harm
+    # A kill after the edit or the button's answer repeats it after the restart: the same
+    # text again, or an answer Telegram refuses as too old; neither is seen.
+    api.violations[:] = [v for v in api.violations if "query is too old" not in v]
+    tolerate_not_modified(api)
     api.assert_no_violations()
 
 

@@ -86,7 +86,6 @@ class Sender:
         self.instance = instance
         """Who leases outbox rows: several instances may share one database."""
         self._workers: dict[int, asyncio.Task[None]] = {}
-        self._answers: set[asyncio.Task[None]] = set()
         self._ahead: dict[int, Outgoing | None] = {}
         self._closing = False
         self._backlog: deque[int] = deque()
@@ -134,25 +133,19 @@ class Sender:
         self._feed_backlog()
 
     def _maybe_settled(self) -> None:
-        if not self._workers and not self._answers and not self._backlog:
+        if not self._workers and not self._backlog:
             self._settled.set()
 
-    def answer(self, query_id: str, text: str | None) -> None:
-        """Answer a button press now (it only stops the spinner: no outbox row needed)."""
-        self._settled.clear()
-        task = asyncio.create_task(self._answer(query_id, text), name="button-answer")
-        self._answers.add(task)
-        task.add_done_callback(self._answered)
+    async def answer(self, query_id: str, text: str | None) -> None:
+        """Answer a button press now (it only stops the spinner: no outbox row needed).
 
-    async def _answer(self, query_id: str, text: str | None) -> None:
+        Awaited before the update counts as handled, so a kill before the answer leaves the
+        update unconfirmed: it comes again and is answered then.
+        """
         try:
             await self.bot.answer_callback_query(query_id, text=text)
         except TelegramError as exc:  # too old, or Telegram is away: nothing to keep
             logger.debug("button answer skipped: %s", type(exc).__name__)
-
-    def _answered(self, task: asyncio.Task[None]) -> None:
-        self._answers.discard(task)
-        self._maybe_settled()
 
     def sweep(self) -> int:
         """Wake every chat with deliverable rows; returns how many."""
@@ -190,7 +183,7 @@ class Sender:
         """
         self._closing = True
         self._backlog.clear()
-        workers = [*self._workers.values(), *self._answers]
+        workers = list(self._workers.values())
         if workers:
             await asyncio.wait(workers, timeout=grace)
         for task in workers:

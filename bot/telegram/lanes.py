@@ -46,7 +46,7 @@ class ChatLanes(BaseUpdateProcessor):
         self.store = store
         self.wake: Callable[[Iterable[int]], None] = lambda _chats: None
         """Starts delivery for chats whose replies were just committed (the sender's)."""
-        self.answer: Callable[[str, str | None], None] = lambda _query, _text: None
+        self.answer: Callable[[str, str | None], Awaitable[None]] = _no_answer
         """Answers a button press once its update is committed (the sender's)."""
         self.finished: Callable[[int, BaseException | None], None] | None = None
         """Told when an update's effects are committed (or could not be): polling moves its
@@ -94,7 +94,7 @@ class ChatLanes(BaseUpdateProcessor):
         self.wake(chats)
         query = update.callback_query
         if query is not None:  # again on a redelivery: a kill may have come before the answer
-            self.answer(query.id, turn.toast_text)
+            await self.answer(query.id, turn.toast_text)
 
     async def _in_transaction(
         self, update: Update, turn: Turn, coroutine: Awaitable[Any]
@@ -126,6 +126,10 @@ class ChatLanes(BaseUpdateProcessor):
         with self.store.transaction() as repo:
             repo.claim_update(update.update_id)
             return turn.queue(repo)
+
+
+async def _no_answer(_query: str, _text: str | None) -> None:
+    """Until the sender is wired in."""
 
 
 def _discard(coroutine: Awaitable[Any]) -> None:
