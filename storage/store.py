@@ -370,8 +370,11 @@ class Repo:
         if user is not None:
             if user.channel == "telegram" and user.external_id.lstrip("-").isdigit():
                 self.outbox.forget_chat(int(user.external_id))
-            self._held = [row for row in self._held if getattr(row, "user_id", None) != user_id]
-            self._held = [row for row in self._held if row is not user]
+            self._held = [
+                row
+                for row in self._held
+                if row is not user and getattr(row, "user_id", None) != user_id
+            ]
             self._session.delete(user)
             self._session.flush()
 
