@@ -1,21 +1,22 @@
-"""Configuration, read once from the environment and `.env`; everything else gets plain values."""
+"""Configuration, read once from the environment and `.env`; everything else gets plain values.
+
+A dataclass and a dozen checks rather than pydantic-settings: the bot's whole memory budget
+is 80 MB (issue 8), and pydantic with pydantic-settings costs about 9 MB of it at start for
+nine settings. `.env` is read with python-dotenv, as pydantic-settings did.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 import socket
-from typing import Literal, Self
-from urllib.parse import unquote
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
-from pydantic import (
-    AnyHttpUrl,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from dotenv import dotenv_values
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -23,121 +24,163 @@ TOKEN_SHAPE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
 WEBHOOK_SECRET_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 """What Telegram accepts as setWebhook's `secret_token`: 1-256 of A-Z, a-z, 0-9, _ and -."""
 HEALTH_PATH = "/healthz"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MAX_INSTANCE_NAME = 64
 
 
 class SettingsError(ValueError):
     """A setting is malformed; the message is one line naming it."""
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
-    )
+class Secret:
+    """A value that never shows in a repr, a log line or an error message."""
 
-    telegram_bot_token: SecretStr | None = None
-    telegram_api_url: AnyHttpUrl = Field(default=AnyHttpUrl("https://api.telegram.org"))
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    telegram_bot_token: Secret | None = None
+    telegram_api_url: str = "https://api.telegram.org"
     database_url: str = "sqlite:///data/nightlegs.db"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    transcript_retention_days: int | None = Field(default=None, ge=1)
-    webhook_url: AnyHttpUrl | None = None
+    log_level: str = "INFO"
+    transcript_retention_days: int | None = None
+    webhook_url: str | None = None
     """Set: webhook mode (Telegram posts updates to this HTTPS URL); empty: long polling."""
-    webhook_secret: SecretStr | None = None
+    webhook_secret: Secret | None = None
     webhook_listen: str = "0.0.0.0:8080"
-    instance_name: str = Field(default_factory=socket.gethostname, min_length=1, max_length=64)
+    instance_name: str = field(default_factory=socket.gethostname)
     """Names this process among several on one database (default: the host's name). A
     restarted process with the same name at once takes over what it was sending when it
     stopped; two processes running at the same time need different names."""
 
-    @field_validator("instance_name", mode="before")
-    @classmethod
-    def _blank_is_the_host(cls, value: object) -> object:
-        return socket.gethostname() if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("transcript_retention_days", "webhook_url", mode="before")
-    @classmethod
-    def _blank_is_off(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _webhook_url(cls, value: AnyHttpUrl | None) -> AnyHttpUrl | None:
-        if value is None:
-            return None
-        if value.scheme != "https":
-            raise ValueError("must be an https:// URL (Telegram posts only to HTTPS)")
-        path = unquote(value.path or "/")
-        if path == HEALTH_PATH or "{" in path or "}" in path:
-            raise ValueError(f"needs a path of its own (not {HEALTH_PATH}, no braces)")
-        return value
-
-    @field_validator("webhook_secret", mode="before")
-    @classmethod
-    def _webhook_secret(cls, value: object) -> object:
-        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
-        if raw is None or (isinstance(raw, str) and not raw.strip()):
-            return None
-        if not isinstance(raw, str) or not WEBHOOK_SECRET_SHAPE.match(raw):
-            # Never echo the value.
-            raise ValueError("must be 1-256 characters, each A-Z, a-z, 0-9, _ or -")
-        return raw
-
-    @field_validator("webhook_listen")
-    @classmethod
-    def _webhook_listen(cls, value: str) -> str:
-        _host_port(value)
-        return value.strip()
-
-    @model_validator(mode="after")
-    def _webhook_needs_a_secret(self) -> Self:
-        if self.webhook_url is not None and self.webhook_secret is None:
-            raise ValueError(
-                "WEBHOOK_SECRET is required when WEBHOOK_URL is set: Telegram sends it with "
-                "every update, and requests without it are refused "
-                "(1-256 characters, each A-Z, a-z, 0-9, _ or -)"
-            )
-        return self
-
-    @field_validator("telegram_bot_token", mode="before")
-    @classmethod
-    def _token_shape(cls, value: object) -> object:
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return None
-        if not isinstance(value, str) or not TOKEN_SHAPE.match(value.strip()):
-            # Never echo the value: it may be a real token with a typo.
-            raise ValueError("does not look like a bot token from @BotFather (digits:letters)")
-        return value.strip()
-
-    @field_validator("database_url")
-    @classmethod
-    def _database_url(cls, value: str) -> str:
-        try:
-            make_url(value)
-        except ArgumentError as exc:
-            raise ValueError(
-                "is not a SQLAlchemy database URL (e.g. sqlite:///data/nightlegs.db)"
-            ) from exc
-        return value
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value
-
     @property
     def api_root(self) -> str:
         """Bot API root without a trailing slash: requests go to `<root>/bot<token>/<method>`."""
-        return str(self.telegram_api_url).rstrip("/")
+        return self.telegram_api_url.rstrip("/")
 
     @property
     def webhook_path(self) -> str:
         """The path Telegram posts to: the path of WEBHOOK_URL (decoded), "/" when it has none."""
         assert self.webhook_url is not None
-        return unquote(self.webhook_url.path or "/")
+        return unquote(urlsplit(self.webhook_url).path or "/")
 
     @property
     def webhook_address(self) -> tuple[str, int]:
         """WEBHOOK_LISTEN as (host, port); port 0 picks a free one."""
         return _host_port(self.webhook_listen)
+
+
+# --- checks: each takes the raw text and returns the value, or raises ValueError -----------
+
+
+def _blank(raw: str) -> bool:
+    return not raw.strip()
+
+
+def _token(raw: str) -> Secret | None:
+    if _blank(raw):
+        return None
+    if not TOKEN_SHAPE.match(raw.strip()):
+        # Never echo the value: it may be a real token with a typo.
+        raise ValueError("does not look like a bot token from @BotFather (digits:letters)")
+    return Secret(raw.strip())
+
+
+def _http_url(raw: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL")
+    return raw.strip()
+
+
+def _database_url(raw: str) -> str:
+    try:
+        make_url(raw.strip())
+    except ArgumentError as exc:
+        raise ValueError(
+            "is not a SQLAlchemy database URL (e.g. sqlite:///data/nightlegs.db)"
+        ) from exc
+    return raw.strip()
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError("must be one of " + ", ".join(LOG_LEVELS))
+    return level
+
+
+def _retention(raw: str) -> int | None:
+    if _blank(raw):
+        return None
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ValueError("must be a whole number of days, 1 or more (or empty: keep)")
+    return int(raw)
+
+
+def _webhook_url(raw: str) -> str | None:
+    if _blank(raw):
+        return None
+    url = _http_url(raw)
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        raise ValueError("must be an https:// URL (Telegram posts only to HTTPS)")
+    path = unquote(parts.path or "/")
+    if path == HEALTH_PATH or "{" in path or "}" in path:
+        raise ValueError(f"needs a path of its own (not {HEALTH_PATH}, no braces)")
+    return url
+
+
+def _webhook_secret(raw: str) -> Secret | None:
+    if _blank(raw):
+        return None
+    if not WEBHOOK_SECRET_SHAPE.match(raw):
+        # Never echo the value.
+        raise ValueError("must be 1-256 characters, each A-Z, a-z, 0-9, _ or -")
+    return Secret(raw)
+
+
+def _webhook_listen(raw: str) -> str:
+    _host_port(raw)
+    return raw.strip()
+
+
+def _instance_name(raw: str) -> str:
+    name = raw.strip() or socket.gethostname()
+    if len(name) > MAX_INSTANCE_NAME:
+        raise ValueError(f"must be at most {MAX_INSTANCE_NAME} characters")
+    return name
+
+
+CHECKS: dict[str, Callable[[str], Any]] = {
+    "telegram_bot_token": _token,
+    "telegram_api_url": _http_url,
+    "database_url": _database_url,
+    "log_level": _log_level,
+    "transcript_retention_days": _retention,
+    "webhook_url": _webhook_url,
+    "webhook_secret": _webhook_secret,
+    "webhook_listen": _webhook_listen,
+    "instance_name": _instance_name,
+}
 
 
 def _host_port(value: str) -> tuple[str, int]:
@@ -152,14 +195,41 @@ def _host_port(value: str) -> tuple[str, int]:
     return host or "0.0.0.0", int(port)
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read settings, turning validation errors into one readable `SettingsError` line."""
-    try:
-        return Settings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            message = str(error["msg"]).removeprefix("Value error, ")
-            name = str(error["loc"][0]).upper() if error["loc"] else ""
-            problems.append(f"{name} {message}" if name else message)
-        raise SettingsError("invalid setting: " + "; ".join(problems)) from None
+def _raw_values(env_file: str | Path | None, overrides: Mapping[str, object]) -> dict[str, str]:
+    """Each setting's text: arguments over the environment over `.env` (names in any case)."""
+    raw: dict[str, str] = {}
+    sources: list[Mapping[str, str | None]] = []
+    if env_file is not None and Path(env_file).is_file():
+        sources.append(dotenv_values(env_file, encoding="utf-8"))
+    sources.append(os.environ)
+    for source in sources:
+        for name, value in source.items():
+            if name.lower() in CHECKS and value is not None:
+                raw[name.lower()] = value
+    for name, value in overrides.items():
+        if name not in CHECKS:
+            raise TypeError(f"unknown setting {name!r}")
+        if value is not None:
+            raw[name] = value.get_secret_value() if isinstance(value, Secret) else str(value)
+    return raw
+
+
+def load_settings(_env_file: str | Path | None = ".env", **overrides: object) -> Settings:
+    """Read settings, turning every malformed one into one readable `SettingsError` line."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, raw in _raw_values(_env_file, overrides).items():
+        try:
+            values[name] = CHECKS[name](raw)
+        except ValueError as exc:
+            problems.append(f"{name.upper()} {exc}")
+    url, secret = values.get("webhook_url"), values.get("webhook_secret")
+    if url is not None and secret is None and not any("WEBHOOK_SECRET" in p for p in problems):
+        problems.append(
+            "WEBHOOK_SECRET is required when WEBHOOK_URL is set: Telegram sends it with "
+            "every update, and requests without it are refused "
+            "(1-256 characters, each A-Z, a-z, 0-9, _ or -)"
+        )
+    if problems:
+        raise SettingsError("invalid setting: " + "; ".join(problems))
+    return Settings(**values)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -362,7 +363,7 @@ def test_webhook_settings() -> None:
     assert polling.webhook_url is None and polling.webhook_address == ("0.0.0.0", 8080)
     hook = load_settings(_env_file=None, webhook_url=PUBLIC_URL, webhook_secret=SECRET)
     assert hook.webhook_path == PATH and hook.webhook_address == ("0.0.0.0", 8080)
-    assert SECRET not in repr(hook) and SECRET not in str(hook.model_dump())
+    assert SECRET not in repr(hook) and SECRET not in str(dataclasses.asdict(hook))
     six = load_settings(
         _env_file=None, webhook_url=PUBLIC_URL, webhook_secret="x", webhook_listen="[::1]:8443"
     )
