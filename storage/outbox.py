@@ -7,12 +7,12 @@ so a committed change always has its replies queued, and a rolled-back one has n
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, text, true, update
+from sqlalchemy import bindparam, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from storage.models import OutboxMessage
@@ -34,7 +34,8 @@ class Outgoing:
     not_before: datetime | None = None
 
 
-def _outgoing(row: OutboxMessage) -> Outgoing:
+def _outgoing(row: OutboxMessage | Any) -> Outgoing:
+    """From an ORM row or a Core result row (same attribute names)."""
     return Outgoing(
         row.id,
         row.chat_id,
@@ -44,6 +45,63 @@ def _outgoing(row: OutboxMessage) -> Outgoing:
         row.attempts,
         row.not_before,
     )
+
+
+# The sender's statements run for every message, so they are built once and executed as Core
+# statements on the session's connection: the ORM's bulk-update path costs several times the
+# statement itself (issue 8, CPU per tap).
+_T = OutboxMessage.__table__
+_ADD = _T.insert().values(
+    chat_id=bindparam("chat_id"),
+    lane=bindparam("lane"),
+    kind=bindparam("kind"),
+    payload=bindparam("payload"),
+    created_at=bindparam("now"),
+    attempts=0,
+)
+_OLDEST = (
+    select(_T.c.id)
+    .where(_T.c.chat_id == bindparam("chat"), _T.c.delivered_at.is_(None))
+    .order_by(_T.c.id)
+    .limit(1)
+    .scalar_subquery()
+)
+
+
+def _claim(*, shared: bool) -> Any:
+    """Lease the chat's oldest undelivered row and return it. `shared`: several processes
+    may share the database (PostgreSQL), so another one's live lease keeps the chat; on
+    SQLite (one process per file) a lease left by a kill is its own."""
+    where = [_T.c.id == _OLDEST]
+    if shared:
+        where.append(
+            or_(
+                _T.c.claimed_until.is_(None),
+                _T.c.claimed_until < bindparam("now"),
+                _T.c.claimed_by == bindparam("instance"),
+            )
+        )
+    return (
+        _T.update()
+        .where(*where)
+        .values(claimed_by=bindparam("instance"), claimed_until=bindparam("until"))
+        .returning(*(getattr(_T.c, name) for name in Outgoing.__dataclass_fields__))
+    )
+
+
+_CLAIM = {"sqlite": _claim(shared=False), "postgresql": _claim(shared=True)}
+_DELIVERED = (
+    _T.update()
+    .where(_T.c.id == bindparam("row_id"))
+    .values(
+        delivered_at=bindparam("now"),
+        message_id=bindparam("message_id"),
+        outcome=bindparam("outcome"),
+        payload=None,
+        claimed_by=None,
+        claimed_until=None,
+    )
+)
 
 
 class OutboxRepo:
@@ -56,17 +114,14 @@ class OutboxRepo:
     def add(self, chat_id: int, kind: str, payload: dict[str, Any], *, lane: str = REPLY) -> int:
         if lane not in LANES:
             raise ValueError(f"unknown lane {lane!r}")
-        row = OutboxMessage(
-            chat_id=chat_id,
-            lane=lane,
-            kind=kind,
-            payload=payload,
-            created_at=self._now,
-            attempts=0,
+        result = self._execute(
+            _ADD,
+            {"chat_id": chat_id, "lane": lane, "kind": kind, "payload": payload, "now": self._now},
         )
-        self._session.add(row)
-        self._session.flush()
-        return row.id
+        return int(result.inserted_primary_key[0])
+
+    def _execute(self, statement: Any, params: Mapping[str, Any]) -> Any:
+        return self._session.connection().execute(statement, params)
 
     def next_for(self, chat_id: int) -> Outgoing | None:
         """The chat's oldest undelivered row: rows of one chat go out strictly in order."""
@@ -83,31 +138,17 @@ class OutboxRepo:
         another instance holds the chat (its lease has not run out; PostgreSQL only, where
         several instances may share the database). Rows of a chat go out one
         at a time and in order, whichever instance sends them."""
-        oldest = (
-            select(OutboxMessage.id)
-            .where(OutboxMessage.chat_id == chat_id, OutboxMessage.delivered_at.is_(None))
-            .order_by(OutboxMessage.id)
-            .limit(1)
-            .scalar_subquery()
-        )
-        free = or_(
-            OutboxMessage.claimed_until.is_(None),
-            OutboxMessage.claimed_until < self._now,
-            OutboxMessage.claimed_by == instance,
-        )
-        if self._session.get_bind().dialect.name == "sqlite":
-            free = true()  # one process per SQLite file: a lease left by a kill is its own
-        claimed = self._session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == oldest, free)
-            .values(claimed_by=instance, claimed_until=self._now + lease)
-            .returning(OutboxMessage.id)
-            .execution_options(synchronize_session=False)
+        dialect = self._session.get_bind().dialect.name
+        claimed = self._execute(
+            _CLAIM[dialect],
+            {
+                "chat": chat_id,
+                "instance": instance,
+                "now": self._now,
+                "until": self._now + lease,
+            },
         ).first()
-        if claimed is None:
-            return None
-        row = self._session.get(OutboxMessage, claimed[0], populate_existing=True)
-        return None if row is None else _outgoing(row)
+        return None if claimed is None else _outgoing(claimed)
 
     def reserve_send(self, interval: timedelta) -> float:
         """Take the next free moment of the send budget all instances share (PostgreSQL);
@@ -147,17 +188,9 @@ class OutboxRepo:
 
     def delivered(self, row_id: int, *, message_id: int | None, outcome: str = "sent") -> None:
         """Mark a row done and forget its payload (the words live on only in Telegram)."""
-        self._session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == row_id)
-            .values(
-                delivered_at=self._now,
-                message_id=message_id,
-                outcome=outcome,
-                payload=None,
-                claimed_by=None,
-                claimed_until=None,
-            )
+        self._execute(
+            _DELIVERED,
+            {"row_id": row_id, "now": self._now, "message_id": message_id, "outcome": outcome},
         )
 
     def retry_later(self, row_id: int, until: datetime) -> None:

@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from storage.diary import DiaryRepo
     from storage.followups import FollowUpRepo
     from storage.outbox import OutboxRepo
+
 
 class _Unset(Enum):
     UNSET = "unset"
@@ -74,6 +75,24 @@ class MessageInfo:
     text: str
     meta: dict[str, Any] | None
     created_at: datetime
+
+
+# Statements of every update, built once (see `storage.outbox` on why Core).
+_CLAIM_UPDATE = {
+    dialect: insert(ProcessedUpdate.__table__)
+    .values(update_id=bindparam("update_id"), processed_at=bindparam("now"))
+    .on_conflict_do_nothing(index_elements=["update_id"])
+    .returning(ProcessedUpdate.__table__.c.update_id)
+    for dialect, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
+}
+_ADD_MESSAGE = Message.__table__.insert().values(
+    user_id=bindparam("user"),
+    conversation_id=bindparam("conversation"),
+    direction=bindparam("direction"),
+    text=bindparam("text"),
+    meta=bindparam("meta"),
+    created_at=bindparam("now"),
+)
 
 
 def _user_info(user: User) -> UserInfo:
@@ -344,18 +363,19 @@ class Repo:
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be 'in' or 'out', not {direction!r}")
         self._user(user_id)  # raises NotFound; the row itself only needs the id
-        self._session.add(
-            Message(
-                # user_id, not user=: setting the relationship would load the whole transcript
-                user_id=user_id,
-                conversation_id=conversation_id,
-                direction=direction,
-                text=text,
-                meta=meta,
-                created_at=self._clock(),
-            )
+        # A Core insert, not an ORM object: one per message in and out of every tap, and
+        # nothing in the transaction reads the object back.
+        self._session.connection().execute(
+            _ADD_MESSAGE,
+            {
+                "user": user_id,
+                "conversation": conversation_id,
+                "direction": direction,
+                "text": text,
+                "meta": meta,
+                "now": self._clock(),
+            },
         )
-        self._session.flush()
 
     def messages(self, user_id: int) -> list[MessageInfo]:
         """The user's transcript, oldest first."""
@@ -400,14 +420,10 @@ class Repo:
         the same update cannot both claim it.
         """
         dialect = self._session.get_bind().dialect.name
-        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        result = self._session.execute(
-            insert(ProcessedUpdate)
-            .values(update_id=update_id, processed_at=self._clock())
-            .on_conflict_do_nothing(index_elements=[ProcessedUpdate.update_id])
-            .returning(ProcessedUpdate.update_id)
+        claimed = self._session.connection().execute(
+            _CLAIM_UPDATE[dialect], {"update_id": update_id, "now": self._clock()}
         )
-        return result.first() is not None
+        return claimed.first() is not None
 
     def is_processed(self, update_id: int) -> bool:
         return self._session.get(ProcessedUpdate, update_id) is not None

@@ -117,6 +117,7 @@ def build_application(settings: Settings, core: Core, *, rate_limit: bool = True
     )
     lanes.wake = diary.wake = followups.wake = sender.wake
     lanes.answer = sender.answer
+    lanes.claim = sender.claim
     router = Router(
         core.store,
         conversations,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import logging
 from collections import deque
@@ -135,6 +136,17 @@ class Sender:
     def _maybe_settled(self) -> None:
         if not self._workers and not self._backlog:
             self._settled.set()
+
+    def claim(self, repo: Repo, chats: Iterable[int]) -> None:
+        """In the transaction that queued rows for `chats`: lease each idle chat's oldest row
+        now, so its worker starts sending at once after the commit instead of opening a
+        transaction to read it. Only once the commit succeeds is the row handed over."""
+        for chat_id in chats:
+            if chat_id in self._workers or chat_id in self._ahead or self._closing:
+                continue  # a worker reads the chat's rows itself, in order
+            row = repo.outbox.claim_next(chat_id, self.instance, LEASE)
+            if row is not None:
+                repo.after_commit(functools.partial(self._ahead.__setitem__, chat_id, row))
 
     async def answer(self, query_id: str, text: str | None) -> None:
         """Answer a button press now (it only stops the spinner: no outbox row needed).

@@ -20,7 +20,7 @@ from telegram.ext import BaseUpdateProcessor
 
 from bot.telegram import render
 from bot.telegram.turn import Turn, begin, end
-from storage import Store
+from storage import Repo, Store
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,9 @@ class ChatLanes(BaseUpdateProcessor):
         self.store = store
         self.wake: Callable[[Iterable[int]], None] = lambda _chats: None
         """Starts delivery for chats whose replies were just committed (the sender's)."""
+        self.claim: Callable[[Repo, list[int]], None] = lambda _repo, _chats: None
+        """Hands the sender the first rows to deliver, read in the update's own transaction
+        (the sender's): a tap then costs no transaction of its own to start delivery."""
         self.answer: Callable[[str, str | None], Awaitable[None]] = _no_answer
         """Answers a button press once its update is committed (the sender's)."""
         self.finished: Callable[[int, BaseException | None], None] | None = None
@@ -117,7 +120,9 @@ class ChatLanes(BaseUpdateProcessor):
             await coroutine
             if turn.failed:
                 raise _Failed
-            return turn.queue(repo)
+            chats = turn.queue(repo)
+            self.claim(repo, chats)
+            return chats
 
     def _apologise(self, update: Update) -> list[int]:
         turn = Turn(update)
