@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from storage.base import NotFound
@@ -60,6 +60,11 @@ class FollowUp:
     answered_at: datetime | None
 
 
+_BY_CONVERSATION = select(FollowUpRow).where(
+    FollowUpRow.conversation_id == bindparam("conversation")
+)
+
+
 def _followup(row: FollowUpRow) -> FollowUp:
     return FollowUp(
         id=row.id,
@@ -96,7 +101,7 @@ class FollowUpRepo:
 
     def _row_for(self, conversation_id: int) -> FollowUpRow | None:
         return self._session.scalars(
-            select(FollowUpRow).where(FollowUpRow.conversation_id == conversation_id)
+            _BY_CONVERSATION, {"conversation": conversation_id}
         ).one_or_none()
 
     def offer(self, conversation_id: int, urgency: str, now: datetime) -> FollowUp:

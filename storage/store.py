@@ -85,6 +85,17 @@ _CLAIM_UPDATE = {
     .returning(ProcessedUpdate.__table__.c.update_id)
     for dialect, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
 }
+_USER_BY_NAME = select(User).where(
+    User.channel == bindparam("channel"), User.external_id == bindparam("external")
+)
+_NEWEST = (
+    select(Conversation)
+    .where(Conversation.user_id == bindparam("user"), Conversation.flow == bindparam("flow"))
+    .order_by(Conversation.started_at.desc(), Conversation.id.desc())
+    .limit(1)
+)
+_NEWEST_OPEN = _NEWEST.where(Conversation.finished_at.is_(None))
+_FLOW_OF = select(Conversation.flow).where(Conversation.id == bindparam("conversation"))
 _ADD_MESSAGE = Message.__table__.insert().values(
     user_id=bindparam("user"),
     conversation_id=bindparam("conversation"),
@@ -220,11 +231,8 @@ class Repo:
                 external_id,
             ):
                 return held
-        return self._hold(
-            self._session.scalars(
-                select(User).where(User.channel == channel, User.external_id == external_id)
-            ).one_or_none()
-        )
+        found = self._session.scalars(_USER_BY_NAME, {"channel": channel, "external": external_id})
+        return self._hold(found.one_or_none())
 
     def user(self, channel: str, external_id: str) -> UserInfo:
         """The user known by `external_id` on `channel`, created if new."""
@@ -283,13 +291,8 @@ class Repo:
         return conversation.id
 
     def _newest(self, user_id: int, flow: str, *, open_only: bool) -> Conversation | None:
-        query = select(Conversation).where(
-            Conversation.user_id == user_id, Conversation.flow == flow
-        )
-        if open_only:
-            query = query.where(Conversation.finished_at.is_(None))
-        query = query.order_by(Conversation.started_at.desc(), Conversation.id.desc()).limit(1)
-        return self._hold(self._session.scalars(query).first())
+        query = _NEWEST_OPEN if open_only else _NEWEST
+        return self._hold(self._session.scalars(query, {"user": user_id, "flow": flow}).first())
 
     def open_conversation(self, user_id: int, flow: str) -> tuple[int, ConversationState] | None:
         """The user's newest unfinished conversation in `flow`, as (id, state)."""
@@ -312,9 +315,7 @@ class Repo:
 
     def flow_of(self, conversation_id: int) -> str | None:
         """The flow a conversation belongs to, or None if there is no such conversation."""
-        return self._session.scalar(
-            select(Conversation.flow).where(Conversation.id == conversation_id)
-        )
+        return self._session.scalar(_FLOW_OF, {"conversation": conversation_id})
 
     def load_conversation(self, conversation_id: int) -> tuple[int, ConversationState] | None:
         """A conversation as (owner's user id, state), or None."""
