@@ -669,6 +669,10 @@ def latency_stats(taps: Sequence[Tap], start: float, end: float) -> dict[str, An
         "p50_ms": None if p50 is None else round(p50, 1),
         "p99_ms": None if p99 is None else round(p99, 1),
         "max_ms": round(max(done), 1) if done else None,
+        "slowest": [
+            (t.label, round(t.latency * 1000, 1))
+            for t in sorted(chosen, key=lambda t: -(t.latency or math.inf))[:8]
+        ],
     }
 
 

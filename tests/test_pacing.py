@@ -1,15 +1,16 @@
-"""The pacer keeps Telegram's overall rate: replies before bulk, bulk strictly paced, replies
-ahead of the schedule by a small burst only. Spacing is checked as a lower bound (a busy
-machine only makes calls later), and order by what was granted first."""
+"""The pacer keeps Telegram's overall rate: at most `per_second` calls in any one second,
+replies before bulk, bulk evenly spaced and leaving room for replies. Spacing is checked as a
+lower bound (a busy machine only makes calls later), and order by what was granted first."""
 
 from __future__ import annotations
 
 import asyncio
 from itertools import pairwise
 
-from bot.telegram.pacing import BULK, REPLY, LanePacer
+from bot.telegram.pacing import BULK, REPLY, WINDOW, LanePacer
 
-RATE = 50.0
+RATE = 20.0
+HEADROOM = 4
 
 
 async def granted(pacer: LanePacer, lanes: list[str]) -> list[tuple[str, float]]:
@@ -24,8 +25,14 @@ async def granted(pacer: LanePacer, lanes: list[str]) -> list[tuple[str, float]]
     return order
 
 
+def most_in_a_window(times: list[float]) -> int:
+    return max(
+        sum(1 for t in times[i:] if t - start < WINDOW * 0.99) for i, start in enumerate(times)
+    )
+
+
 async def test_replies_go_before_bulk_waiting_at_the_same_time() -> None:
-    pacer = LanePacer(RATE, burst=0)
+    pacer = LanePacer(RATE, headroom=HEADROOM)
     await pacer.initialize()
     try:
         order = await granted(pacer, [BULK, BULK, BULK, REPLY, REPLY])
@@ -37,20 +44,26 @@ async def test_replies_go_before_bulk_waiting_at_the_same_time() -> None:
     assert lanes[1:3] == [REPLY, REPLY] or lanes[:2] == [REPLY, REPLY], lanes
 
 
-async def test_bulk_is_paced_strictly_and_replies_only_run_a_burst_ahead() -> None:
-    burst = 3
-    pacer = LanePacer(RATE, burst=burst)
+async def test_a_burst_of_replies_goes_at_once_but_never_over_the_rate_in_any_second() -> None:
+    pacer = LanePacer(RATE, headroom=HEADROOM)
     await pacer.initialize()
     try:
-        bulk = await granted(pacer, [BULK] * 6)
-        replies = await granted(pacer, [REPLY] * 12)
+        replies = [t for _, t in await granted(pacer, [REPLY] * 50)]
     finally:
         await pacer.shutdown()
-    gap = 1 / RATE
-    times = [t for _, t in bulk]
-    assert min(b - a for a, b in pairwise(times)) >= gap * 0.95
-    reply_times = [t for _, t in replies]
-    # Over the whole run, never more than the pace allows plus the burst.
-    for i, start in enumerate(reply_times):
-        within = [t for t in reply_times[i:] if t - start < 10 * gap]
-        assert len(within) <= 10 + burst + 1
+    first = replies[0]
+    assert sum(1 for t in replies if t - first < WINDOW / 2) == RATE  # no waiting for slots
+    assert most_in_a_window(replies) <= RATE
+
+
+async def test_bulk_is_evenly_spaced_and_leaves_room_for_replies() -> None:
+    pacer = LanePacer(RATE, headroom=HEADROOM)
+    await pacer.initialize()
+    try:
+        bulk = [t for _, t in await granted(pacer, [BULK] * 30)]
+        replies = [t for _, t in await granted(pacer, [REPLY] * HEADROOM)]
+    finally:
+        await pacer.shutdown()
+    assert min(b - a for a, b in pairwise(bulk)) >= (1 / RATE) * 0.95
+    assert most_in_a_window(bulk) <= RATE - HEADROOM
+    assert most_in_a_window(sorted(bulk + replies)) <= RATE

@@ -2,9 +2,11 @@
 
 Assumed limits (Telegram's bot FAQ): about 30 messages a second across all chats, and no more
 than about one a second in one chat for long. Every chat-bound call (a send or an edit) counts
-against the 30; answering a button press does not. The pacer hands out one slot per 1/30 s,
-strictly (no initial burst), and always to a waiting reply before any bulk send; bulk sends
-(check-ins, summaries, follow-ups) also keep one second between two to the same chat. A 429
+against the 30; answering a button press does not. The pacer allows at most 30 calls in any
+one second (a sliding window: the 31st waits until the first is a second old), and always
+serves a waiting reply before any bulk send. Bulk sends (check-ins, summaries, follow-ups)
+are also spaced 1/30 s apart, keep one second between two to the same chat, and leave a few
+calls of every second to replies, so a tap during a fan-out is not queued behind it. A 429
 `retry_after` pauses every chat-bound call for that long, then the call is tried again.
 """
 
@@ -24,9 +26,10 @@ from telegram.ext import BaseRateLimiter
 logger = logging.getLogger(__name__)
 
 PER_SECOND = 30
-REPLY_BURST = 5
-"""Replies may go this many slots ahead of the strict schedule, so the several messages of a
-result don't queue behind each other; the long-run pace stays the same."""
+WINDOW = 1.0
+"""Seconds over which at most `per_second` calls go (Telegram's "30 messages per second")."""
+REPLY_HEADROOM = 5
+"""Calls of every window bulk sends leave to replies."""
 BULK_CHAT_GAP = 1.0
 """Seconds between two bulk messages to one chat."""
 CHAT_BOUND = frozenset(
@@ -52,16 +55,18 @@ class LanePacer(BaseRateLimiter[dict[str, Any]]):
         *,
         max_retries: int = 3,
         shared: Callable[[], float] | None = None,
-        burst: int = REPLY_BURST,
+        headroom: int = REPLY_HEADROOM,
     ) -> None:
         self.interval = 1 / per_second
-        self.burst = burst
+        self.limit = int(per_second)
+        self.headroom = headroom
         self.shared = shared
         """With several instances: reserves a slot of the budget they share (kept in the
         database) and says how many seconds to wait for it."""
         self.max_retries = max_retries
         self._waiting: dict[str, deque[asyncio.Future[None]]] = {REPLY: deque(), BULK: deque()}
-        self._next_slot = 0.0
+        self._granted: deque[float] = deque(maxlen=self.limit)
+        """When the last `limit` calls were let through, oldest first."""
         self._paused_until = 0.0
         self._last_bulk: dict[int | str, float] = {}
         self._wake: asyncio.Event | None = None
@@ -142,24 +147,36 @@ class LanePacer(BaseRateLimiter[dict[str, Any]]):
         assert self._wake is not None
         loop = asyncio.get_running_loop()
         while True:
-            await self._wake.wait()
             first = self._first_waiting()
             if first is None:
                 self._wake.clear()
+                await self._wake.wait()
                 continue
             lane, future = first
-            # A reply may run up to `burst` slots ahead of the schedule (a result is several
-            # messages at once); bulk only takes a slot that has come. Over any longer stretch
-            # the pace is `per_second` either way.
-            ahead = self.burst * self.interval if lane == REPLY else 0.0
             now = loop.time()
-            allowed = max(self._next_slot - ahead, self._paused_until)
+            allowed = self._free_at(lane)
             if allowed > now:
-                await asyncio.sleep(allowed - now)
-                continue  # look again: a reply may have come meanwhile
+                # Wait for the moment, or for a reply that comes meanwhile and may go sooner.
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), allowed - now)
+                continue
             self._waiting[lane].popleft()
             future.set_result(None)
-            self._next_slot = max(now, self._next_slot) + self.interval
+            self._granted.append(now)
+
+    def _free_at(self, lane: str) -> float:
+        """The first moment a call of `lane` may go: a reply as soon as the last second has
+        had fewer than `limit` calls; bulk only while it had fewer than `limit - headroom`,
+        and 1/`per_second` s after the call before it."""
+        allowed = self._paused_until
+        granted = self._granted
+        cap = self.limit if lane == REPLY else self.limit - self.headroom
+        if len(granted) >= cap:
+            allowed = max(allowed, granted[len(granted) - cap] + WINDOW)
+        if lane == BULK and granted:
+            allowed = max(allowed, granted[-1] + self.interval)
+        return allowed
 
 
 def _seconds(value: object) -> float:
