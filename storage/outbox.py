@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, text, true, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from storage.models import OutboxMessage
 
@@ -32,6 +32,8 @@ class Outgoing:
     payload: dict[str, Any]
     attempts: int
     not_before: datetime | None = None
+    claims: int = 0
+    """Times handed to a sender, this one included (see `OutboxMessage.claims`)."""
 
 
 def _outgoing(row: OutboxMessage) -> Outgoing:
@@ -43,6 +45,7 @@ def _outgoing(row: OutboxMessage) -> Outgoing:
         dict(row.payload or {}),
         row.attempts,
         row.not_before,
+        row.claims,
     )
 
 
@@ -82,7 +85,8 @@ class OutboxRepo:
         """The chat's oldest undelivered row, leased to `instance`; None when there is none or
         another instance holds the chat (its lease has not run out; PostgreSQL only, where
         several instances may share the database). Rows of a chat go out one
-        at a time and in order, whichever instance sends them."""
+        at a time and in order, whichever instance sends them. Each claim counts in `claims`,
+        in the same statement."""
         oldest = (
             select(OutboxMessage.id)
             .where(OutboxMessage.chat_id == chat_id, OutboxMessage.delivered_at.is_(None))
@@ -100,7 +104,11 @@ class OutboxRepo:
         claimed = self._session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == oldest, free)
-            .values(claimed_by=instance, claimed_until=self._now + lease)
+            .values(
+                claimed_by=instance,
+                claimed_until=self._now + lease,
+                claims=OutboxMessage.claims + 1,
+            )
             .returning(OutboxMessage.id)
             .execution_options(synchronize_session=False)
         ).first()
@@ -160,11 +168,20 @@ class OutboxRepo:
             )
         )
 
-    def retry_later(self, row_id: int, until: datetime) -> None:
+    def retry_later(self, row_id: int, until: datetime, *, unsent: bool = False) -> None:
+        """Try the row again at `until`. `unsent`: Telegram said this try was not applied
+        (a 429), so it does not count among the claims that may have reached Telegram."""
+        values: dict[str, Any] = {"not_before": until, "attempts": OutboxMessage.attempts + 1}
+        if unsent:
+            values["claims"] = OutboxMessage.claims - 1
         self._session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == row_id)
-            .values(not_before=until, attempts=OutboxMessage.attempts + 1)
+            update(OutboxMessage).where(OutboxMessage.id == row_id).values(**values)
+        )
+
+    def last_message_id(self, chat_id: int) -> int | None:
+        """The highest Telegram message id the outbox recorded in a chat (`prune` keeps it)."""
+        return self._session.scalar(
+            select(func.max(OutboxMessage.message_id)).where(OutboxMessage.chat_id == chat_id)
         )
 
     def drop_chat(self, chat_id: int, outcome: str) -> list[Outgoing]:
@@ -187,11 +204,23 @@ class OutboxRepo:
         return int(result.rowcount or 0)
 
     def prune(self, before: datetime) -> int:
-        """Delete delivered rows older than `before`: they only held ids by then."""
+        """Delete delivered rows older than `before`: they only held ids by then. Each chat's
+        row with the highest message id stays, whatever its age: the sender needs that id to
+        tell whether a send it is unsure of already reached Telegram."""
+        newer = aliased(OutboxMessage)
+        highest = (
+            select(func.max(newer.message_id))
+            .where(newer.chat_id == OutboxMessage.chat_id)
+            .scalar_subquery()
+        )
         result = self._session.execute(
-            delete(OutboxMessage).where(
-                OutboxMessage.delivered_at.is_not(None), OutboxMessage.delivered_at < before
+            delete(OutboxMessage)
+            .where(
+                OutboxMessage.delivered_at.is_not(None),
+                OutboxMessage.delivered_at < before,
+                or_(OutboxMessage.message_id.is_(None), OutboxMessage.message_id < highest),
             )
+            .execution_options(synchronize_session=False)
         )
         return int(result.rowcount or 0)
 
