@@ -269,6 +269,9 @@ class OutboxMessage(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     """The instance sending this row now; others leave the chat to it until the lease ends."""
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claims: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Times handed to a sender that may have reached Telegram: above 1 on an undelivered row,
+    an earlier try may have been applied unheard of (a kill, a lost answer)."""
 
 
 class SendBudget(Base):

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, or_, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from storage.models import OutboxMessage
 
@@ -32,6 +32,8 @@ class Outgoing:
     payload: dict[str, Any]
     attempts: int
     not_before: datetime | None = None
+    claims: int = 0
+    """Times handed to a sender, this one included (see `OutboxMessage.claims`)."""
 
 
 def _outgoing(row: OutboxMessage | Any) -> Outgoing:
@@ -44,6 +46,7 @@ def _outgoing(row: OutboxMessage | Any) -> Outgoing:
         dict(row.payload or {}),
         row.attempts,
         row.not_before,
+        row.claims,
     )
 
 
@@ -84,7 +87,11 @@ def _claim(*, shared: bool) -> Any:
     return (
         _T.update()
         .where(*where)
-        .values(claimed_by=bindparam("instance"), claimed_until=bindparam("until"))
+        .values(
+            claimed_by=bindparam("instance"),
+            claimed_until=bindparam("until"),
+            claims=_T.c.claims + 1,
+        )
         .returning(*(getattr(_T.c, name) for name in Outgoing.__dataclass_fields__))
     )
 
@@ -137,7 +144,8 @@ class OutboxRepo:
         """The chat's oldest undelivered row, leased to `instance`; None when there is none or
         another instance holds the chat (its lease has not run out; PostgreSQL only, where
         several instances may share the database). Rows of a chat go out one
-        at a time and in order, whichever instance sends them."""
+        at a time and in order, whichever instance sends them. Each claim counts in `claims`,
+        in the same statement."""
         dialect = self._session.get_bind().dialect.name
         claimed = self._execute(
             _CLAIM[dialect],
@@ -193,11 +201,20 @@ class OutboxRepo:
             {"row_id": row_id, "now": self._now, "message_id": message_id, "outcome": outcome},
         )
 
-    def retry_later(self, row_id: int, until: datetime) -> None:
+    def retry_later(self, row_id: int, until: datetime, *, unsent: bool = False) -> None:
+        """Try the row again at `until`. `unsent`: Telegram said this try was not applied
+        (a 429), so it does not count among the claims that may have reached Telegram."""
+        values: dict[str, Any] = {"not_before": until, "attempts": OutboxMessage.attempts + 1}
+        if unsent:
+            values["claims"] = OutboxMessage.claims - 1
         self._session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == row_id)
-            .values(not_before=until, attempts=OutboxMessage.attempts + 1)
+            update(OutboxMessage).where(OutboxMessage.id == row_id).values(**values)
+        )
+
+    def last_message_id(self, chat_id: int) -> int | None:
+        """The highest Telegram message id the outbox recorded in a chat (`prune` keeps it)."""
+        return self._session.scalar(
+            select(func.max(OutboxMessage.message_id)).where(OutboxMessage.chat_id == chat_id)
         )
 
     def drop_chat(self, chat_id: int, outcome: str) -> list[Outgoing]:
@@ -220,11 +237,23 @@ class OutboxRepo:
         return int(result.rowcount or 0)
 
     def prune(self, before: datetime) -> int:
-        """Delete delivered rows older than `before`: they only held ids by then."""
+        """Delete delivered rows older than `before`: they only held ids by then. Each chat's
+        row with the highest message id stays, whatever its age: the sender needs that id to
+        tell whether a send it is unsure of already reached Telegram."""
+        newer = aliased(OutboxMessage)
+        highest = (
+            select(func.max(newer.message_id))
+            .where(newer.chat_id == OutboxMessage.chat_id)
+            .scalar_subquery()
+        )
         result = self._session.execute(
-            delete(OutboxMessage).where(
-                OutboxMessage.delivered_at.is_not(None), OutboxMessage.delivered_at < before
+            delete(OutboxMessage)
+            .where(
+                OutboxMessage.delivered_at.is_not(None),
+                OutboxMessage.delivered_at < before,
+                or_(OutboxMessage.message_id.is_(None), OutboxMessage.message_id < highest),
             )
+            .execution_options(synchronize_session=False)
         )
         return int(result.rowcount or 0)
 

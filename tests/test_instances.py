@@ -48,7 +48,9 @@ def test_a_chat_is_delivered_by_one_instance_at_a_time_and_in_order(
         assert repo.outbox.claim_next(CHAT, "two", LEASE) is None, "the chat is one's now"
     assert first is not None and first.payload["text"] == "first"
     with one.transaction() as repo:
-        assert repo.outbox.claim_next(CHAT, "one", LEASE) == first, "one may go on with it"
+        again = repo.outbox.claim_next(CHAT, "one", LEASE)
+        assert again is not None and again.id == first.id, "one may go on with it"
+        assert (first.claims, again.claims) == (1, 2), "each claim counts"
         repo.outbox.delivered(first.id, message_id=7)
     with two.transaction() as repo:
         nxt = repo.outbox.claim_next(CHAT, "two", LEASE)
@@ -66,6 +68,7 @@ def test_a_dead_instances_chat_is_taken_over_when_its_lease_ends(
     with two.transaction() as repo:
         taken = repo.outbox.claim_next(CHAT, "two", LEASE)
     assert taken is not None and taken.payload["text"] == "only"
+    assert taken.claims == 2, "two knows one may have sent it"
 
 
 @sqlite_only
@@ -79,6 +82,7 @@ def test_on_sqlite_a_restarted_bot_sends_what_its_killed_self_had_leased_at_once
     with restarted.transaction() as repo:
         again = repo.outbox.claim_next(CHAT, "restarted", LEASE)
     assert again is not None and again.payload["text"] == "held when killed"
+    assert again.claims == 2, "the restarted bot knows it may have been sent"
 
 
 @postgresql_only

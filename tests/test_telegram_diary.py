@@ -506,6 +506,10 @@ async def test_a_check_in_that_could_not_be_sent_is_tried_again_once(
     mark = api.mark()
     await dispatch_at(bot, clock, BERLIN, 2026, 11, 18, 21, 31)
     assert [c.status for c in sends_to(api, CHAT, mark)] == [500, 200], "the outbox retried"
+    # A 500 may hide an applied send: the retry first looked past the chat's last message.
+    [probe] = [c for c in api.calls[mark:] if c.method == "editMessageText"]
+    assert probe.description == "Bad Request: message to edit not found"
+    api.violations.remove(f"editMessageText: {probe.description}")
     assert await bot.dispatch_diary() == 0, "queued once, not again"
     clock.now += timedelta(minutes=3)
     await bot.dispatch_diary()

@@ -681,9 +681,7 @@ async def test_every_example_of_typed_danger_gets_its_advice_and_no_negative_doe
 
 
 @pytest.mark.parametrize("text", TYPED_HARMLESS)
-async def test_ordinary_or_negated_words_get_the_usual_reminder(
-    bot: RunningBot, text: str
-) -> None:
+async def test_ordinary_or_negated_words_get_the_usual_reminder(bot: RunningBot, text: str) -> None:
     await consent(bot)
     await answer_open_question(bot, CRAMP)
     shown = await bot.send(text)
@@ -960,6 +958,10 @@ async def test_a_500_from_telegram_is_retried_and_the_next_question_still_arrive
         await answer_open_question(bot, CRAMP)
     calls = [c.status for c in api.calls[mark:] if c.method == method]
     assert calls[:2] == [500, 200], "delivered on the next try"
+    if method == "sendMessage":  # a 500 may hide an applied send: the retry looks for it first
+        [probe] = [c for c in api.calls[mark:] if c.method == "editMessageText"]
+        assert probe.description == "Bad Request: message to edit not found"
+        api.violations.remove(f"editMessageText: {probe.description}")
     assert views.ERROR not in api.transcript(CHAT)
     current = open_question(bot)
     assert current is not None

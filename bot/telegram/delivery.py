@@ -4,9 +4,28 @@ One worker per chat with something to deliver takes that chat's oldest row, send
 marks it delivered; chats are served side by side, and `pacing.LanePacer` keeps the overall
 pace and puts replies before bulk sends. After a crash, the rows that were committed but not
 delivered are still there: the sweep at start (and every few seconds) picks them up, so a
-person gets the next question without typing anything. A kill between Telegram's answer and
-the "delivered" commit repeats that one call: harmless for an edit (same text again) and for
-a button answer; for a send it is the one case where a message can show twice.
+person gets the next question without typing anything.
+
+A kill between Telegram applying a call and the "delivered" commit (or an answer lost on the
+way, or an instance whose lease ran out) makes the call again. For an edit that is harmless
+(Telegram answers "message is not modified"). A send would show twice, so a text send that
+may have been made before (the row was claimed before and is still undelivered, see
+`OutboxMessage.claims`) is probed first. In a private chat both sides' messages share one
+increasing id counter. Let F be the highest id the bot knows in the chat: the newest id the
+outbox recorded, or the person's message that caused the row. Only one bot message can come
+after F unrecorded: this row's own lost send, because a chat's rows go out strictly in order
+and each sent id is recorded before the next row goes. So the sender edits F+1, F+2, ... (at
+most `PROBE_IDS`) to exactly the row's text and buttons: "message is not modified" means the
+lost send is there (recorded as delivered, nothing sent); "message can't be edited" is the
+person's own message (the next id is tried); anything else ends the probe and the row is sent.
+
+What is left at-least-once: file rows (never probed: a document repeated after a kill shows
+twice); a send with no known F (no earlier id recorded and no message that caused it, as a
+check-in to a chat with no delivered row); a lost send more than `PROBE_IDS` ids past F, or
+behind a message the person deleted (the probe stops at "not found"); and a call still in
+flight when its lease (`LEASE`) runs out, so that another instance probes too early and sends.
+A normal first try costs no extra call: only rows with `claims > 1` are probed, and a 429 (a
+definite "not applied") does not count as a claim.
 """
 
 from __future__ import annotations
@@ -47,6 +66,10 @@ MAX_WAIT_IN_WORKER = 10.0
 """A chat's worker waits out shorter retries itself (keeping the chat's order); longer ones
 are left to the sweep."""
 NOT_MODIFIED = "message is not modified"
+CANT_EDIT = "message can't be edited"
+PROBE_IDS = 5
+"""Message ids after the last known one that a send which may have been made is looked for
+at; more than a few people rarely type between a tap and its reply."""
 
 
 @dataclass(frozen=True)
@@ -245,8 +268,8 @@ class Sender:
                     self.on_blocked(repo, row.chat_id, dropped)
             logger.info("chat %s blocked the bot; its queued messages were dropped", row.chat_id)
             return None
-        except RetryAfter as exc:
-            return self._later(row, _seconds(exc.retry_after))
+        except RetryAfter as exc:  # nothing was applied: not a claim that may have been shown
+            return self._later(row, _seconds(exc.retry_after), unsent=True)
         except BadRequest as exc:
             logger.warning("Telegram refused a %s (%s); skipped", row.kind, exc.message)
             self._done(row, None, "refused")
@@ -266,24 +289,17 @@ class Sender:
                 self.on_delivered(repo, row, message_id)
             self._ahead[row.chat_id] = repo.outbox.claim_next(row.chat_id, self.instance, LEASE)
 
-    def _later(self, row: Outgoing, seconds: float) -> float:
+    def _later(self, row: Outgoing, seconds: float, *, unsent: bool = False) -> float:
         with self.store.transaction() as repo:
-            repo.outbox.retry_later(row.id, self.clock() + timedelta(seconds=seconds))
+            until = self.clock() + timedelta(seconds=seconds)
+            repo.outbox.retry_later(row.id, until, unsent=unsent)
         return seconds
 
     async def _call(self, row: Outgoing) -> int | None:
-        payload, chat_id = row.payload, row.chat_id
         limits = {"lane": row.lane}
         match row.kind:
             case "send":
-                message = await self.bot.send_message(
-                    chat_id,
-                    payload["text"],
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=_markup(payload.get("markup")),
-                    rate_limit_args=limits,
-                )
-                return message.message_id
+                return await self._send(row, limits)
             case "edit":
                 return await self._edit(row, limits)
             case "file":
@@ -306,15 +322,60 @@ class Sender:
                 return int(payload["message_id"])
             # Too old or gone: the person still needs to see it, so send it as a new message.
             logger.debug("edit refused (%s); sending instead", exc.message)
-            message = await self.bot.send_message(
-                row.chat_id,
-                payload["text"],
-                parse_mode=ParseMode.HTML,
-                reply_markup=_markup(payload.get("markup")),
-                rate_limit_args=limits,
-            )
-            return message.message_id
+            return await self._send(row, limits)
         return result.message_id if isinstance(result, Message) else int(payload["message_id"])
+
+    async def _send(self, row: Outgoing, limits: dict[str, Any]) -> int:
+        """Send the row's text as a new message, unless an earlier try already did."""
+        payload = row.payload
+        markup = _markup(payload.get("markup"))
+        if row.claims > 1:
+            found = await self._sent_before(row, markup, limits)
+            if found is not None:
+                logger.info("a send to chat %s had reached Telegram already", row.chat_id)
+                return found
+        message = await self.bot.send_message(
+            row.chat_id,
+            payload["text"],
+            parse_mode=ParseMode.HTML,
+            reply_markup=markup,
+            rate_limit_args=limits,
+        )
+        return message.message_id
+
+    async def _sent_before(
+        self, row: Outgoing, markup: InlineKeyboardMarkup | None, limits: dict[str, Any]
+    ) -> int | None:
+        """The id of the message an earlier try of this row made, if the probe finds it (see
+        the module's docstring); None: send it. Errors other than Bad Request (a 429, the
+        network) propagate: the row waits and is probed again, never sent blind."""
+        with self.store.transaction() as repo:
+            recorded = repo.outbox.last_message_id(row.chat_id)
+        known = [i for i in (recorded, row.payload.get("after")) if i is not None]
+        if not known:
+            return None
+        floor = int(max(known))
+        for message_id in range(floor + 1, floor + 1 + PROBE_IDS):
+            try:
+                await self.bot.edit_message_text(
+                    row.payload["text"],
+                    chat_id=row.chat_id,
+                    message_id=message_id,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup,
+                    rate_limit_args=limits,
+                )
+            except BadRequest as exc:
+                reason = exc.message.lower()
+                if NOT_MODIFIED in reason:
+                    return message_id
+                if CANT_EDIT not in reason:  # "not found": nothing sent past the person's
+                    logger.debug("probe of chat %s ends: %s", row.chat_id, exc.message)
+                    return None
+            else:  # a bot message past the floor that was not this row's: should not be
+                logger.warning("probe of chat %s edited message %s", row.chat_id, message_id)
+                return None
+        return None
 
     async def _file(self, row: Outgoing, limits: dict[str, Any]) -> int | None:
         if self.make_file is None:

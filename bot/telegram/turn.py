@@ -97,6 +97,17 @@ class Turn:
         query = self.update.callback_query
         return query.message if query is not None and isinstance(query.message, Message) else None
 
+    @property
+    def latest_id(self) -> int | None:
+        """The id of the message this update is about (the person's, or the one whose button
+        they pressed): every reply comes after it, which lets the sender look for a send it
+        is unsure of (`delivery.Sender._sent_before`)."""
+        query = self.update.callback_query
+        if query is not None:
+            return None if query.message is None else query.message.message_id
+        message = self.update.effective_message
+        return None if message is None else message.message_id
+
     def info(self, repo: Repo) -> UserInfo | None:
         """The person's row, read once per update; None before they agreed to anything."""
         if not self._user_known:
@@ -182,7 +193,10 @@ class Turn:
             return chats
         user = self.info(repo) if self.private else None
         logged = user is not None and user.consent_at is not None
+        after = self.latest_id
         for item in self.queued:
+            if after is not None and item.kind != "file":
+                item.payload["after"] = after
             repo.outbox.add(chat_id, item.kind, item.payload, lane=item.lane)
             if logged and item.log:
                 assert user is not None
