@@ -118,7 +118,10 @@ class FollowUpBook:
         if concluded_at.tzinfo is None or concluded_at.utcoffset() is None:
             raise ValueError(f"naive datetime {concluded_at!r}: pass a timezone-aware one")
         if urgency is Urgency.URGENT:
-            return next_due(self.urgent_at, zone, concluded_at + self.urgent_gap)[1]
+            # In UTC: aware arithmetic in a zone is wall-clock time, and across a daylight
+            # saving change "3 hours later" would be 2 or 4 real hours.
+            earliest = concluded_at.astimezone(UTC) + self.urgent_gap
+            return next_due(self.urgent_at, zone, earliest)[1]
         if urgency is Urgency.SOON:
             day = concluded_at.astimezone(zone).date() + timedelta(days=self.soon_days)
             wall = datetime.combine(day, self.soon_at.replace(fold=0), tzinfo=zone)

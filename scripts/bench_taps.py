@@ -90,7 +90,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
@@ -658,9 +658,34 @@ def percentile(values: Sequence[float], pct: float) -> float | None:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(pct / 100 * len(ordered)) - 1))]
 
 
+LAG_EVERY = 0.005
+LAGS: list[tuple[float, float]] = []
+"""(when, seconds late) of this process's event loop: the stand-in and the people run in it,
+so a late loop delays every latency measured; the figures say how late it got."""
+
+
+async def watch_lag(stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        asked = time.monotonic()
+        await asyncio.sleep(LAG_EVERY)
+        now = time.monotonic()
+        LAGS.append((now, now - asked - LAG_EVERY))
+
+
+async def with_lag_watch(scenario: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(watch_lag(stop))
+    try:
+        return await scenario
+    finally:
+        stop.set()
+        await watcher
+
+
 def latency_stats(taps: Sequence[Tap], start: float, end: float) -> dict[str, Any]:
-    """p50/p99 (ms) of the taps fed in [start, end)."""
+    """p50/p99 (ms) of the taps fed in [start, end), and how late this process's loop got."""
     chosen = [t for t in taps if start <= t.fed < end]
+    lags = [lag for when, lag in LAGS if start <= when < end]
     done = [t.latency * 1000 for t in chosen if t.latency is not None]
     p50, p99 = percentile(done, 50), percentile(done, 99)
     return {
@@ -673,6 +698,7 @@ def latency_stats(taps: Sequence[Tap], start: float, end: float) -> dict[str, An
             (t.label, round(t.latency * 1000, 1))
             for t in sorted(chosen, key=lambda t: -(t.latency or math.inf))[:8]
         ],
+        "bench_loop_lag_max_ms": round(max(lags) * 1000, 1) if lags else None,
     }
 
 
@@ -1091,6 +1117,11 @@ def report(results: dict[str, Any]) -> str:
         out.append(
             f"  p99(nightlegs) / p99(bare) = {_fmt(r['p99_nightlegs_over_bare'])}   (target <= 0.5)"
         )
+        lags = ", ".join(
+            f"{key} {_fmt(r[key].get('bench_loop_lag_max_ms'), ' ms')}"
+            for key in ("nightlegs", "bare", "nightlegs_alone")
+        )
+        out.append(f"  this process's event loop late by at most: {lags}")
         for key in ("nightlegs", "bare", "nightlegs_alone"):
             out.extend(filter(None, [_webhook_line(r[key], key), _log_line(r[key], key)]))
     if "fast" in results:
@@ -1310,7 +1341,7 @@ def main() -> None:
         for name in chosen:
             print(f"running {name} ...", end=" ", file=sys.stderr, flush=True)
             started = time.monotonic()
-            results[name] = asyncio.run(runners[name](args))
+            results[name] = asyncio.run(with_lag_watch(runners[name](args)))
             print(f"{time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
     finally:
         if Deployment.postgres is not None:

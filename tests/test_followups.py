@@ -141,3 +141,13 @@ def test_the_follow_up_file_is_checked_with_named_errors(change: str, names: str
     with pytest.raises(ContentError, match=r"followup\.yaml") as info:
         FollowUpBook(raw)
     assert names in str(info.value)
+
+
+def test_the_urgent_gap_is_real_hours_across_a_daylight_saving_change() -> None:
+    # New York springs forward at 02:00 on 10 March 2024: 00:30 plus three wall-clock hours
+    # would be only two real hours later, before Berlin's 09:00 (08:00 UTC) that day.
+    new_york = ZoneInfo("America/New_York")
+    concluded = datetime(2024, 3, 10, 0, 30, tzinfo=new_york)
+    found = BOOK.due(Urgency.URGENT, concluded, BERLIN)
+    assert found is not None and found - concluded >= timedelta(hours=3)
+    assert found == datetime(2024, 3, 11, 8, 0, tzinfo=UTC)
