@@ -114,7 +114,7 @@ def _http_url(raw: str) -> str:
 def _database_url(raw: str) -> str:
     try:
         make_url(raw.strip())
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: a bad port; never echo the URL
         raise ValueError(
             "is not a SQLAlchemy database URL (e.g. sqlite:///data/nightlegs.db)"
         ) from exc
@@ -131,9 +131,13 @@ def _log_level(raw: str) -> str:
 def _retention(raw: str) -> int | None:
     if _blank(raw):
         return None
-    if not raw.strip().isdigit() or int(raw) < 1:
+    try:
+        days = int(raw.strip())
+    except ValueError:
+        days = 0
+    if days < 1:
         raise ValueError("must be a whole number of days, 1 or more (or empty: keep)")
-    return int(raw)
+    return days
 
 
 def _webhook_url(raw: str) -> str | None:
@@ -186,7 +190,7 @@ CHECKS: dict[str, Callable[[str], Any]] = {
 def _host_port(value: str) -> tuple[str, int]:
     """`host:port`, `[v6]:port` or `:port` (all addresses) as (host, port)."""
     host, sep, port = value.strip().rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
+    if not sep or not (port.isascii() and port.isdigit()) or int(port) > 65535:
         raise ValueError("must be host:port, e.g. 0.0.0.0:8080 or [::]:8080")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
@@ -209,7 +213,9 @@ def _raw_values(env_file: str | Path | None, overrides: Mapping[str, object]) ->
     for name, value in overrides.items():
         if name not in CHECKS:
             raise TypeError(f"unknown setting {name!r}")
-        if value is not None:
+        if value is None:  # an argument of None: the default, whatever the environment says
+            raw.pop(name, None)
+        else:
             raw[name] = value.get_secret_value() if isinstance(value, Secret) else str(value)
     return raw
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, select, text, update
+from sqlalchemy import bindparam, case, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from storage.models import OutboxMessage
@@ -71,11 +71,16 @@ _OLDEST = (
 )
 
 
+_DUE = or_(_T.c.not_before.is_(None), _T.c.not_before <= bindparam("now"))
+
+
 def _claim(*, shared: bool) -> Any:
     """Lease the chat's oldest undelivered row and return it. `shared`: several processes
     may share the database (PostgreSQL), so another one's live lease keeps the chat; on
     SQLite (one process per file) a lease left by a kill is its own."""
-    where = [_T.c.id == _OLDEST]
+    # `delivered_at IS NULL` again: on PostgreSQL a claim that waited for another instance's
+    # "delivered" re-checks only these conditions, not the subquery's.
+    where = [_T.c.id == _OLDEST, _T.c.delivered_at.is_(None)]
     if shared:
         where.append(
             or_(
@@ -90,7 +95,8 @@ def _claim(*, shared: bool) -> Any:
         .values(
             claimed_by=bindparam("instance"),
             claimed_until=bindparam("until"),
-            claims=_T.c.claims + 1,
+            # A row taken only to see that it is not due yet was not tried: no claim.
+            claims=_T.c.claims + case((_DUE, 1), else_=0),
         )
         .returning(*(getattr(_T.c, name) for name in Outgoing.__dataclass_fields__))
     )
@@ -241,9 +247,11 @@ class OutboxRepo:
         row with the highest message id stays, whatever its age: the sender needs that id to
         tell whether a send it is unsure of already reached Telegram."""
         newer = aliased(OutboxMessage)
-        highest = (
-            select(func.max(newer.message_id))
-            .where(newer.chat_id == OutboxMessage.chat_id)
+        keeper = (  # one row per chat, also when several edits recorded the same id
+            select(newer.id)
+            .where(newer.chat_id == OutboxMessage.chat_id, newer.message_id.is_not(None))
+            .order_by(newer.message_id.desc(), newer.id.desc())
+            .limit(1)
             .scalar_subquery()
         )
         result = self._session.execute(
@@ -251,7 +259,7 @@ class OutboxRepo:
             .where(
                 OutboxMessage.delivered_at.is_not(None),
                 OutboxMessage.delivered_at < before,
-                or_(OutboxMessage.message_id.is_(None), OutboxMessage.message_id < highest),
+                or_(OutboxMessage.message_id.is_(None), OutboxMessage.id != keeper),
             )
             .execution_options(synchronize_session=False)
         )

@@ -66,6 +66,8 @@ def test_the_token_never_shows(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"transcript_retention_days": "a week"}, "TRANSCRIPT_RETENTION_DAYS must be"),
         ({"telegram_api_url": "ftp://example.test"}, "TELEGRAM_API_URL must be an http"),
         ({"instance_name": "x" * 65}, "INSTANCE_NAME must be at most 64"),
+        ({"transcript_retention_days": "²"}, "TRANSCRIPT_RETENTION_DAYS must be a whole"),
+        ({"webhook_listen": "0.0.0.0:²"}, "WEBHOOK_LISTEN must be host:port"),
     ],
 )
 def test_malformed_settings_are_named(settings: dict[str, str], says: str) -> None:
@@ -91,3 +93,18 @@ def test_blank_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_an_unknown_argument_is_a_programming_error() -> None:
     with pytest.raises(TypeError, match="telegram_token"):
         load_settings(_env_file=None, telegram_token=TOKEN)
+
+
+def test_a_bad_database_url_never_shows_its_password() -> None:
+    with pytest.raises(SettingsError, match="DATABASE_URL is not a SQLAlchemy") as refused:
+        load_settings(_env_file=None, database_url="postgresql://bot:p@ss:Hunter2word@db/night")
+    assert "Hunter2" not in str(refused.value)
+
+
+def test_an_argument_of_none_means_the_default_whatever_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRANSCRIPT_RETENTION_DAYS", "5")
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
+    settings = load_settings(_env_file=None, transcript_retention_days=None, log_level=None)
+    assert settings.transcript_retention_days is None and settings.log_level == "INFO"

@@ -287,7 +287,8 @@ class Sender:
             repo.outbox.delivered(row.id, message_id=message_id, outcome=outcome)
             if outcome == "sent" and self.on_delivered is not None:
                 self.on_delivered(repo, row, message_id)
-            self._ahead[row.chat_id] = repo.outbox.claim_next(row.chat_id, self.instance, LEASE)
+            if not self._closing:  # a stopping sender takes nothing more
+                self._ahead[row.chat_id] = repo.outbox.claim_next(row.chat_id, self.instance, LEASE)
 
     def _later(self, row: Outgoing, seconds: float, *, unsent: bool = False) -> float:
         with self.store.transaction() as repo:

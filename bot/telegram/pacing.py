@@ -59,6 +59,8 @@ class LanePacer(BaseRateLimiter[dict[str, Any]]):
     ) -> None:
         self.interval = 1 / per_second
         self.limit = int(per_second)
+        if not 0 <= headroom < self.limit:
+            raise ValueError(f"headroom must be 0 to {self.limit - 1}, not {headroom}")
         self.headroom = headroom
         self.shared = shared
         """With several instances: reserves a slot of the budget they share (kept in the
