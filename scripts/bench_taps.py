@@ -50,6 +50,9 @@ tap latency  From feeding the callback update to the first chat-bound call (send
              tapped: the moment the person can tap again. p50/p99 are nearest-rank.
 read         50 people at once, each reading 2-4 s (uniform) before every tap, for --seconds:
              p50/p99 on nightlegs, on the bare bot, and for one person alone on nightlegs.
+             The 50 come in at random over --arrival seconds (20: about one check) and are
+             measured once all are in; with --arrival 2 they start together and their results
+             land together, a burst over Telegram's 30 a second that queues everyone's taps.
              Ratios: p99(50)/p99(1) (target <= 3) and p99(nightlegs)/p99(bare) (<= 0.5).
 fast         50 people tapping as fast as the bot answers. Over the measured window: taps/s,
              Bot API calls per tap (every call but getUpdates), chat-bound calls per tap and
@@ -623,11 +626,16 @@ class Crowd:
         return tap
 
     async def person(
-        self, chat: int, stop_at: float, read: tuple[float, float] | None, seed: int = 0
+        self,
+        chat: int,
+        stop_at: float,
+        read: tuple[float, float] | None,
+        seed: int = 0,
+        arrival: float = 0.0,
     ) -> None:
         rng = random.Random(chat * 1_000_003 + seed)
         if read is not None:  # people do not all arrive in the same millisecond
-            await asyncio.sleep(rng.uniform(0.0, read[0]))
+            await asyncio.sleep(rng.uniform(0.0, max(arrival, read[0])))
         if not await self.open_chat(chat):
             self.stuck += 1
             return
@@ -866,14 +874,19 @@ async def run_crowd(
     warmup: float,
     seconds: float,
     tap_timeout: float,
+    arrival: float = 0.0,
 ) -> dict[str, Any]:
-    """`people` at once for `seconds` after `warmup`; latency, calls, CPU and RSS figures."""
+    """`people` at once for `seconds` after `warmup`; latency, calls, CPU and RSS figures.
+    `arrival`: people come in over this many seconds (measuring starts once all are in)."""
     async with running(kind) as (api, bot, ready):
         crowd = Crowd(api, tap_timeout)
-        start, end = ready + warmup, ready + warmup + seconds
+        start = ready + arrival + warmup
+        end = start + seconds
         window = Window()
         meter = asyncio.create_task(_measure(bot, window, start, end))
-        await asyncio.gather(*(crowd.person(FIRST_PERSON + i, end, read) for i in range(people)))
+        await asyncio.gather(
+            *(crowd.person(FIRST_PERSON + i, end, read, arrival=arrival) for i in range(people))
+        )
         await meter
         rss, rss_total = bot.peak_rss_mb(), bot.peak_rss_total_mb()
         violations = len(api.violations)
@@ -919,8 +932,9 @@ async def run_crowd(
 
 async def scenario_read(args: argparse.Namespace) -> dict[str, Any]:
     common = {"read": READ_RANGE, "warmup": args.warmup, "tap_timeout": args.tap_timeout}
-    crowd = await run_crowd("nightlegs", args.people, seconds=args.seconds, **common)
-    bare = await run_crowd("bare", args.people, seconds=args.seconds, **common)
+    many = common | {"seconds": args.seconds, "arrival": args.arrival}
+    crowd = await run_crowd("nightlegs", args.people, **many)
+    bare = await run_crowd("bare", args.people, **many)
     alone = await run_crowd("nightlegs", 1, seconds=args.solo_seconds, **common)
     return {
         "nightlegs": crowd,
@@ -1264,6 +1278,15 @@ def parse_args() -> argparse.Namespace:
         default=30.0,
         help="read: measured seconds for the person alone",
     )
+    parser.add_argument(
+        "--arrival",
+        type=float,
+        default=20.0,
+        help="read: the people come in at random over this many seconds, about one check's"
+        " length, as people who do not know each other do; measuring starts once all are in."
+        " 2 has them start together, so that their results (several messages each) land in"
+        " the same few seconds, over Telegram's 30 a second",
+    )
     parser.add_argument("--fast-seconds", type=float, default=15.0)
     parser.add_argument(
         "--warmup",
@@ -1299,7 +1322,7 @@ def parse_args() -> argparse.Namespace:
         args.people = min(args.people, 20)
         args.seconds = args.solo_seconds = 4.0
         args.fast_seconds = 3.0
-        args.warmup = 1.0
+        args.warmup, args.arrival = 1.0, 2.0
         args.idle_seconds, args.export_seconds = 3.0, 4.0
         args.fanout_users = min(args.fanout_users, 60)
         args.tap_timeout = min(args.tap_timeout, 15.0)

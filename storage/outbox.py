@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, or_, select, text, update
+from sqlalchemy import bindparam, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from storage.models import OutboxMessage
 
-REPLY, BULK = "reply", "bulk"
-LANES = (REPLY, BULK)
+REPLY, TRAIL, BULK = "reply", "trail", "bulk"
+"""A tap's reply (up to the message the person taps next), what trails it (the rest of the
+same reply), and bulk sends nobody is waiting for (check-ins, summaries, follow-ups)."""
+LANES = (REPLY, TRAIL, BULK)
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,6 @@ _OLDEST = (
 )
 
 
-_DUE = or_(_T.c.not_before.is_(None), _T.c.not_before <= bindparam("now"))
-
-
 def _claim(*, shared: bool) -> Any:
     """Lease the chat's oldest undelivered row and return it. `shared`: several processes
     may share the database (PostgreSQL), so another one's live lease keeps the chat; on
@@ -95,8 +94,7 @@ def _claim(*, shared: bool) -> Any:
         .values(
             claimed_by=bindparam("instance"),
             claimed_until=bindparam("until"),
-            # A row taken only to see that it is not due yet was not tried: no claim.
-            claims=_T.c.claims + case((_DUE, 1), else_=0),
+            claims=_T.c.claims + 1,
         )
         .returning(*(getattr(_T.c, name) for name in Outgoing.__dataclass_fields__))
     )

@@ -559,8 +559,10 @@ def check_living_message(api: BotApiStub, person: Person, found: Findings) -> No
             and not _asks(c)
         ]
         outcome = [c for c in calls if c.method == "sendMessage" and kind_sent(c) == "outcome"]
-        if not closed or not outcome or closed[-1].index > outcome[0].index:
-            found.errors.append(f"chat {person.chat}: the result came before the check closed")
+        # The result goes first (it is what the person waits for); the check's message is
+        # closed right after it.
+        if not closed or not outcome or closed[-1].index < outcome[0].index:
+            found.errors.append(f"chat {person.chat}: the check closed before its result came")
 
 
 def _asks(call: Call) -> bool:

@@ -105,17 +105,13 @@ def test_a_429_does_not_count_as_a_claim_that_may_have_reached_telegram(store: S
         assert third is not None and third.claims == 2
 
 
-def test_a_row_taken_before_it_is_due_is_not_counted_as_tried(store: Store) -> None:
+def test_a_delivered_row_is_never_claimed_again(store: Store) -> None:
     with store.transaction() as repo:
         repo.outbox.add(CHAT, "send", {"text": "x"})
         first = repo.outbox.claim_next(CHAT, "one", LEASE)
         assert first is not None
-        repo.outbox.retry_later(first.id, NOW + timedelta(minutes=1))  # a lost answer
-        early = repo.outbox.claim_next(CHAT, "one", LEASE)  # a tap wakes the chat too soon
-        assert early is not None and early.claims == 1
-    with store.transaction() as repo:
-        repo.outbox.delivered(early.id, message_id=9)
-        assert repo.outbox.claim_next(CHAT, "one", LEASE) is None, "delivered rows stay done"
+        repo.outbox.delivered(first.id, message_id=9)
+        assert repo.outbox.claim_next(CHAT, "one", LEASE) is None
 
 
 def test_prune_keeps_one_row_when_several_edits_recorded_the_same_id(

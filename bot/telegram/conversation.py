@@ -107,16 +107,19 @@ class Conversations:
             if message_id is not None:
                 turn.edit(message_id, render.transcript(lines, "Cancelled"))
             turn.say(render.CANCELLED, conversation_id=cid)
-        else:
+        elif reply.advice is None:
             if message_id is not None:
                 turn.edit(message_id, render.transcript(lines, "Done"))
-            if reply.advice is None:
-                ending = self.endings.get(service.flow.name)
-                if ending is not None:
-                    ending(turn, reply)
-                return
+            ending = self.endings.get(service.flow.name)
+            if ending is not None:
+                ending(turn, reply)
+        else:
             assert cid is not None
+            # The result first: it is what the person waits for. The answered lines, the
+            # follow-up offer and the country question trail it (`Turn.queue`).
             turn.say(render.outcome(reply.advice, cid), conversation_id=cid)
+            if message_id is not None:
+                turn.edit(message_id, render.transcript(lines, "Done"))
             for after in self.after_result:
                 after(turn, reply)
             self.maybe_ask_country(turn, reply)

@@ -1,12 +1,16 @@
-"""Telegram's rate limits as a PTB rate limiter with two lanes: replies first, bulk after.
+"""Telegram's rate limits as a PTB rate limiter with three lanes: replies, then what trails
+them, then bulk.
 
 Assumed limits (Telegram's bot FAQ): about 30 messages a second across all chats, and no more
 than about one a second in one chat for long. Every chat-bound call (a send or an edit) counts
 against the 30; answering a button press does not. The pacer allows at most 30 calls in any
-one second (a sliding window: the 31st waits until the first is a second old), and always
-serves a waiting reply before any bulk send. Bulk sends (check-ins, summaries, follow-ups)
-are also spaced 1/30 s apart, keep one second between two to the same chat, and leave a few
-calls of every second to replies, so a tap during a fan-out is not queued behind it. A 429
+one second (a sliding window: the 31st waits until the first is a second old). A waiting
+reply (a tap's answer, up to the message the person taps next) always goes first; then the
+rest of a reply ("trail": a result's transcript line, a follow-up offer, the country
+question), so the next person's question is not queued behind them; bulk last. Bulk sends
+(check-ins, summaries, follow-ups) are also spaced 1/30 s apart, keep one second between two
+to the same chat, and leave a few calls of every second to replies, so a tap during a fan-out
+is not queued behind it. A 429
 `retry_after` pauses every chat-bound call for that long, then the call is tried again.
 """
 
@@ -42,12 +46,13 @@ CHAT_BOUND = frozenset(
         "sendPhoto",
     }
 )
-REPLY, BULK = "reply", "bulk"
+REPLY, TRAIL, BULK = "reply", "trail", "bulk"
 JSONResult = bool | dict[str, Any] | list[dict[str, Any]]
 
 
 class LanePacer(BaseRateLimiter[dict[str, Any]]):
-    """Pass `rate_limit_args={"lane": "bulk"}` to a bot call to send it in the bulk lane."""
+    """Pass `rate_limit_args={"lane": "trail"}` or `{"lane": "bulk"}` to a bot call to send it
+    in that lane (default: reply)."""
 
     def __init__(
         self,
@@ -66,7 +71,9 @@ class LanePacer(BaseRateLimiter[dict[str, Any]]):
         """With several instances: reserves a slot of the budget they share (kept in the
         database) and says how many seconds to wait for it."""
         self.max_retries = max_retries
-        self._waiting: dict[str, deque[asyncio.Future[None]]] = {REPLY: deque(), BULK: deque()}
+        self._waiting: dict[str, deque[asyncio.Future[None]]] = {
+            lane: deque() for lane in (REPLY, TRAIL, BULK)
+        }
         self._granted: deque[float] = deque(maxlen=self.limit)
         """When the last `limit` calls were let through, oldest first."""
         self._paused_until = 0.0
@@ -119,7 +126,7 @@ class LanePacer(BaseRateLimiter[dict[str, Any]]):
             if gap > 0:
                 await asyncio.sleep(gap)
         future: asyncio.Future[None] = loop.create_future()
-        self._waiting[BULK if lane == BULK else REPLY].append(future)
+        self._waiting[lane if lane in self._waiting else REPLY].append(future)
         assert self._wake is not None, "the pacer is used before PTB initialized it"
         self._wake.set()
         await future
@@ -136,8 +143,9 @@ class LanePacer(BaseRateLimiter[dict[str, Any]]):
         self._last_bulk = {c: t for c, t in self._last_bulk.items() if now - t < BULK_CHAT_GAP}
 
     def _first_waiting(self) -> tuple[str, asyncio.Future[None]] | None:
-        """The caller whose turn is next: replies first; cancelled callers give up their place."""
-        for lane in (REPLY, BULK):
+        """The caller whose turn is next: replies first, then what trails them, then bulk;
+        cancelled callers give up their place."""
+        for lane in (REPLY, TRAIL, BULK):
             queue = self._waiting[lane]
             while queue and queue[0].done():
                 queue.popleft()

@@ -22,7 +22,7 @@ from bot.services.flow import Who
 from bot.telegram import render
 from bot.telegram.render import Screen, fit
 from storage import Repo, UserInfo
-from storage.outbox import BULK, REPLY
+from storage.outbox import BULK, REPLY, TRAIL
 
 MAX_LOGGED_TEXT = 4096
 _TAG = re.compile(r"<[^>]+>")
@@ -194,10 +194,13 @@ class Turn:
         user = self.info(repo) if self.private else None
         logged = user is not None and user.consent_at is not None
         after = self.latest_id
+        answered = False  # once the message with the next buttons is queued, the rest trails
         for item in self.queued:
             if after is not None and item.kind != "file":
                 item.payload["after"] = after
-            repo.outbox.add(chat_id, item.kind, item.payload, lane=item.lane)
+            lane = TRAIL if answered and item.lane == REPLY else item.lane
+            repo.outbox.add(chat_id, item.kind, item.payload, lane=lane)
+            answered = answered or (lane == REPLY and bool(item.payload.get("markup")))
             if logged and item.log:
                 assert user is not None
                 repo.add_message(user.id, "out", item.log, conversation_id=item.conversation_id)
