@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from itertools import pairwise
 
-from bot.telegram.pacing import BULK, REPLY, WINDOW, LanePacer
+from bot.telegram.pacing import BULK, REPLY, TRAIL, WINDOW, LanePacer
 
 RATE = 20.0
 HEADROOM = 4
@@ -42,6 +42,18 @@ async def test_replies_go_before_bulk_waiting_at_the_same_time() -> None:
     # The first bulk call may have been granted before the replies asked; after that, both
     # replies go before any other bulk call.
     assert lanes[1:3] == [REPLY, REPLY] or lanes[:2] == [REPLY, REPLY], lanes
+
+
+async def test_what_trails_a_reply_goes_after_replies_and_before_bulk() -> None:
+    pacer = LanePacer(RATE, headroom=HEADROOM)
+    await pacer.initialize()
+    try:
+        order = await granted(pacer, [BULK, BULK, BULK, TRAIL, TRAIL, REPLY])
+    finally:
+        await pacer.shutdown()
+    lanes = [lane for lane, _ in order]
+    rest = lanes[1:] if lanes[0] == BULK else lanes  # the first bulk call may have gone first
+    assert rest[: rest.index(BULK)] == [REPLY, TRAIL, TRAIL], lanes
 
 
 async def test_a_burst_of_replies_goes_at_once_but_never_over_the_rate_in_any_second() -> None:

@@ -177,8 +177,9 @@ class LanePacer(BaseRateLimiter[dict[str, Any]]):
 
     def _free_at(self, lane: str) -> float:
         """The first moment a call of `lane` may go: a reply as soon as the last second has
-        had fewer than `limit` calls; bulk only while it had fewer than `limit - headroom`,
-        and 1/`per_second` s after the call before it."""
+        had fewer than `limit` calls; trail and bulk only while it had fewer than
+        `limit - headroom` (so replies always find room), bulk also 1/`per_second` s after the
+        call before it."""
         allowed = self._paused_until
         granted = self._granted
         cap = self.limit if lane == REPLY else self.limit - self.headroom
