@@ -134,16 +134,6 @@ class OutboxRepo:
     def _execute(self, statement: Any, params: Mapping[str, Any]) -> Any:
         return self._session.connection().execute(statement, params)
 
-    def next_for(self, chat_id: int) -> Outgoing | None:
-        """The chat's oldest undelivered row: rows of one chat go out strictly in order."""
-        row = self._session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.chat_id == chat_id, OutboxMessage.delivered_at.is_(None))
-            .order_by(OutboxMessage.id)
-            .limit(1)
-        ).first()
-        return None if row is None else _outgoing(row)
-
     def claim_next(self, chat_id: int, instance: str, lease: timedelta) -> Outgoing | None:
         """The chat's oldest undelivered row, leased to `instance`; None when there is none or
         another instance holds the chat (its lease has not run out; PostgreSQL only, where

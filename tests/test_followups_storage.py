@@ -333,7 +333,9 @@ def test_two_bot_processes_dispatching_together_send_each_follow_up_once(
             s.dispose()
     assert sum(counts) == people, counts
     with store.transaction() as repo:
-        queued = [repo.outbox.next_for(1000 + n) for n in range(people)]
+        queued = [
+            repo.outbox.claim_next(1000 + n, "check", timedelta(seconds=15)) for n in range(people)
+        ]
         assert repo.outbox.pending() == people
     assert sorted(row.payload["ref"][REF] for row in queued if row is not None) == sorted(
         f.id for n in range(people) for f in service.followups(Who("telegram", str(1000 + n)))

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 from pypdf import PdfReader
+from sqlalchemy import select
 
 from bot.logs import CLAMPED, configure_logging
 from bot.services.flow import Who
@@ -32,6 +33,7 @@ from dialogs.countries import EmergencyNumbers
 from dialogs.engine import Flow, Prompt
 from dialogs.records import CANCELLED, FINAL_STATES, AnswerRecord, Conclusion
 from dialogs.vocabulary import FINDINGS, Pattern, Urgency
+from storage.models import OutboxMessage
 from tests import test_danger as danger_table
 from tests.botapi_stub import BotApiStub, SentMessage
 from tests.cases import CASES, CLASSIC_CRAMP, NO_RED_FLAGS, v2_facts
@@ -605,6 +607,30 @@ async def test_change_answer_after_the_result_reopens_the_last_question(
     await answer_all(bot, CRAMP)
     assert latest(bot)["conclusion"]["urgency"] == "self_care"
     assert len(state(bot)["conversations"]) == 1  # type: ignore[index]
+
+
+async def test_a_result_goes_first_and_the_rest_of_the_reply_trails_it(
+    bot: RunningBot, api: BotApiStub
+) -> None:
+    await consent(bot)
+    await answer_all(bot, CRAMP)  # the first result: the country question comes too
+    assert bot.core is not None
+    with bot.core.store.engine.connect() as connection:
+        last = connection.execute(
+            select(OutboxMessage.kind, OutboxMessage.lane)
+            .where(OutboxMessage.chat_id == CHAT)
+            .order_by(OutboxMessage.id.desc())
+            .limit(3)
+        ).all()
+    # The result (what the person taps next) is the reply; closing the check's message and
+    # asking the country trail it, so they never hold up another person's next question.
+    assert [tuple(row) for row in reversed(last)] == [
+        ("send", "reply"),
+        ("edit", "trail"),
+        ("send", "trail"),
+    ]
+    [result] = outcomes(api)
+    assert api.messages(CHAT)[-1].message_id > result.message_id  # the country question
 
 
 # === 5. bad input ================================================================================
