@@ -67,7 +67,7 @@ from dialogs.engine import Flow
 from dialogs.vocabulary import Urgency
 from storage import Store
 from storage.models import OutboxMessage
-from tests.botapi_stub import BotApiStub, Call, SentMessage
+from tests.botapi_stub import BotApiStub, Call, Hold, SentMessage
 from tests.cases import CASES
 from tests.test_telegram_restart import BotProcess
 from tests.walker import Plan, walk
@@ -846,31 +846,39 @@ async def test_a_held_request_is_applied_on_release_and_never_when_its_client_di
     assert api.violations == [] and api.internal_errors == []
 
 
+async def agree_while_the_question_is_held(api: BotApiStub, chat: int) -> tuple[Hold, Call]:
+    """/start, then agree: the introduction is edited and the first question sent, which
+    Telegram applies while its answer to the bot is held."""
+    mark = api.mark()
+    api.feed_message(chat, "/start")
+    intro = await api.wait_for_message(chat, lambda m: kind_of(m) == "intro", after=mark)
+    hold = api.hold_next("sendMessage", chat_id=chat, after_applying=True)
+    api.feed_callback(chat, intro.message_id, button_data(intro, lambda k: k == MenuKey("consent")))
+    return hold, await api.wait_for_hold(hold)
+
+
+async def restart_and_see_the_queue_worked(api: BotApiStub, bot: BotProcess, chat: int) -> None:
+    """Start the bot again and stop it once /help is answered: rows of one chat go out in
+    order, so by then whatever was queued before has been worked."""
+    mark = api.mark()
+    await bot.start()
+    api.feed_message(chat, "/help")
+    await api.wait_for_message(
+        chat, lambda m: (m.plain_text or "").startswith("What I do"), after=mark
+    )
+    assert await bot.terminate() == 0
+
+
 async def test_a_send_applied_but_not_acknowledged_shows_once(tmp_path: Path) -> None:
     chat = FIRST_CHAT
     async with BotApiStub() as api:
         bot = BotProcess(api, tmp_path, f"sqlite:///{tmp_path / 'nightlegs.db'}")
         try:
             await bot.start()
-            mark = api.mark()
-            api.feed_message(chat, "/start")
-            intro = await api.wait_for_message(chat, lambda m: kind_of(m) == "intro", after=mark)
-            # Agreeing edits the introduction and sends the first question: Telegram shows the
-            # question, and the bot is killed before it hears so.
-            hold = api.hold_next("sendMessage", chat_id=chat, after_applying=True)
-            api.feed_callback(
-                chat, intro.message_id, button_data(intro, lambda k: k == MenuKey("consent"))
-            )
-            held = await api.wait_for_hold(hold)
+            # Telegram shows the first question, and the bot is killed before it hears so.
+            _hold, held = await agree_while_the_question_is_held(api, chat)
             await bot.kill()
-            mark = api.mark()
-            await bot.start()
-            # Rows of one chat go out in order: once /help is answered, the queue was worked.
-            api.feed_message(chat, "/help")
-            await api.wait_for_message(
-                chat, lambda m: (m.plain_text or "").startswith("What I do"), after=mark
-            )
-            assert await bot.terminate() == 0
+            await restart_and_see_the_queue_worked(api, bot, chat)
         finally:
             if bot.process is not None and bot.process.returncode is None:
                 await bot.kill()
@@ -899,14 +907,8 @@ async def test_a_graceful_stop_lets_a_send_in_flight_finish(tmp_path: Path) -> N
         bot = BotProcess(api, tmp_path, f"sqlite:///{tmp_path / 'nightlegs.db'}")
         try:
             await bot.start()
-            mark = api.mark()
-            api.feed_message(chat, "/start")
-            intro = await api.wait_for_message(chat, lambda m: kind_of(m) == "intro", after=mark)
-            hold = api.hold_next("sendMessage", chat_id=chat, after_applying=True)
-            api.feed_callback(
-                chat, intro.message_id, button_data(intro, lambda k: k == MenuKey("consent"))
-            )
-            held = await api.wait_for_hold(hold)  # Telegram shows the question; answer pending
+            # Telegram shows the question; its answer is pending.
+            hold, held = await agree_while_the_question_is_held(api, chat)
             stopping = asyncio.create_task(bot.terminate())
             # A bot that drains keeps waiting for the answer; one that cancels hangs up (499).
             with contextlib.suppress(TimeoutError):
@@ -915,13 +917,7 @@ async def test_a_graceful_stop_lets_a_send_in_flight_finish(tmp_path: Path) -> N
                 )
             hold.release()
             assert await stopping == 0
-            mark = api.mark()
-            await bot.start()
-            api.feed_message(chat, "/help")  # answered after anything still queued
-            await api.wait_for_message(
-                chat, lambda m: (m.plain_text or "").startswith("What I do"), after=mark
-            )
-            assert await bot.terminate() == 0
+            await restart_and_see_the_queue_worked(api, bot, chat)
         finally:
             if bot.process is not None and bot.process.returncode is None:
                 await bot.kill()
