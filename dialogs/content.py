@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from dialogs.vocabulary import FINDINGS, RED_FLAG_MINIMUM, RED_FLAGS, Urgency
+from dialogs.vocabulary import FINDINGS, IMPLIES, RED_FLAG_MINIMUM, RED_FLAGS, Urgency
 
 DIALOGS_DIR = Path(__file__).resolve().parent
 MAX_LABEL = 36
@@ -324,6 +324,9 @@ def _parse_option(raw: Any, where: Where, fields: Mapping[str, str]) -> Option:
             raise where.error(f"unknown finding {finding!r} (see the spec's findings vocabulary)")
         if not isinstance(value, bool):
             raise where.error(f"finding {finding!r} must be set to true or false")
+        flag = IMPLIES.get(finding)
+        if value and flag is not None and sets.get(flag) is not True:
+            raise where.error(f"an option that sets {finding!r} also sets {flag!r}: true")
     records = raw.get("records", {})
     if not isinstance(records, dict):
         raise where.error("`records` must map diary fields to values")

@@ -2,8 +2,10 @@
 
 `read(text)` returns the red flags (spec ids, in the spec's order) that free text names, such
 as "chest pain", "cant breath" or "my calf is swollen and hot", and not "no chest pain" or
-"my calf is not swollen". The phrases are content: this module only reads them. They are
-loaded and compiled once; reading is pure and allocation-light, fit for every message.
+"my calf is not swollen"; then the kinds of a red flag it names ("my face is drooping" is
+`sudden_weakness` of the kind `stroke_signs`), so the advice names the right danger.
+The phrases are content: this module only reads them. They are loaded and compiled once;
+reading is pure and allocation-light, fit for every message.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from typing import Any
 import yaml
 
 from dialogs.content import DIALOGS_DIR, ContentError, Where
-from dialogs.vocabulary import RED_FLAGS
+from dialogs.vocabulary import IMPLIES, RED_FLAGS
+
+READ_IDS: tuple[str, ...] = (*RED_FLAGS, *IMPLIES)
+"""What typed words can name: red flags, and the kinds of a red flag (spec v3 item 1)."""
 
 MAX_TEXT = 1000
 """Longer text is read only this far: a chat message naming an emergency says so early."""
@@ -125,8 +130,8 @@ class DangerReader:
         rules: list[Rule] = []
         for flag, entries in flags.items():
             here = where.at(f"flags.{flag}")
-            if flag not in RED_FLAGS:
-                raise here.error(f"{flag!r} is not a red flag of the spec")
+            if flag not in READ_IDS:
+                raise here.error(f"{flag!r} is not a red flag of the spec, nor a kind of one")
             if not isinstance(entries, list) or not entries:
                 raise here.error("needs a list of phrases")
             for i, entry in enumerate(entries):
@@ -184,14 +189,15 @@ class DangerReader:
         return out
 
     def read(self, text: str) -> tuple[str, ...]:
-        """The red flags the text names, in the spec's order (empty when none)."""
+        """The red flags the text names in the spec's order, then their kinds (empty: none)."""
         tokens = self.tokens(text)
         found = {
             rule.flag
             for rule in self.rules
             if all(self._found(phrase, tokens) for phrase in rule.phrases)
         }
-        return tuple(flag for flag in RED_FLAGS if flag in found)
+        found |= {IMPLIES[kind] for kind in found & IMPLIES.keys()}
+        return tuple(i for i in READ_IDS if i in found)
 
     def _found(self, phrase: Phrase, tokens: Sequence[str]) -> bool:
         for start, token in enumerate(tokens):
@@ -231,5 +237,5 @@ def reader() -> DangerReader:
 
 
 def read(text: str) -> tuple[str, ...]:
-    """The red flags that free text names, in the spec's order (empty when none)."""
+    """The red flags that free text names in the spec's order, then their kinds (empty: none)."""
     return reader().read(text)

@@ -38,7 +38,18 @@ def mermaid(flow: Flow) -> str:
         for line in text.splitlines()
         if "Class " not in line and "classDef" not in line
     ]
-    return "\n".join(lines).strip() + "\n"
+    return "\n".join(lines).strip() + "\n\n" + "\n".join(_notes(flow)) + "\n"
+
+
+def _notes(flow: Flow) -> list[str]:
+    """A note on each question: the findings (spec ids) its answers set, so a reviewer sees
+    where each finding is asked."""
+    notes = []
+    for question in flow.content.questions:
+        found = dict.fromkeys(f for o in question.options for f in o.sets)
+        if found:
+            notes.append(f"  note right of {question.id} : sets {', '.join(found)}")
+    return notes
 
 
 def write_all() -> list[Path]:

@@ -401,7 +401,8 @@ def answer_sets(
 
     Options not offered to this person (`offer_if`) set nothing, not even through "None of
     these". On an `unticked_means_no` question, ticking something makes every offered option
-    left unticked a "no" to what it would have set.
+    left unticked a "no" to what it would have set, unless an earlier answer said yes to it:
+    an unticked box never takes back a yes (the rules escalate on what was said).
     """
     ids = tuple(option_ids)
     chosen = [question.option(i) for i in ids]
@@ -413,7 +414,9 @@ def answer_sets(
     if question.unticked_means_no and any(o is not None and not o.exclusive for o in chosen):
         for option in question.options:
             if option.offered(before) and not option.exclusive and option.id not in ids:
-                out.update({f: False for f, v in option.sets.items() if v is True})
+                out.update(
+                    {f: False for f, v in option.sets.items() if v is True and not before.get(f)}
+                )
     for option in chosen:
         assert option is not None
         out.update({f: v for f, v in option.sets.items() if f not in hidden or f in shown})

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from dialogs.records import Conclusion
-from dialogs.vocabulary import RED_FLAG_MINIMUM, RED_FLAGS, Pattern, Urgency
+from dialogs.vocabulary import IMPLIES, KINDS_OF, RED_FLAG_MINIMUM, RED_FLAGS, Pattern, Urgency
 
 Findings = Mapping[str, bool]
 
@@ -23,6 +23,7 @@ PATTERN_URGENCY: dict[Pattern, Urgency] = {
     Pattern.PAD_REST_PAIN: Urgency.URGENT,
     Pattern.CRITICAL_LIMB_ISCHEMIA: Urgency.EMERGENCY,
     Pattern.POSSIBLE_DVT: Urgency.EMERGENCY,
+    Pattern.NERVE_ROOT_PAIN: Urgency.SOON,  # spec v3 item 3
     Pattern.UNCLEAR: Urgency.SOON,
 }
 
@@ -30,6 +31,8 @@ CRAMP_CORE = ("muscle_hard_knot", "toes_pulled")
 CRAMP_SUPPORT = ("sudden_brief", "soreness_after", "stretch_relief")
 EMERGENCY_FLAGS = tuple(f for f, u in RED_FLAG_MINIMUM.items() if u is Urgency.EMERGENCY)
 FOOT_PAIN = ("foot_burning_ache", "loc_foot_toes", "worse_legs_raised")
+CRAMPS_RAISED = ("cramps_worsening", "weakness_numbness_back_pain", "back_pain")
+"""Spec: cramps that are worsening, or come with weakness, numbness or back pain: `soon`."""
 
 
 def yes(findings: Findings, *ids: str) -> bool:
@@ -68,6 +71,18 @@ def fits_pad_claudication(f: Findings) -> bool:
     return yes(f, "walking_calf_pain")
 
 
+def fits_nerve_root_pain(f: Findings) -> bool:
+    """Spec v3 `nerve_root_pain`: shooting or burning pain running down the leg (sciatica)."""
+    return yes(f, "shooting_down_leg")
+
+
+def stroke_like(f: Findings) -> bool:
+    """Sudden weakness of the stroke kind, or of a kind not told (then it may be a stroke)."""
+    return yes(f, "stroke_signs") or (
+        yes(f, "sudden_weakness") and not yes(f, "leg_weakness_sudden")
+    )
+
+
 def fits_pad_rest_pain(f: Findings) -> bool:
     """Spec `pad_rest_pain`: foot pain eased by dangling, or burning foot pain worse raised."""
     return yes(f, "dangling_relief") or (
@@ -89,19 +104,28 @@ def choose_pattern(f: Findings) -> Pattern:
         return Pattern.CRITICAL_LIMB_ISCHEMIA
     if fits_pad_rest_pain(f):
         return Pattern.PAD_REST_PAIN
-    # Chest pain, breathlessness, sudden weakness or a spreading infection (spec v2) are not
+    # Chest pain, breathlessness, a stroke or a spreading infection (spec v2) are not
     # explained by a night leg pattern.
-    if yes(f, "chest_pain_or_breathless", "sudden_weakness", "infection_signs"):
+    if yes(f, "chest_pain_or_breathless", "infection_signs") or stroke_like(f):
         return Pattern.UNCLEAR
+    # Spec v3 items 1-3: a leg gone weak or the spine's red flag is a nerve danger; sciatica
+    # explains it when the pain shoots down the leg, and nothing else does.
+    if yes(f, "leg_weakness_sudden", "cauda_equina_signs"):
+        return Pattern.NERVE_ROOT_PAIN if fits_nerve_root_pain(f) else Pattern.UNCLEAR
     fitting = [
         pattern
         for pattern, fits in (
             (Pattern.LEG_CRAMPS, fits_leg_cramps),
             (Pattern.RESTLESS_LEGS, fits_restless_legs),
             (Pattern.PAD_CLAUDICATION, fits_pad_claudication),
+            (Pattern.NERVE_ROOT_PAIN, fits_nerve_root_pain),
         )
         if fits(f)
     ]
+    # The guide: cramps can come from a nerve irritated in the lower spine, so sciatica
+    # with cramps is sciatica (the same urgency or higher, and its own safety net).
+    if fitting == [Pattern.LEG_CRAMPS, Pattern.NERVE_ROOT_PAIN]:
+        return Pattern.NERVE_ROOT_PAIN
     return fitting[0] if len(fitting) == 1 else Pattern.UNCLEAR
 
 
@@ -112,7 +136,7 @@ def pattern_urgency(pattern: Pattern, f: Findings) -> tuple[Urgency, tuple[str, 
     """Urgency the pattern itself calls for, with the findings that raised it."""
     if pattern is Pattern.LEG_CRAMPS:
         # Spec: cramps that are worsening, or come with weakness, numbness or back pain: soon.
-        raised = tuple(i for i in ("cramps_worsening", "weakness_numbness_back_pain") if yes(f, i))
+        raised = tuple(i for i in CRAMPS_RAISED if yes(f, i))
         return (Urgency.SOON, raised) if raised else (Urgency.SELF_CARE, ())
     return PATTERN_URGENCY[pattern], ()
 
@@ -137,13 +161,33 @@ def doubt_escalations(f: Findings) -> list[tuple[Urgency, str]]:
     return raised
 
 
+def flag_reasons(f: Findings, flag: str) -> tuple[str, ...]:
+    """What the person said that raised a red flag: its kinds when told (spec v3 item 6)."""
+    kinds = tuple(kind for kind in KINDS_OF.get(flag, ()) if yes(f, kind))
+    return kinds or (flag,)
+
+
+def with_implied_flags(findings: Findings) -> dict[str, bool]:
+    """A kind said yes to (`stroke_signs`) raises the red flag it is a kind of."""
+    implied = {flag: True for kind, flag in IMPLIES.items() if yes(findings, kind)}
+    return {**findings, **implied}
+
+
 def conclude(findings: Findings) -> Conclusion:
     """Apply the spec: the highest urgency any rule reaches wins."""
+    findings = with_implied_flags(findings)
     red_flags = tuple(flag for flag in RED_FLAGS if yes(findings, flag))
     pattern = choose_pattern(findings)
     urgency, reasons = pattern_urgency(pattern, findings)
     candidates = [(urgency, r) for r in reasons] or [(urgency, str(pattern))]
-    candidates += [(RED_FLAG_MINIMUM[flag], flag) for flag in red_flags]
+    candidates += [
+        (RED_FLAG_MINIMUM[flag], reason)
+        for flag in red_flags
+        for reason in flag_reasons(findings, flag)
+    ]
+    # A lump behind the knee wants examining (a cyst, or a swollen artery), whatever else.
+    if yes(findings, "lump_behind_knee"):
+        candidates.append((Urgency.SOON, "lump_behind_knee"))
     candidates += doubt_escalations(findings)
     final = max(u for u, _ in candidates)
     why = tuple(dict.fromkeys(r for u, r in candidates if u == final))

@@ -52,6 +52,8 @@ class Pattern(StrEnum):
     PAD_REST_PAIN = "pad_rest_pain"
     CRITICAL_LIMB_ISCHEMIA = "critical_limb_ischemia"
     POSSIBLE_DVT = "possible_dvt"
+    NERVE_ROOT_PAIN = "nerve_root_pain"
+    """Spec v3 item 3: sciatica, a nerve pressed or irritated in the lower back."""
     UNCLEAR = "unclear"
 
 
@@ -65,8 +67,16 @@ RED_FLAG_MINIMUM: dict[str, Urgency] = {
     "new_medicine_cramps": Urgency.URGENT,
     # Spec v2: spreading redness or heat with fever, shivers or feeling very unwell.
     "infection_signs": Urgency.EMERGENCY,
+    # Spec v3 items 2 and 4: the nerves at the bottom of the spine squeezed; a muscle reaction
+    # to a new medicine.
+    "cauda_equina_signs": Urgency.EMERGENCY,
+    "muscle_breakdown_signs": Urgency.EMERGENCY,
 }
 RED_FLAGS: tuple[str, ...] = tuple(RED_FLAG_MINIMUM)
+
+KINDS_OF: dict[str, tuple[str, ...]] = {"sudden_weakness": ("stroke_signs", "leg_weakness_sudden")}
+"""Spec v3 item 1: findings that each imply a red flag and tell which danger it is."""
+IMPLIES: dict[str, str] = {kind: flag for flag, kinds in KINDS_OF.items() for kind in kinds}
 
 EPISODE: tuple[str, ...] = (
     "muscle_hard_knot",
@@ -84,6 +94,12 @@ EPISODE: tuple[str, ...] = (
     "worse_legs_raised",
     "most_nights",
     "walking_calf_pain",
+    # Spec v3
+    "shooting_down_leg",
+    "back_pain",
+    "onset_recent",
+    "one_leg",
+    "lump_behind_knee",
 )
 LOCATION: tuple[str, ...] = (
     "loc_calf",
@@ -115,4 +131,6 @@ BACKGROUND: tuple[str, ...] = (
     "cramps_worsening",
     "weakness_numbness_back_pain",
 )
-FINDINGS: frozenset[str] = frozenset(RED_FLAGS + EPISODE + LOCATION + SEX + BACKGROUND)
+FINDINGS: frozenset[str] = frozenset(
+    RED_FLAGS + tuple(IMPLIES) + EPISODE + LOCATION + SEX + BACKGROUND
+)

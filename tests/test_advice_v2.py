@@ -73,14 +73,16 @@ def check_words_hold_to_the_rules(outcome: Outcome, number: str | None) -> None:
     shown_number = number or "your local emergency number"
     for group in advice.safety_net:
         assert group.signs
-        assert group.heading == BOOK.heading(group.level, urgency).format(
-            emergency_number=number or "your local emergency number (112, 911, 999 or 000)"
-        )
+        routes = {"call", "go"}
+        assert group.heading in {
+            BOOK.heading(group.level, urgency, route).format(emergency_number=shown_number)
+            for route in routes
+        }
         at_once = any(words in group.heading for words in AT_ONCE)
         # a heading says "at once" exactly when its signs are emergency signs
         assert at_once is (group.level is Urgency.EMERGENCY), group.heading
-        if group.level is Urgency.EMERGENCY:
-            assert shown_number in group.heading
+        if group.level is Urgency.EMERGENCY:  # call the number, or go to an emergency department
+            assert shown_number in group.heading or "emergency department" in group.heading
         else:
             assert "call" not in group.heading.lower()
         for sign in group.signs:
@@ -93,7 +95,7 @@ def check_words_hold_to_the_rules(outcome: Outcome, number: str | None) -> None:
     if urgency is not Urgency.EMERGENCY:
         assert 2 <= len(advice.watch_for) <= 4, advice.watch_for
     # every red flag that drove the result names its own danger, and no other block shows
-    assert [b.flag for b in advice.red_flag_blocks] == list(conclusion.red_flags)
+    assert {b.flag for b in advice.red_flag_blocks} == set(conclusion.red_flags)
     if urgency is Urgency.EMERGENCY:
         assert advice.red_flag_blocks
         assert not advice.pattern_name  # the red flag is the message, not "no pattern fits"
@@ -189,11 +191,10 @@ def test_a_hot_swollen_calf_needs_checking_even_if_it_seems_to_be_a_cyst() -> No
 
 def test_a_white_cold_numb_foot_is_asked_apart_from_stroke_type_weakness() -> None:
     screen = FLOW.content.questions[0]
-    weakness = next(o for o in screen.options if o.sets.get("sudden_weakness"))
+    stroke = next(o for o in screen.options if o.sets.get("stroke_signs"))
     foot = next(o for o in screen.options if o.sets.get("tissue_changes"))
-    assert "side" in weakness.label.lower() and "foot" not in weakness.label.lower()
+    assert "face" in stroke.label.lower() and "foot" not in stroke.label.lower()
     assert "numb" in foot.label.lower() and "cold" in foot.label.lower()
-    assert "numb or cold foot on its own" in screen.text
     assert read("my foot suddenly went white, cold and numb") == ("tissue_changes",)
     _c, advice = advise({**NO_RED_FLAGS, "tissue_changes": True})
     assert "stroke" not in advice.as_text().lower()
@@ -247,7 +248,7 @@ def test_what_eases_it_offers_the_foot_down_and_walking_it_off() -> None:
     assert relief is not None
     eases = {f for o in relief.options for f, v in o.sets.items() if v}
     assert {"dangling_relief", "movement_relief", "stretch_relief"} <= eases
-    assert "standing" in relief.text and "walking it off" in relief.text
+    assert "hang" in relief.text and "walking it off" in relief.text
 
 
 def test_walking_pain_in_the_buttock_and_thigh_can_be_answered_truthfully() -> None:
@@ -255,6 +256,7 @@ def test_walking_pain_in_the_buttock_and_thigh_can_be_answered_truthfully() -> N
         **NO_RED_FLAGS,
         "walking_calf_pain": True,
         "loc_buttock_hip": True,
+        "loc_thigh": True,
         "muscle_hard_knot": False,
         "toes_pulled": False,
         "urge_to_move": False,
@@ -264,8 +266,8 @@ def test_walking_pain_in_the_buttock_and_thigh_can_be_answered_truthfully() -> N
     result = walk(FLOW, facts)
     assert result.outcome.conclusion is not None
     assert result.outcome.conclusion.pattern is Pattern.PAD_CLAUDICATION
-    timing = FLOW.content.question("timing")
-    assert timing is not None and "buttock" in timing.text
+    where = next(p for p in result.plans if p.question_id == "where")
+    assert set(where.option_ids) == {"buttock_hip", "thigh"}  # both places, one answer
 
 
 def test_the_role_played_people_are_asked_at_most_ten_questions() -> None:
@@ -319,7 +321,8 @@ def test_typed_danger_in_the_terminal_gets_emergency_advice_and_loses_no_progres
 ) -> None:
     none = str([o.id for o in FLOW.content.questions[0].options].index("none") + 1)
     output = chat(service, [none, text, "go on", "1"])
-    title = BOOK.flag_block(flag).title
+    assert flag in read(text)
+    title = BOOK.advise_typed(read(text)).red_flag_blocks[0].title
     assert title in output
     assert EMERGENCY_BANNER in output
     assert BOOK.go_on_label in output

@@ -140,7 +140,8 @@ EMERGENCY_FLAGS = {f for f, u in RED_FLAG_MINIMUM.items() if u is Urgency.EMERGE
 
 def test_every_emergency_sign_is_asked_first_on_the_safety_screen() -> None:
     first = CONTENT.questions[0]
-    assert {f for o in first.options for f in o.sets} == EMERGENCY_FLAGS
+    kinds = {"stroke_signs", "leg_weakness_sudden"}  # spec v3 item 1: both set sudden_weakness
+    assert {f for o in first.options for f in o.sets} == EMERGENCY_FLAGS | kinds
     assert first.ask_if is None and first.skip_if is None
 
 
@@ -314,7 +315,7 @@ def test_every_conclusion_gets_full_advice(pattern: Pattern, urgency: Urgency) -
     advice = BOOK.advise(Conclusion(pattern, urgency), {})
     assert advice.urgency is urgency
     assert advice.headline and advice.action and advice.pattern_name and advice.looks_like
-    assert 2 <= len(advice.watch_for) <= 4
+    assert (1 if urgency is Urgency.EMERGENCY else 2) <= len(advice.watch_for) <= 4
     assert all(group.heading and group.signs for group in advice.safety_net)
     text = advice.as_text()
     assert "not a diagnosis" in text
@@ -365,15 +366,16 @@ def test_emergency_advice_has_no_home_remedies(pattern: Pattern) -> None:
     remedies = {s.strip() for s in ADVICE_RAW["patterns"][str(pattern)].get("helps_now", [])}
     assert advice.helps_now
     assert not set(advice.helps_now) & remedies
-    waiting = ADVICE_RAW["safety_net"]["emergency_result"]["watch"]
+    waiting = ADVICE_RAW["safety_net"]["emergency_result"]["watch"]  # no red flag known
     assert set(advice.watch_for) == {ADVICE_RAW["signs"][s]["text"] for s in waiting}
+    assert advice.tell_staff
 
 
 def test_the_new_medicine_block_says_not_to_stop_a_medicine_on_your_own() -> None:
     conclusion = rules.conclude({**NO_RED_FLAGS, "new_medicine_cramps": True})
     advice = BOOK.advise(conclusion, {"new_medicine_cramps": True})
     (block,) = advice.red_flag_blocks
-    words = " ".join((block.title, block.means, *block.do)).lower()
+    words = " ".join((advice.action, block.title, block.means, *block.do)).lower()
     assert "do not stop" in words
     assert "medicine" in words
     assert "today" in words
@@ -431,7 +433,8 @@ def test_every_reason_the_rules_give_has_plain_words(findings: dict[str, bool]) 
     for reason in (*conclusion.reasons, *conclusion.red_flags):
         assert reason in ADVICE_RAW["reasons"], reason
     advice = BOOK.advise(conclusion, findings)
-    assert 1 <= len(advice.watch_for) <= 4
+    # two to four signs; in an emergency, each red flag's own first sign however many flags
+    assert 1 <= len(advice.watch_for) <= max(4, len(advice.red_flag_blocks))
     assert advice.not_a_diagnosis in advice.as_text()
 
 

@@ -23,6 +23,10 @@ STROKE = "sudden_weakness"
 CLOT = "calf_swelling_warm_red"
 INFECTION = "infection_signs"
 FOOT = "tissue_changes"
+STROKE_KIND = (STROKE, "stroke_signs")
+LEG_WEAK = (STROKE, "leg_weakness_sudden")
+SPINE = "cauda_equina_signs"
+MUSCLE = "muscle_breakdown_signs"
 
 POSITIVE = [
     ("chest pain", (CHEST,)),
@@ -38,13 +42,13 @@ POSITIVE = [
     ("I cannot breathe", (CHEST,)),
     ("I'm short of breath", (CHEST,)),
     ("struggling to breathe", (CHEST,)),
-    ("my face is drooping", (STROKE,)),
-    ("face droopy on one side", (STROKE,)),
-    ("my speech is slurred", (STROKE,)),
+    ("my face is drooping", STROKE_KIND),
+    ("face droopy on one side", STROKE_KIND),
+    ("my speech is slurred", STROKE_KIND),
     ("I can't move my leg", (STROKE,)),
     ("sudden weakness in my arm", (STROKE,)),
-    ("numb down one side", (STROKE,)),
-    ("I think I'm having a stroke", (STROKE,)),
+    ("numb down one side", STROKE_KIND),
+    ("I think I'm having a stroke", STROKE_KIND),
     ("my calf is swollen and hot", (CLOT,)),
     ("swolen calf", (CLOT,)),
     ("Calf swollen, red.", (CLOT,)),
@@ -66,6 +70,18 @@ POSITIVE = [
     ("my leg is not swollen but my calf is hot and red", (CLOT,)),
     ("chest pain and my calf is swollen", (CLOT, CHEST)),
     ("I'm not sure if it's chest pain", (CHEST,)),
+    # spec v3
+    ("my foot is flopping and I can't lift my toes", LEG_WEAK),
+    ("my foot drags when I walk", LEG_WEAK),
+    ("my leg gave way under me", LEG_WEAK),
+    ("my left leg is weak", LEG_WEAK),
+    ("my hand is clumsy", STROKE_KIND),
+    ("it feels numb when I wipe", (SPINE,)),
+    ("numbness between my legs", (SPINE,)),
+    ("I can't pee since this morning", (SPINE,)),
+    ("trouble passing urine", (SPINE,)),
+    ("my pee is dark like cola", (MUSCLE,)),
+    ("dark urine since the statin", (MUSCLE,)),
 ]
 
 NEGATIVE = [
@@ -90,6 +106,11 @@ NEGATIVE = [
     "half swollen",
     "the pain is behind my knee",
     "restless legs again",
+    "my legs feel heavy at night",
+    "my leg goes dead when I sit on it",
+    "no numbness between my legs",
+    "my urine is not dark",
+    "a pain in my bottom when I sit",
     "",
     "   ",
     "🦵🌙",
@@ -110,7 +131,8 @@ def test_negated_or_ordinary_words_are_not_read_as_danger(text: str) -> None:
 
 def test_every_flag_read_from_words_is_an_emergency_sign() -> None:
     flags = {rule.flag for rule in reader().rules}
-    assert flags == {f for f, u in RED_FLAG_MINIMUM.items() if u is Urgency.EMERGENCY}
+    kinds = {"stroke_signs", "leg_weakness_sudden"}
+    assert flags == {f for f, u in RED_FLAG_MINIMUM.items() if u is Urgency.EMERGENCY} | kinds
 
 
 def test_the_reader_is_loaded_and_compiled_once() -> None:
@@ -170,7 +192,9 @@ def test_typed_danger_gets_the_emergency_advice_of_its_own_red_flag(text: str) -
     flags = read(text)
     advice = BOOK.advise_typed(flags, emergency_number="112")
     assert advice.urgency is Urgency.EMERGENCY
-    assert [b.flag for b in advice.red_flag_blocks] == list(flags)
+    assert [b.flag for b in advice.red_flag_blocks] == [f for f in flags if f in RED_FLAG_MINIMUM]
+    kinds = [f for f in flags if f not in RED_FLAG_MINIMUM]
+    assert [b.kind for b in advice.red_flag_blocks if b.kind in kinds] == kinds
     assert not advice.pattern_name
     assert advice.intro
     assert "Call 112" in advice.as_text()

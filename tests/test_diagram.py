@@ -18,3 +18,12 @@ def test_the_diagram_shows_every_question_and_the_emergency_exit() -> None:
     for question in flow.content.questions:
         assert f'state "{question.id}"' in drawn
     assert "emergency_signs --> emergency" in drawn
+
+
+def test_the_triage_diagram_names_where_every_spec_v3_finding_is_asked() -> None:
+    drawn = mermaid(Flow.load("triage"))
+    v3 = ["stroke_signs", "leg_weakness_sudden", "cauda_equina_signs", "muscle_breakdown_signs"]
+    v3 += ["shooting_down_leg", "back_pain", "onset_recent", "one_leg", "lump_behind_knee"]
+    notes = [line for line in drawn.splitlines() if line.strip().startswith("note right of")]
+    for finding in v3:
+        assert any(finding in note for note in notes), finding

@@ -69,7 +69,10 @@ def test_text_is_refused_where_buttons_are_expected() -> None:
         conversation.enter_text("my legs hurt", NOW)
 
 
-@pytest.mark.parametrize("option", ["chest", "weakness", "calf_swollen", "skin_changes"])
+EMERGENCY_OPTIONS = ["chest", "stroke", "leg_weak", "saddle", "calf_swollen", "skin_changes"]
+
+
+@pytest.mark.parametrize("option", [*EMERGENCY_OPTIONS, "muscle_harm"])
 def test_an_emergency_sign_in_the_check_in_stops_it_at_once_with_emergency(option: str) -> None:
     conversation = DIARY.start(NOW)
     conversation.answer(["restless"], NOW)
@@ -122,7 +125,10 @@ def test_every_red_flag_the_diary_can_raise_gets_at_least_the_triage_minimum(fla
     options = [
         (q, o) for q in DIARY.content.questions for o in q.options if o.sets.get(flag) is True
     ]
-    facts = dict.fromkeys(RED_FLAGS, False) | {flag: True, "foot_burning_ache": True}
+    kinds = ("stroke_signs", "leg_weakness_sudden")  # spec v3 item 1: how weakness is said
+    facts = dict.fromkeys((*RED_FLAGS, *kinds), False) | {flag: True, "foot_burning_ache": True}
+    if flag == "sudden_weakness":
+        facts |= {"stroke_signs": True}
     path = walk(DIARY, facts)
     assert {q.id for q, _ in options} & set(path.asked)
     assert path.outcome.state in (ESCALATED, EMERGENCY)

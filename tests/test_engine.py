@@ -33,7 +33,10 @@ QUESTIONS: dict[str, Question] = {q.id: q for q in FLOW.content.questions}
 ORDER = [q.id for q in FLOW.content.questions]
 EMERGENCY_OPTIONS = {
     "chest": "chest_pain_or_breathless",
-    "weakness": "sudden_weakness",
+    "stroke": "sudden_weakness",
+    "leg_weak": "sudden_weakness",
+    "saddle": "cauda_equina_signs",
+    "muscle_harm": "muscle_breakdown_signs",
     "calf_swollen": "calf_swelling_warm_red",
     "skin_changes": "tissue_changes",
     "infection": "infection_signs",
@@ -101,7 +104,8 @@ def test_the_first_question_is_the_red_flag_screen() -> None:
     assert not step.can_go_back
     assert step.selected == frozenset()
     set_here = {f for o in step.question.options for f in o.sets}
-    assert set_here == {f for f, u in RED_FLAG_MINIMUM.items() if u is Urgency.EMERGENCY}
+    emergency = {f for f, u in RED_FLAG_MINIMUM.items() if u is Urgency.EMERGENCY}
+    assert set_here == emergency | {"stroke_signs", "leg_weakness_sudden"}  # spec v3 item 1
 
 
 @pytest.mark.parametrize(("option_id", "flag"), EMERGENCY_OPTIONS.items())
@@ -134,7 +138,8 @@ def test_none_of_these_answers_a_multi_question_in_one_tap() -> None:
     assert step.question.id == "feeling"
     assert step.number == 2
     assert conversation.snapshot().answers[-1].option_ids == ("none",)
-    assert conversation.findings == dict.fromkeys(EMERGENCY_OPTIONS.values(), False)
+    kinds = {"stroke_signs": False, "leg_weakness_sudden": False}
+    assert conversation.findings == dict.fromkeys(EMERGENCY_OPTIONS.values(), False) | kinds
 
 
 def test_an_exclusive_option_replaces_the_ticks_made_before_it() -> None:
@@ -161,11 +166,11 @@ def test_not_sure_on_the_safety_screen_carries_on_but_ends_at_least_urgent() -> 
 def test_ticks_toggle_and_show_as_selected() -> None:
     conversation = FLOW.start(NOW)
     assert prompt(conversation.choose("chest", NOW)).selected == {"chest"}
-    step = prompt(conversation.choose("weakness", NOW))
-    assert step.selected == {"chest", "weakness"}
+    step = prompt(conversation.choose("stroke", NOW))
+    assert step.selected == {"chest", "stroke"}
     assert step.can_go_back
     step = prompt(conversation.choose("chest", NOW))
-    assert step.selected == {"weakness"}
+    assert step.selected == {"stroke"}
     assert step.question.id == "emergency_signs"
     assert conversation.snapshot().answers == []
     assert conversation.findings == {}
@@ -263,7 +268,7 @@ def test_back_reopens_a_concluded_conversation() -> None:
     assert not conversation.finished
     assert conversation.snapshot().conclusion is None
     assert conversation.snapshot().finished_at is None
-    conversation.choose("diuretic_statin", NOW)
+    conversation.choose("statin", NOW)
     again = outcome(conversation.done(NOW))
     assert again.state == CONCLUDED
     assert again.findings["takes_diuretic_or_statin"] is True
@@ -532,7 +537,7 @@ MAX_ACTIONS = (MAX_BACKS + 1) * len(ORDER) * (MAX_TOGGLES + 3)
 def replay(answers: list[tuple[str, tuple[str, ...]]]) -> dict[str, bool]:
     """Findings from the options' `sets`, later answers winning (worked out apart from the
     engine): options not offered set nothing; on an `unticked_means_no` checklist, a tick
-    makes each offered option left unticked a no."""
+    makes each offered option left unticked a no, unless an earlier answer said yes to it."""
     findings: dict[str, bool] = {}
     for qid, option_ids in answers:
         question = QUESTIONS[qid]
@@ -545,7 +550,9 @@ def replay(answers: list[tuple[str, tuple[str, ...]]]) -> dict[str, bool]:
         if question.unticked_means_no and not any(o.exclusive for o in chosen):  # type: ignore[union-attr]
             for option in offered:
                 if not option.exclusive and option.id not in option_ids:
-                    answer |= {f: False for f, v in option.sets.items() if v}
+                    answer |= {
+                        f: False for f, v in option.sets.items() if v and not findings.get(f)
+                    }
         for option in chosen:
             assert option is not None
             answer |= {f: v for f, v in option.sets.items() if f not in not_offered}

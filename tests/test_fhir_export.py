@@ -166,7 +166,7 @@ def test_one_response_per_triage_and_per_diary_night_with_every_finding(store: S
     assert [r["questionnaire"] for r in found] == [questionnaire_url("triage")] * 3 + [
         questionnaire_url("diary")
     ] * 2
-    assert questionnaire_url("triage") == "https://nightlegs.invalid/fhir/Questionnaire/triage|2"
+    assert questionnaire_url("triage") == "https://nightlegs.invalid/fhir/Questionnaire/triage|3"
 
 
 def test_triage_status_authored_and_conclusion(store: Store) -> None:
@@ -295,3 +295,34 @@ def test_the_spec_v2_findings_are_link_ids_and_infection_a_red_flag_code() -> No
     items = {i["linkId"]: i["answer"] for i in entry["resource"]["item"]}
     assert v2 <= set(items)
     assert items["conclusion.red_flags"][0]["valueCoding"]["code"] == "infection_signs"
+
+
+def test_the_spec_v3_findings_are_link_ids_and_sciatica_a_pattern_code() -> None:
+    v3 = {"stroke_signs", "leg_weakness_sudden", "cauda_equina_signs", "muscle_breakdown_signs"}
+    v3 |= {"shooting_down_leg", "back_pain", "onset_recent", "one_leg", "lump_behind_knee"}
+    data = {
+        "exported_at": "2025-03-01T03:00:00+00:00",
+        "user": {"channel": "telegram", "external_id": "1", "created_at": "2025-03-01T02:00:00"},
+        "conversations": [
+            {
+                "id": 1,
+                "flow": "triage",
+                "state": "emergency",
+                "started_at": "2025-03-01T02:00:00+00:00",
+                "finished_at": "2025-03-01T02:01:00+00:00",
+                "findings": dict.fromkeys(sorted(v3), True),
+                "conclusion": {
+                    "pattern": "nerve_root_pain",
+                    "urgency": "emergency",
+                    "red_flags": ["cauda_equina_signs", "muscle_breakdown_signs"],
+                },
+            }
+        ],
+        "diary": {"entries": []},
+    }
+    [entry] = fhir_bundle(data)["entry"]
+    items = {i["linkId"]: i["answer"] for i in entry["resource"]["item"]}
+    assert v3 <= set(items)
+    codes = [a["valueCoding"]["code"] for a in items["conclusion.red_flags"]]
+    assert codes == ["cauda_equina_signs", "muscle_breakdown_signs"]
+    assert items["conclusion.pattern"][0]["valueCoding"]["code"] == "nerve_root_pain"

@@ -20,6 +20,7 @@ SPEC_PATTERNS = {
     "pad_rest_pain",
     "critical_limb_ischemia",
     "possible_dvt",
+    "nerve_root_pain",  # spec v3
     "unclear",
 }
 SPEC_RED_FLAG_MINIMUM = {
@@ -30,7 +31,11 @@ SPEC_RED_FLAG_MINIMUM = {
     "dangling_relief": "urgent",
     "new_medicine_cramps": "urgent",
     "infection_signs": "emergency",  # spec v2
+    "cauda_equina_signs": "emergency",  # spec v3
+    "muscle_breakdown_signs": "emergency",  # spec v3
 }
+# Spec v3 item 1: these findings each imply `sudden_weakness`.
+SPEC_KINDS = {"stroke_signs": "sudden_weakness", "leg_weakness_sudden": "sudden_weakness"}
 EMERGENCY_SIGNS = tuple(f for f, u in SPEC_RED_FLAG_MINIMUM.items() if u == "emergency")
 
 NO_RED_FLAGS = dict.fromkeys(SPEC_RED_FLAG_MINIMUM, False)
@@ -330,7 +335,10 @@ any_findings = st.dictionaries(st.sampled_from(sorted(FINDINGS)), st.booleans())
 @given(any_findings)
 def test_no_answers_ever_under_triage_a_red_flag(findings: dict[str, bool]) -> None:
     conclusion = rules.conclude(findings)
-    true_flags = [flag for flag in SPEC_RED_FLAG_MINIMUM if findings.get(flag) is True]
+    said = {f for f, v in findings.items() if v} | {
+        SPEC_KINDS[k] for k, v in findings.items() if v and k in SPEC_KINDS
+    }
+    true_flags = [flag for flag in SPEC_RED_FLAG_MINIMUM if flag in said]
     assert conclusion.red_flags == tuple(true_flags)
     for flag in true_flags:
         assert conclusion.urgency >= at(SPEC_RED_FLAG_MINIMUM[flag])

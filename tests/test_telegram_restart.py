@@ -22,7 +22,7 @@ CHAT = 5151
 # Taps fed in quick bursts, each answering the question the previous one leads to.
 NEXT_QUESTION = "Do any of these apply to you?"
 BURSTS = [
-    [("feeling", "none"), ("where", "calf")],
+    [("feeling", "none"), ("where", "unsure")],
     [("timing", "none"), ("relief", "nothing")],
     [("about_you", "rather_not")],
 ]

@@ -249,12 +249,18 @@ def test_anything_that_is_not_an_answer_gets_a_one_line_hint(
 def test_garbage_on_a_single_answer_question_keeps_it_open(
     service: FlowService, garbage: str
 ) -> None:
-    feeling_none = number_of("feeling", "none")
-    output = chat(service, [NONE, feeling_none, garbage, "1"])
+    to_about_you = [
+        NONE,
+        number_of("feeling", "none"),
+        number_of("where", "unsure"),
+        number_of("timing", "none"),
+        number_of("relief", "nothing"),
+    ]
+    output = chat(service, [*to_about_you, garbage, "1"])
     assert output.count(HINT) == 1
-    assert "Q4." in output
+    assert "Q7." in output
     answered = [a.question_id for a in latest(service).answers]
-    assert answered == ["emergency_signs", "feeling", "where"]
+    assert answered == ["emergency_signs", "feeling", "where", "timing", "relief", "about_you"]
 
 
 # --- Resuming and the transcript ----------------------------------------------------------------

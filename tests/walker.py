@@ -5,7 +5,9 @@ engine directly (here) or the Telegram adapter (end-to-end tests press the same 
 
 A fact is True, False or None/missing (the person does not know). An option agrees with the
 facts when every finding it sets has exactly that value in the facts; an option that sets
-nothing ("Not sure") agrees with anything.
+nothing ("Not sure") agrees with anything. A box is ticked for something the person has: an
+option that only says no ("New to me, only the first few" says the cramps are not worsening)
+is left to the people it describes, whom the facts cannot tell apart.
 """
 
 from __future__ import annotations
@@ -55,7 +57,11 @@ def plan_answer(question: Question, facts: Facts) -> Plan:
     if not question.multi:
         best = _most_specific([o for o in question.options if agrees(o, facts)], question)
         return Plan(question.id, (best.id,), ticks=False, offered=offered)
-    ticks = tuple(o.id for o in question.options if not o.exclusive and o.sets and agrees(o, facts))
+    ticks = tuple(
+        o.id
+        for o in question.options
+        if not o.exclusive and any(o.sets.values()) and agrees(o, facts)
+    )
     if ticks:
         return Plan(question.id, ticks, ticks=True, offered=offered)
     exclusive = [o for o in question.options if o.exclusive and agrees(o, facts)]

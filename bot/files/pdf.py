@@ -64,6 +64,8 @@ RED_FLAG_WORDS: dict[str, str] = {
     "dangling_relief": "foot pain eased by dangling the leg",
     "new_medicine_cramps": "cramps since a new medicine",
     "infection_signs": "spreading redness with fever or shivers",
+    "cauda_equina_signs": "saddle numbness or new bladder or bowel trouble",
+    "muscle_breakdown_signs": "dark urine or weak, tender muscles after a new medicine",
 }
 """The spec's red flags as a clinician reads them (advice.yaml words them for the person)."""
 
@@ -226,6 +228,8 @@ def _questions(
         )
     if "possible_dvt" in patterns:
         asks.append("Has a blood clot in a leg vein been ruled out?")
+    if "nerve_root_pain" in patterns:
+        asks.append("Could a nerve in my back cause this, and which changes need me seen at once?")
     if "unclear" in patterns:
         asks.append("What else could explain my symptoms, and what would help tell them apart?")
     asks.append("Which changes should make me come back sooner?")
