@@ -5,6 +5,8 @@ their own (the outbox collector, database errors, check-in lateness, labels)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,6 +37,7 @@ from tests.botapi_stub import BotApiStub
 from tests.telegram_harness import CHAT, RunningBot
 from tests.test_webhook import CONSENT, SECRET, WebhookBot
 
+ROOT = Path(__file__).resolve().parents[1]
 DEADLINE = 10.0
 T = TypeVar("T")
 Figures = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -357,3 +360,24 @@ def test_metrics_listen_is_host_and_port_and_off_by_default() -> None:
         load_settings(
             _env_file=None, webhook_url="https://bot.example.test/metrics", webhook_secret="s"
         )
+
+
+def test_the_sample_dashboard_asks_only_for_metrics_the_bot_serves(tmp_path: Path) -> None:
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text("utf-8"))
+    asked = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\b(?:nightlegs|process)_[a-z_]+", target["expr"])
+    }
+    metrics = Metrics().with_process()
+    store = Store.open(f"sqlite:///{tmp_path / 'bot.db'}")
+    try:
+        metrics.watch(store)
+        families = list(metrics.registry.collect())
+    finally:
+        metrics.unwatch(store)
+        store.dispose()
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
+    names = {f.name + end for f in families for end in suffixes.get(f.type, [""])}
+    assert asked and asked <= names, asked - names
