@@ -9,9 +9,10 @@ import json
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -30,10 +31,15 @@ from bot.metrics import (
     database_error,
     update_kind,
 )
+from bot.services.diary import DiaryService
+from bot.services.flow import Who
 from bot.settings import SettingsError, load_settings
 from bot.telegram.app import serve, wiring
+from dialogs.advice import AdviceBook
+from dialogs.engine import Flow
 from storage import Store
 from tests.botapi_stub import BotApiStub
+from tests.clock import Clock
 from tests.telegram_harness import CHAT, RunningBot
 from tests.test_webhook import CONSENT, SECRET, WebhookBot
 
@@ -381,3 +387,27 @@ def test_the_sample_dashboard_asks_only_for_metrics_the_bot_serves(tmp_path: Pat
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
     names = {f.name + end for f in families for end in suffixes.get(f.type, [""])}
     assert asked and asked <= names, asked - names
+
+
+def test_the_diary_service_counts_check_ins_due_sent_and_late(tmp_path: Path) -> None:
+    clock = Clock(datetime(2026, 11, 20, 12, 0, tzinfo=UTC))
+    store = Store.open(f"sqlite:///{tmp_path / 'bot.db'}", clock=clock)
+    diary = DiaryService(store, Flow.load("diary"), AdviceBook.load(), clock=clock)
+    diary.metrics = metrics = Metrics()
+    try:
+        anna, ben = Who("telegram", "101"), Who("telegram", "202")
+        for who in (anna, ben):
+            with store.transaction() as repo:
+                user = repo.user(who.channel, who.external_id)
+                repo.update_user(user.id, consent_at=clock())
+        diary.set_schedule(anna, time(21, 0), ZoneInfo("UTC"))
+        diary.set_schedule(ben, time(20, 50), ZoneInfo("UTC"))
+        clock.now = datetime(2026, 11, 20, 21, 1, tzinfo=UTC)  # Ben's is 11 minutes overdue
+        assert diary.open_due() == 2
+        assert len(diary.claim_outgoing()) == 2
+        found = figures(metrics.scrape().decode())
+        assert value(found, "nightlegs_checkins_due_total") == 2
+        assert value(found, "nightlegs_checkins_sent_total", reminder="no") == 2
+        assert value(found, "nightlegs_checkins_late_total") == 1
+    finally:
+        store.dispose()
