@@ -52,7 +52,7 @@ def main() -> int:
     hook = settings.webhook_secret
     if hook is not None and len(hook.get_secret_value()) >= 8:  # shorter would blank out words
         secrets.append(hook.get_secret_value())
-    configure_logging(settings.log_level, secrets=secrets)
+    configure_logging(settings.log_level, secrets=secrets, fmt=settings.log_format)
     try:
         return run(settings)
     except ContentError as exc:

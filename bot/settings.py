@@ -24,7 +24,9 @@ TOKEN_SHAPE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
 WEBHOOK_SECRET_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 """What Telegram accepts as setWebhook's `secret_token`: 1-256 of A-Z, a-z, 0-9, _ and -."""
 HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 MAX_INSTANCE_NAME = 64
 
 
@@ -70,6 +72,11 @@ class Settings:
     """Names this process among several on one database (default: the host's name). A
     restarted process with the same name at once takes over what it was sending when it
     stopped; two processes running at the same time need different names."""
+    metrics_listen: str | None = None
+    """`host:port` of a server answering GET /metrics (polling mode; a webhook server answers
+    /metrics itself); empty: off."""
+    log_format: str = "text"
+    """Either "text" (one readable line per record) or "json" (one JSON object per line)."""
 
     @property
     def api_root(self) -> str:
@@ -86,6 +93,11 @@ class Settings:
     def webhook_address(self) -> tuple[str, int]:
         """WEBHOOK_LISTEN as (host, port); port 0 picks a free one."""
         return _host_port(self.webhook_listen)
+
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """METRICS_LISTEN as (host, port), or None when metrics have no server of their own."""
+        return None if self.metrics_listen is None else _host_port(self.metrics_listen)
 
 
 # --- checks: each takes the raw text and returns the value, or raises ValueError -----------
@@ -148,8 +160,10 @@ def _webhook_url(raw: str) -> str | None:
     if parts.scheme != "https":
         raise ValueError("must be an https:// URL (Telegram posts only to HTTPS)")
     path = unquote(parts.path or "/")
-    if path == HEALTH_PATH or "{" in path or "}" in path:
-        raise ValueError(f"needs a path of its own (not {HEALTH_PATH}, no braces)")
+    if path in (HEALTH_PATH, METRICS_PATH) or "{" in path or "}" in path:
+        raise ValueError(
+            f"needs a path of its own (not {HEALTH_PATH} or {METRICS_PATH}, no braces)"
+        )
     return url
 
 
@@ -165,6 +179,20 @@ def _webhook_secret(raw: str) -> Secret | None:
 def _webhook_listen(raw: str) -> str:
     _host_port(raw)
     return raw.strip()
+
+
+def _metrics_listen(raw: str) -> str | None:
+    if _blank(raw):
+        return None
+    _host_port(raw)
+    return raw.strip()
+
+
+def _log_format(raw: str) -> str:
+    fmt = raw.strip().lower() or "text"
+    if fmt not in LOG_FORMATS:
+        raise ValueError("must be one of " + ", ".join(LOG_FORMATS))
+    return fmt
 
 
 def _instance_name(raw: str) -> str:
@@ -184,6 +212,8 @@ CHECKS: dict[str, Callable[[str], Any]] = {
     "webhook_secret": _webhook_secret,
     "webhook_listen": _webhook_listen,
     "instance_name": _instance_name,
+    "metrics_listen": _metrics_listen,
+    "log_format": _log_format,
 }
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.metrics import DISCARD, Metrics
 from bot.services.flow import Clock, FlowService, Start, Who, utc_now
 from dialogs.advice import AdviceBook
 from dialogs.engine import Conversation, Flow
@@ -57,6 +58,8 @@ class Trends:
 
 
 class DiaryService:
+    metrics: Metrics = DISCARD
+
     def __init__(
         self,
         store: Store,
@@ -145,6 +148,7 @@ class DiaryService:
                     if checkin is not None:
                         self._cancel_open_diary(repo, schedule.user_id, now)
                         created += 1
+                        self.metrics.checkins_due.inc()
         return created
 
     def claim_outgoing(
@@ -177,6 +181,7 @@ class DiaryService:
                         reminder=checkin.status == CheckInStatus.SNOOZED,
                     )
                 )
+            self.metrics.checkin_queued(checkin.due_at, now, reminder=claimed[-1].reminder)
         return claimed
 
     def sent(self, checkin_id: int, message_id: int) -> None:

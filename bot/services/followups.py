@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.metrics import DISCARD, Metrics
 from bot.services.flow import Clock, Who, utc_now
 from dialogs.advice import Advice, AdviceBook
 from dialogs.followups import FollowUpBook, FollowUpQuestion, FollowUpReply, Offer
@@ -62,6 +63,8 @@ class Answered:
 
 
 class FollowUpService:
+    metrics: Metrics = DISCARD
+
     def __init__(
         self,
         store: Store,
@@ -165,6 +168,7 @@ class FollowUpService:
             assert followup is not None
             user = repo.user_by_id(followup.user_id)
             advice = self._advice(repo, user, followup)
+            self.metrics.followups_sent.inc()
             return Claimed(
                 followup,
                 Who(user.channel, user.external_id),

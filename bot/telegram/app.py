@@ -22,6 +22,7 @@ from telegram.ext import Application, ApplicationBuilder
 
 from bot.app import Core
 from bot.files import pool
+from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.telegram.completion import Completions
 from bot.telegram.consent import Consent
@@ -72,6 +73,8 @@ class Wiring:
     followups: FollowUps
     webhook: Webhook | None = None
     """In webhook mode, once serving: its `port` is the one listened on."""
+    metrics: Metrics | None = None
+    """This bot's metrics (its own registry), served at /metrics."""
 
 
 def build_application(settings: Settings, core: Core, *, rate_limit: bool = True) -> Application:  # type: ignore[type-arg]
@@ -81,6 +84,7 @@ def build_application(settings: Settings, core: Core, *, rate_limit: bool = True
     """
     assert settings.telegram_bot_token is not None
     lanes = ChatLanes(core.store)
+    metrics = lanes.metrics = core.diary.metrics = core.followups.metrics = Metrics()
     builder = (
         ApplicationBuilder()
         .token(settings.telegram_bot_token.get_secret_value())
@@ -90,7 +94,9 @@ def build_application(settings: Settings, core: Core, *, rate_limit: bool = True
         .concurrent_updates(lanes)
     )
     if rate_limit:
-        builder = builder.rate_limiter(LanePacer(shared=_shared_budget(core)))
+        pacer = LanePacer(shared=_shared_budget(core))
+        pacer.metrics = metrics
+        builder = builder.rate_limiter(pacer)
     application = builder.build()
 
     numbers = core.numbers
@@ -115,6 +121,8 @@ def build_application(settings: Settings, core: Core, *, rate_limit: bool = True
         on_blocked=_each(diary.blocked, followups.blocked),
         instance=settings.instance_name,
     )
+    sender.metrics = metrics
+    metrics.with_process().watch(core.store, core.service.clock)
     lanes.wake = diary.wake = followups.wake = sender.wake
     lanes.answer = sender.answer
     lanes.claim = sender.claim
@@ -129,7 +137,7 @@ def build_application(settings: Settings, core: Core, *, rate_limit: bool = True
         followups,
     )
     router.install(application)
-    application.bot_data[WIRING] = Wiring(lanes, sender, router, diary, followups)
+    application.bot_data[WIRING] = Wiring(lanes, sender, router, diary, followups, metrics=metrics)
 
     # A run that comes late or is skipped loses nothing: the next one finds the same rows.
     assert application.job_queue is not None
@@ -253,6 +261,7 @@ async def serve(
                 secret=settings.webhook_secret.get_secret_value(),
                 host=host,
                 port=port,
+                metrics=parts.metrics,
             )
             receiving = parts.webhook.run
         else:
@@ -266,7 +275,11 @@ async def serve(
         sending = asyncio.create_task(parts.sender.run(stop), name="outbox-sweep")
         task = asyncio.create_task(receiving(stop), name="updates")
         stopper = asyncio.create_task(stop.wait())
+        scraping: asyncio.Task[None] | None = None
         try:
+            if settings.metrics_address is not None and parts.metrics is not None:
+                listening = parts.metrics.listen(*settings.metrics_address)  # OSError: taken
+                scraping = asyncio.create_task(parts.metrics.serve(listening, stop), name="metrics")
             await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if parts.webhook is not None and not task.done():
                 # Requests in flight finish (polling's are simply fetched again next time).
@@ -279,6 +292,10 @@ async def serve(
                 await task  # re-raises what stopped the receiver, e.g. InvalidToken
             with contextlib.suppress(asyncio.CancelledError):
                 await sending
+            if scraping is not None:
+                scraping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await scraping
             await parts.sender.close()
             await application.stop()
             pool.shutdown()
@@ -305,7 +322,10 @@ def run(settings: Settings, core: Core) -> int:
         logger.error("Telegram refused access: check TELEGRAM_BOT_TOKEN")
         return 2
     except OSError as exc:
-        logger.error("could not listen on WEBHOOK_LISTEN=%s: %s", settings.webhook_listen, exc)
+        where = f"WEBHOOK_LISTEN={settings.webhook_listen}" if settings.webhook_url else ""
+        if settings.metrics_listen is not None:
+            where = f"{where} or METRICS_LISTEN={settings.metrics_listen}".removeprefix(" or ")
+        logger.error("could not listen on %s: %s", where, exc)
         return 2
     return 0
 

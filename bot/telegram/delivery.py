@@ -45,6 +45,7 @@ from telegram import Bot, InlineKeyboardMarkup, InputFile, Message
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
+from bot.metrics import DISCARD, Metrics
 from bot.services.flow import Clock
 from storage import Repo, Store
 from storage.outbox import Outgoing
@@ -90,6 +91,8 @@ Blocked = Callable[[Repo, int, list[Outgoing]], None]
 
 
 class Sender:
+    metrics: Metrics = DISCARD
+
     def __init__(
         self,
         bot: Bot,
@@ -289,6 +292,7 @@ class Sender:
                 self.on_delivered(repo, row, message_id)
             if not self._closing:  # a stopping sender takes nothing more
                 self._ahead[row.chat_id] = repo.outbox.claim_next(row.chat_id, self.instance, LEASE)
+        self.metrics.delivered_row(row.chat_id, row.lane, row.kind, outcome)
 
     def _later(self, row: Outgoing, seconds: float, *, unsent: bool = False) -> float:
         with self.store.transaction() as repo:

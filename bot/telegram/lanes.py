@@ -18,6 +18,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
+from bot.metrics import DISCARD, Metrics
 from bot.telegram import render
 from bot.telegram.turn import Turn, begin, end
 from storage import Repo, Store
@@ -41,6 +42,7 @@ def chat_key(update: object) -> int | None:
 
 
 class ChatLanes(BaseUpdateProcessor):
+    metrics: Metrics = DISCARD
     def __init__(self, store: Store, *, max_concurrent: int = MAX_CONCURRENT) -> None:
         super().__init__(max_concurrent)
         self.store = store
@@ -65,6 +67,7 @@ class ChatLanes(BaseUpdateProcessor):
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         key = chat_key(update)
+        self.metrics.arrived(update)
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._users[key] = self._users.get(key, 0) + 1
         error: BaseException | None = None
@@ -78,6 +81,7 @@ class ChatLanes(BaseUpdateProcessor):
             self._users[key] -= 1
             if not self._users[key]:
                 del self._users[key], self._locks[key]
+            self.metrics.handled(update, error)
             if self.finished is not None and isinstance(update, Update):
                 self.finished(update.update_id, error)
 
@@ -94,6 +98,7 @@ class ChatLanes(BaseUpdateProcessor):
             chats = self._apologise(update)
         finally:
             end(token)
+        self.metrics.replying(update, chats)
         self.wake(chats)
         query = update.callback_query
         if query is not None:  # again on a redelivery: a kill may have come before the answer

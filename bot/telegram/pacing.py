@@ -24,8 +24,10 @@ from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
-from telegram.error import RetryAfter
+from telegram.error import RetryAfter, TelegramError
 from telegram.ext import BaseRateLimiter
+
+from bot.metrics import DISCARD, Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,8 @@ JSONResult = bool | dict[str, Any] | list[dict[str, Any]]
 class LanePacer(BaseRateLimiter[dict[str, Any]]):
     """Pass `rate_limit_args={"lane": "trail"}` or `{"lane": "bulk"}` to a bot call to send it
     in that lane (default: reply)."""
+
+    metrics: Metrics = DISCARD
 
     def __init__(
         self,
@@ -110,12 +114,16 @@ class LanePacer(BaseRateLimiter[dict[str, Any]]):
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
                 wait = _seconds(exc.retry_after)
+                self.metrics.waited(endpoint, exc, wait)
                 loop = asyncio.get_running_loop()
                 self._paused_until = max(self._paused_until, loop.time() + wait)
                 if attempt == self.max_retries:
                     raise
                 logger.info("Telegram asked to wait %.1f s (429); waiting", wait)
                 await asyncio.sleep(wait)
+            except TelegramError as exc:
+                self.metrics.api_error(endpoint, exc)
+                raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def slot(self, lane: str, chat: int | str | None) -> None:

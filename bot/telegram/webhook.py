@@ -12,6 +12,7 @@ A thin Starlette app served by uvicorn inside the bot's own event loop:
   transaction failed and 503 if it took too long, so that Telegram delivers it again.
 - Any other method on that path: 405.
 - `GET /healthz`: 200 when `SELECT 1` goes through the store, 503 when it does not.
+- `GET /metrics`: the bot's Prometheus metrics (`bot.metrics`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from starlette.routing import Route
 from telegram import Update
 from telegram.ext import Application
 
-from bot.settings import HEALTH_PATH
+from bot.metrics import Metrics
+from bot.settings import HEALTH_PATH, METRICS_PATH
 from bot.telegram.completion import Completions
 from storage import Store
 
@@ -71,6 +73,7 @@ def webhook_app(
     parse: Callable[[dict[str, Any]], Update],
     healthy: Callable[[], Awaitable[bool]],
     max_body: int = MAX_BODY,
+    metrics: Metrics | None = None,
 ) -> Starlette:
     """The ASGI app. `handle` queues an update and returns its lane's result (None: committed);
     it raises TimeoutError when the update took too long."""
@@ -125,6 +128,8 @@ def webhook_app(
             Route(HEALTH_PATH, health, methods=["GET"]),
         ]
     )
+    if metrics is not None:
+        app.router.routes.append(Route(METRICS_PATH, metrics.endpoint, methods=["GET"]))
     app.router.redirect_slashes = False
     return app
 
@@ -171,6 +176,7 @@ class Webhook:
         port: int,
         max_body: int = MAX_BODY,
         answer_within: float = ANSWER_WITHIN,
+        metrics: Metrics | None = None,
     ) -> None:
         self.application = application
         self.store = store
@@ -188,6 +194,7 @@ class Webhook:
             parse=self.parse,
             healthy=self.healthy,
             max_body=max_body,
+            metrics=metrics,
         )
 
     def parse(self, data: dict[str, Any]) -> Update:
