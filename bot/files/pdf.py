@@ -40,6 +40,7 @@ from dialogs.trends import (
     Summary,
     summarize,
 )
+from dialogs.vocabulary import RED_FLAGS
 
 TITLE = "Night leg symptoms: patient self-report"
 SELF_REPORT = (
@@ -47,6 +48,7 @@ SELF_REPORT = (
     "night leg symptoms. It is not a diagnosis and no clinician has reviewed it."
 )
 FOOTER = "nightlegs self-report, not a diagnosis."
+NOTES_HEADING = "In their own words, for the doctor"
 MAX_TRIAGES = 8
 """Most recent triages listed; older ones are only counted, so the summary stays two pages."""
 CHART_NIGHTS = 30
@@ -56,7 +58,7 @@ HEADING_HEIGHT = 9.0
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 FONT = "DejaVuSans"
 
-RED_FLAG_WORDS: dict[str, str] = {
+_RED_FLAG_WORDS: dict[str, str] = {
     "calf_swelling_warm_red": "one calf swollen, warm and red",
     "chest_pain_or_breathless": "chest pain or breathlessness",
     "sudden_weakness": "sudden weakness or numbness",
@@ -64,8 +66,12 @@ RED_FLAG_WORDS: dict[str, str] = {
     "dangling_relief": "foot pain eased by dangling the leg",
     "new_medicine_cramps": "cramps since a new medicine",
     "infection_signs": "spreading redness with fever or shivers",
+    "cauda_equina_signs": "numbness between the legs or new bladder or bowel trouble",
+    "muscle_breakdown_signs": "dark urine or muscles weak or very tender after a new medicine",
 }
-"""The spec's red flags as a clinician reads them (advice.yaml words them for the person)."""
+RED_FLAG_WORDS = {flag: words for flag, words in _RED_FLAG_WORDS.items() if flag in RED_FLAGS}
+"""The spec's red flags as a clinician reads them (advice.yaml words them for the person);
+spec v3's are ready for when the vocabulary names them."""
 
 BACKGROUND_WORDS: dict[str, str] = {
     "takes_diuretic_or_statin": "takes a diuretic or statin",
@@ -147,6 +153,7 @@ def doctor_pdf(
     pdf = _Pdf(zone, today)
     pdf.title_block(name, start, today, summary.days)
     pdf.triage_table(concluded[::-1], unfinished=len(triages) - len(concluded))
+    pdf.notes([(day, c["note"]) for day, c in triages if c.get("note")][::-1])
     pdf.background(findings)
     pdf.diary(summary, entries, nights, today)
     pdf.questions(
@@ -353,6 +360,14 @@ class _Pdf(FPDF):
         if notes:
             self.ln(1)
             self.paragraph(" ".join(notes), size=8.5)
+
+    def notes(self, notes: list[tuple[date, str]]) -> None:
+        """Spec v3 item 10: what the person wanted their doctor to know, in their own words."""
+        if not notes:
+            return
+        self.heading(NOTES_HEADING)
+        for day, note in notes[:MAX_TRIAGES]:
+            self.paragraph(f"{_day(day)}: \u201c{note}\u201d")
 
     def background(self, findings: Mapping[str, bool]) -> None:
         """The latest background answers, split into yes, no and not answered."""
