@@ -112,7 +112,8 @@ class Router:
         self.triage.on_unknown_command(turn, repo, message.text if message else None)
 
     def on_text(self, turn: Turn, repo: Repo, update: Update, context: Context) -> None:
-        """Typed words: diary settings, a typed note, or a reminder to use the buttons."""
+        """Typed words: danger first, always (spec v3 item 10); then diary settings, a typed
+        answer, the note for the doctor, or a kind reply."""
         text = (update.effective_message.text if update.effective_message else None) or ""
         flags = danger.read(text)
         if flags:  # an emergency is never answered with "use the buttons", consent or not
@@ -123,6 +124,8 @@ class Router:
         if self.diary.on_text(turn, text, context):
             return
         if self.conversations.on_text_input(turn, text):
+            return
+        if self.triage.on_note_text(turn, repo, text):
             return
         self.triage.on_text(turn, repo, text)
 
@@ -159,10 +162,10 @@ class Router:
             self.consent.on_decline(turn)
             return
         if key.action == "consent":
-            self.consent.on_agree(turn, repo)
+            self.consent.on_agree(turn, repo, key.arg)
             return
         if not turn.consented(repo):
-            turn.say(render.INTRO)
+            turn.say(self.consent.intro(turn))
             return
         match key.action:
             case "new":
@@ -189,6 +192,10 @@ class Router:
                 self.export.on_keep(turn)
             case "erase":
                 self.export.on_erase(turn)
+            case "note":
+                self.triage.on_note(turn, repo, key.arg)
+            case "nskip":
+                self.triage.on_note_skip(turn, repo, key.arg)
 
     # --- errors ---------------------------------------------------------------------------
 
