@@ -165,6 +165,13 @@ class FlowService:
                 )
             return reply
 
+    def log_in(self, who: Who, text: str, *, conversation_id: int | None = None) -> None:
+        """Add what the person typed to the transcript (only for people who consented)."""
+        with self.store.transaction() as repo:
+            user = repo.find_user(who.channel, who.external_id)
+            if user is not None:
+                repo.add_message(user.id, "in", text, conversation_id=conversation_id)
+
     def log_out(
         self,
         who: Who,
