@@ -1606,3 +1606,15 @@ async def test_a_forged_note_button_gets_a_toast_and_stores_nothing(
         assert bot.toasts(mark) in ([views.EXPIRED], [None]), data
     await bot.send("an ordinary question?")
     assert latest(bot)["note"] is None
+
+
+async def test_skip_after_the_note_was_given_keeps_it(bot: RunningBot, api: BotApiStub) -> None:
+    await consent(bot)
+    await answer_all(bot, CRAMP)
+    [result] = outcomes(api)
+    [prompt] = await bot.press(NOTE, message=result)
+    await bot.send("it started after my new statin")
+    mark = api.mark()
+    await bot.press(CHAT_BOOK.text("note", "skip"), message=prompt)
+    assert bot.toasts(mark) == [views.ALREADY]
+    assert latest(bot)["note"] == "it started after my new statin"

@@ -366,8 +366,13 @@ class _Pdf(FPDF):
         if not notes:
             return
         self.heading(NOTES_HEADING)
+        self.set_font(FONT, size=9)
+        cmap = self.current_font.cmap  # type: ignore[union-attr]
         for day, note in notes[:MAX_TRIAGES]:
-            self.paragraph(f"{_day(day)}: \u201c{note}\u201d")
+            # Characters the font cannot draw (emoji, some scripts) become "?": fpdf2 would
+            # otherwise log them, and logs never hold what people wrote.
+            printable = "".join(c if ord(c) in cmap else ("\n" if c == "\n" else "?") for c in note)
+            self.paragraph(f"{_day(day)}: \u201c{printable}\u201d")
 
     def background(self, findings: Mapping[str, bool]) -> None:
         """The latest background answers, split into yes, no and not answered."""

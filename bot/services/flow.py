@@ -276,7 +276,7 @@ class FlowService:
             return None if user is None else repo.note_awaited(user.id, self.flow.name)
 
     def keep_note(self, who: Who, conversation_id: int, text: str) -> str | None:
-        """Add the person's words to the note kept with their check's result; the whole note
+        """Add the person's words to the note kept with their check's result; the words kept
         (None if the check is not theirs). A second note is added below the first."""
         words = " ".join(text.split())[:MAX_NOTE]
         with self.store.transaction() as repo:
@@ -287,7 +287,7 @@ class FlowService:
             before = found[1].note
             note = f"{before}\n{words}" if before else words
             repo.set_note(conversation_id, note[: MAX_NOTE * 4])
-            return note
+            return words
 
     def skip_note(self, who: Who, conversation_id: int) -> bool:
         """No note (or no more): stop waiting; False if the check is not theirs."""

@@ -94,6 +94,9 @@ class Triage:
 
     def on_note_skip(self, turn: Turn, repo: Repo, arg: str) -> None:
         service = self.conversations.triage
+        if arg.isdigit() and service.awaiting_note(turn.who) != int(arg):
+            turn.toast(render.ALREADY)  # the note was given (or skipped) already
+            return
         if not arg.isdigit() or not service.skip_note(turn.who, int(arg)):
             turn.toast(render.EXPIRED)
             return
