@@ -876,9 +876,11 @@ async def test_garbage_callback_data_before_consent_stores_nothing(
 ) -> None:
     shown = await bot.send("/start")
     mark = api.mark()
-    for data in [*GARBAGE, "a:1:dangling:no", "t:1:feeling:knot:1", "back:1", "m:new"]:
+    more = ["a:1:dangling:no", "t:1:feeling:knot:1", "back:1", "m:new", "m:note:1", "m:nskip:1"]
+    more += ["m:consent:ZZ", "m:consent:zz", "m:consent:x" * 3]
+    for data in [*GARBAGE, *more]:
         await bot.feed(api.feed_callback(CHAT, shown[-1].message_id, data))
-    assert len(bot.toasts(mark)) == len(GARBAGE) + 4
+    assert len(bot.toasts(mark)) == len(GARBAGE) + len(more)
     assert user_id(bot) is None
 
 
@@ -1344,6 +1346,9 @@ async def test_another_country_from_the_list_agrees_in_the_same_tap(
     [intro] = await bot.send("/start")
     await bot.press(CHOOSE_COUNTRY, message=intro)
     assert user_id(bot) is None, "the list stores nothing"
+    await bot.press(CHAT_BOOK.text("consent", "back"), message=intro)
+    assert api.message(CHAT, intro.message_id).plain_text == plain(views.INTRO.text)
+    await bot.press(CHOOSE_COUNTRY, message=intro)
     listed = api.message(CHAT, intro.message_id)
     assert NUMBERS.countries["NZ"].name in [t for t, _ in listed.buttons]
     shown = await bot.press(NUMBERS.countries["NZ"].name, message=intro)

@@ -130,7 +130,7 @@ def outcome(
     offer) with their buttons; the note for the doctor; new check, change answer, export.
     """
     book = book or chat_book()
-    rows: list[list[InlineKeyboardButton]] = [list(extra.row) for extra in extras]
+    rows: list[list[InlineKeyboardButton]] = [list(extra.row) for extra in extras if extra.row]
     rows += [
         [_button(book.text("note", "button"), MenuKey("note", str(conversation_id)))],
         [
