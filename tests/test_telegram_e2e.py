@@ -934,6 +934,26 @@ async def test_an_edited_message_gets_a_polite_hint(bot: RunningBot, api: BotApi
     assert state(bot) == before
 
 
+async def test_an_edit_or_a_caption_naming_an_emergency_gets_its_advice(
+    bot: RunningBot, api: BotApiStub
+) -> None:
+    await consent(bot)
+    sent = api.feed_message(CHAT, "my calf hurts")
+    await api.wait_until_confirmed(sent)
+    await bot.settled()
+    before = state(bot)
+    edited = api.feed_edited_message(
+        CHAT, sent["message"]["message_id"], "my calf is swollen and hot"
+    )
+    shown = await bot.feed(edited)
+    assert HEADLINES[Urgency.EMERGENCY] in (shown[0].plain_text or "")
+    shown = await bot.feed(api.feed_photo(CHAT, caption="chest pain since an hour"))
+    assert HEADLINES[Urgency.EMERGENCY] in (shown[0].plain_text or "")
+    shown = await bot.feed(api.feed_photo(CHAT, caption="my sore foot"))
+    assert texts(shown) == [views.NOT_TEXT]
+    assert state(bot) == before
+
+
 ODD_TEXTS = [
     "x" * 4096,
     "🦵💥🦵💥 " * 200,

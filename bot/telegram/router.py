@@ -73,10 +73,7 @@ class Router:
                 CommandHandler(name, self.wrap(handler), filters=private & message)
             )
         application.add_handler(
-            MessageHandler(
-                private & filters.UpdateType.EDITED_MESSAGE,
-                self.wrap(lambda t, r, u, c: self.triage.on_edited(t)),
-            )
+            MessageHandler(private & filters.UpdateType.EDITED_MESSAGE, self.wrap(self.on_edited))
         )
         application.add_handler(
             MessageHandler(private & filters.COMMAND & message, self.wrap(self.on_unknown))
@@ -84,12 +81,7 @@ class Router:
         application.add_handler(
             MessageHandler(private & filters.TEXT & message, self.wrap(self.on_text))
         )
-        application.add_handler(
-            MessageHandler(
-                private & message,
-                self.wrap(lambda t, r, u, c: self.triage.on_other_message(t, r)),
-            )
-        )
+        application.add_handler(MessageHandler(private & message, self.wrap(self.on_other)))
         application.add_handler(CallbackQueryHandler(self.wrap(self.on_button)))
         application.add_error_handler(self.on_error)
 
@@ -110,6 +102,25 @@ class Router:
     def on_unknown(self, turn: Turn, repo: Repo, update: Update, context: Context) -> None:
         message = update.effective_message
         self.triage.on_unknown_command(turn, repo, message.text if message else None)
+
+    def read_for_danger(self, turn: Turn, repo: Repo, text: str | None) -> bool:
+        """Typed words naming an emergency sign get its advice, wherever they are typed (an
+        edit, a photo's caption), before anything else (spec v3 item 10)."""
+        flags = danger.read(text or "")
+        if flags:
+            self.triage.on_danger(turn, repo, text or "", flags)
+        return bool(flags)
+
+    def on_edited(self, turn: Turn, repo: Repo, update: Update, context: Context) -> None:
+        message = update.effective_message
+        if not self.read_for_danger(turn, repo, message.text if message else None):
+            self.triage.on_edited(turn)
+
+    def on_other(self, turn: Turn, repo: Repo, update: Update, context: Context) -> None:
+        """Stickers, photos, voice notes: a photo's caption is read for danger too."""
+        message = update.effective_message
+        if not self.read_for_danger(turn, repo, message.caption if message else None):
+            self.triage.on_other_message(turn, repo)
 
     def on_text(self, turn: Turn, repo: Repo, update: Update, context: Context) -> None:
         """Typed words: danger first, always (spec v3 item 10); then diary settings, a typed
