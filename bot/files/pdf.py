@@ -40,7 +40,6 @@ from dialogs.trends import (
     Summary,
     summarize,
 )
-from dialogs.vocabulary import RED_FLAGS
 
 TITLE = "Night leg symptoms: patient self-report"
 SELF_REPORT = (
@@ -58,7 +57,7 @@ HEADING_HEIGHT = 9.0
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 FONT = "DejaVuSans"
 
-_RED_FLAG_WORDS: dict[str, str] = {
+RED_FLAG_WORDS: dict[str, str] = {
     "calf_swelling_warm_red": "one calf swollen, warm and red",
     "chest_pain_or_breathless": "chest pain or breathlessness",
     "sudden_weakness": "sudden weakness or numbness",
@@ -66,12 +65,8 @@ _RED_FLAG_WORDS: dict[str, str] = {
     "dangling_relief": "foot pain eased by dangling the leg",
     "new_medicine_cramps": "cramps since a new medicine",
     "infection_signs": "spreading redness with fever or shivers",
-    "cauda_equina_signs": "numbness between the legs or new bladder or bowel trouble",
-    "muscle_breakdown_signs": "dark urine or muscles weak or very tender after a new medicine",
 }
-RED_FLAG_WORDS = {flag: words for flag, words in _RED_FLAG_WORDS.items() if flag in RED_FLAGS}
-"""The spec's red flags as a clinician reads them (advice.yaml words them for the person);
-spec v3's are ready for when the vocabulary names them."""
+"""The spec's red flags as a clinician reads them (advice.yaml words them for the person)."""
 
 BACKGROUND_WORDS: dict[str, str] = {
     "takes_diuretic_or_statin": "takes a diuretic or statin",
