@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from bot.app import build_core, migrate_apart
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
-from bot.terminal import TerminalChat
+from bot.terminal import TerminalChat, locale_of
 from dialogs.content import ContentError
 
 logger = logging.getLogger("bot")
@@ -24,7 +25,13 @@ def run(settings: Settings) -> int:
                 "No TELEGRAM_BOT_TOKEN is set, so nightlegs runs as a chat in this terminal "
                 "(same questions, same database). Type 'help' for commands.\n"
             )
-            return TerminalChat(core.service, lines=iter(_stdin_lines()), out=sys.stdout).run()
+            return TerminalChat(
+                core.service,
+                lines=iter(_stdin_lines()),
+                out=sys.stdout,
+                numbers=core.numbers,
+                locale=locale_of(os.environ),
+            ).run()
         from bot.telegram.app import run as run_telegram  # noqa: PLC0415 (terminal needs none)
 
         return run_telegram(settings, core)

@@ -4,16 +4,26 @@ Options are numbered; the person types a number or the option's words. `back`, `
 `help`, `check` and `quit` work at any time. Nothing typed leads to a traceback. Typed words
 that name an emergency sign get that sign's emergency advice at once (spec v2 item 5); "go on"
 returns to the open question, with nothing lost.
+
+Spec v3: the country is asked once, before the first question (suggested from the locale), so
+the first result already names the right numbers; other typed words get a kind reply; after a
+result the person may type a note for their doctor. Lines wrap at word boundaries to the
+terminal's width. The words are in dialogs/chat.yaml.
 """
 
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable, Iterator
+import re
+import shutil
+import textwrap
+from collections.abc import Callable, Iterator, Mapping
 from typing import TextIO
 
 from bot.services.flow import Back, Cancel, Choose, Done, FlowService, Reply, Resume, Start, Who
 from dialogs import danger
+from dialogs.chat import ChatBook, chat_book, one_line
+from dialogs.countries import Country, EmergencyNumbers
 from dialogs.engine import Outcome, Prompt, Step
 from dialogs.records import CANCELLED
 
@@ -31,6 +41,36 @@ It asks a few questions, then says what it looks like and how fast to get help.
 It is not a diagnosis. Your answers are kept in a local database on this computer."""
 EMERGENCY_BANNER = "=" * 60
 GO_ON = {"go on", "not me", "that's not me", "thats not me"}
+SKIP = {"skip", "no", "none", "n/a", "-", "no thanks"}
+"""Typed to skip the country or the note (Enter alone does too)."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_HANGING = re.compile(r"^(\s*(?:• |\d+\. |\[[ x]\] )?)")
+
+
+def locale_of(environ: Mapping[str, str]) -> str | None:
+    """The locale the person's programs use, as POSIX reads it (LC_ALL, then LANG)."""
+    return environ.get("LC_ALL") or environ.get("LANG") or None
+
+
+def wrap(text: str, width: int) -> str:
+    """`text` with every line broken at spaces to fit `width`, never inside a word; a bullet
+    or numbered line's next lines start under its text."""
+    out = []
+    for line in text.split("\n"):
+        if len(line) <= width:
+            out.append(line)
+            continue
+        hanging = " " * len(_HANGING.match(line).group(1))  # type: ignore[union-attr]
+        out.append(
+            textwrap.fill(
+                line,
+                width=max(width, 20),
+                subsequent_indent=hanging,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+        )
+    return "\n".join(out)
 
 
 class TerminalChat:
@@ -43,30 +83,83 @@ class TerminalChat:
         lines: Iterator[str],
         out: TextIO,
         who: Who | None = None,
+        numbers: EmergencyNumbers | None = None,
+        locale: str | None = None,
+        width: int | None = None,
+        book: ChatBook | None = None,
     ) -> None:
         self.service = service
         self.lines = lines
         self.out = out
         self.who = who or Who("terminal", getpass.getuser() or "local")
+        self.numbers = numbers or EmergencyNumbers.load()
+        self.suggested: Country | None = self.numbers.suggest_from_locale(locale)
+        self.width = width
+        """Columns to wrap at; None: the terminal's width at each message."""
+        self.book = book or chat_book()
         self.reply: Reply | None = None
         self.shown: Step | None = None
         self.danger_shown = False
+        self.asking_country = False
+        self.note_for: int | None = None
+        """The check whose note for the doctor the next line is (asked after its result)."""
 
     def run(self) -> int:
         self.say(INTRO)
         reply = self.service.handle(self.who, Resume())
-        if reply.step is not None:
-            self.say("Welcome back: carrying on with your check where you left off.")
-            self.show(reply)
+        if reply.user.country_asked_at is None:
+            self.ask_country()
         else:
-            self.show(self.act(Start(), None))
+            self.begin(reply)
         for raw in self.lines:
-            text = raw.strip()[:MAX_INPUT]
+            # A lone surrogate (undecodable input) cannot be stored: it becomes U+FFFD.
+            text = _SURROGATE.sub("\ufffd", raw.strip()[:MAX_INPUT])
             if text.lower() in {"quit", "exit", "q"}:
                 break
             self.on_text(text)
         self.say("Bye. Your answers are saved; run nightlegs again to carry on or start anew.")
         return 0
+
+    def begin(self, reply: Reply) -> None:
+        """Carry on with the open check, or start one."""
+        if reply.step is not None:
+            self.say("Welcome back: carrying on with your check where you left off.")
+            self.show(reply)
+        else:
+            self.show(self.act(Start(), None))
+
+    # --- the country, before the first question (spec v3 item 9) ---------------------------
+
+    def ask_country(self) -> None:
+        self.asking_country = True
+        how = (
+            self.book.text("terminal", "country_suggested", country=self.suggested.name)
+            if self.suggested is not None
+            else self.book.text("terminal", "country_unsuggested")
+        )
+        self.say(f"{self.book.text('terminal', 'country')}\n{how}")
+
+    def on_country(self, text: str) -> None:
+        """The answer to the country question: Enter takes the suggestion (or skips)."""
+        if text.lower() in SKIP:
+            country = None
+        elif not text:
+            country = self.suggested
+        else:
+            country = self.numbers.find(text)
+            if country is None:
+                self.say(self.book.text("terminal", "country_unknown"))
+                return
+        self.service.set_country(self.who, country.code if country else None)
+        self.asking_country = False
+        self.say(
+            self.book.text("terminal", "country_saved", country=country.name, number=country.number)
+            if country
+            else self.book.text("terminal", "country_skipped")
+        )
+        self.begin(self.service.handle(self.who, Resume()))
+
+    # --- typed words ------------------------------------------------------------------------
 
     def on_text(self, text: str) -> None:
         command = text.lower()
@@ -78,8 +171,17 @@ class TerminalChat:
             "check": lambda: self.show(self.act(Start(), text)),
             "start": lambda: self.show(self.act(Start(), text)),
         }
+        if self.asking_country:
+            if not self.warn_of_danger(text):
+                self.on_country(text)
+            return
         if command in commands:
+            self.note_for = None
             commands[command]()
+            return
+        if self.note_for is not None and not self.went_on(text):
+            if not self.warn_of_danger(text):
+                self.on_note(text)
             return
         reply = self.reply
         if self.went_on(text):
@@ -90,13 +192,64 @@ class TerminalChat:
         if action is None and self.warn_of_danger(text):
             return
         if reply is None or not isinstance(reply.step, Prompt):
-            self.say("Type 'check' to start a new check, 'help' for help, or 'quit' to leave.")
+            self.service.log_in(self.who, text)
+            if self.has_result():
+                self.after_result(text)
+            else:
+                self.say(self.book.text("typed", "terminal_no_check"))
             return
         if action is None:
-            self.say("Please answer with one of the numbers shown (or type 'help').")
+            self.service.log_in(self.who, text)
+            self.say(self.book.text("typed", "terminal_in_question"))
+            self.shown = None  # the whole question again, not just its options
             self.show(reply, repeat=True)
             return
         self.show(self.act(action, text))
+
+    def has_result(self) -> bool:
+        reply = self.reply
+        return (
+            reply is not None
+            and isinstance(reply.step, Outcome)
+            and reply.step.state != CANCELLED
+            and reply.advice is not None
+        )
+
+    def after_result(self, text: str) -> None:
+        """A typed question after a result: the bot cannot answer it; the result in one
+        line; who can (spec v3 item 10)."""
+        assert self.reply is not None and self.reply.advice is not None
+        line = self.numbers.urgent_care(self.reply.user.country)
+        who = (
+            self.book.text("typed", "who_with_line", line=line)
+            if line
+            else self.book.text("typed", "who_without_line")
+        )
+        result = one_line(self.reply.advice)
+        self.say(
+            self.book.text("typed", "after_result", result=result, who=who),
+            conversation_id=self.reply.conversation_id,
+            log=True,
+        )
+
+    def on_note(self, text: str) -> None:
+        """The line after the note prompt: kept with the result (Enter or 'skip': none)."""
+        conversation_id, self.note_for = self.note_for, None
+        assert conversation_id is not None
+        if not text or text.lower() in SKIP:
+            self.service.skip_note(self.who, conversation_id)
+            self.say(self.book.text("note", "terminal_skipped"))
+            return
+        self.service.log_in(self.who, text, conversation_id=conversation_id)
+        note = self.service.keep_note(self.who, conversation_id, text)
+        if note is None:
+            self.say(self.book.text("typed", "terminal_no_check"))
+            return
+        self.say(
+            self.book.text("note", "saved", note=note), conversation_id=conversation_id, log=True
+        )
+        if "?" in text and self.has_result():
+            self.after_result(text)
 
     def warn_of_danger(self, text: str) -> bool:
         """Emergency advice at once for typed words that name an emergency sign."""
@@ -188,9 +341,18 @@ class TerminalChat:
                     text = f"{EMERGENCY_BANNER}\n{text}\n{EMERGENCY_BANNER}"
                 self.say(text, conversation_id=reply.conversation_id, log=True)
             self.say("Type 'back' to change your last answer, 'check' to start again, or 'quit'.")
+            cid = reply.conversation_id
+            if (
+                reply.advice is not None
+                and cid is not None
+                and self.service.ask_note(self.who, cid)
+            ):
+                self.note_for = cid
+                self.say(self.book.text("note", "terminal_prompt"))
 
     def say(self, text: str, *, conversation_id: int | None = None, log: bool = False) -> None:
-        self.out.write(text + "\n\n")
+        width = self.width or shutil.get_terminal_size().columns
+        self.out.write(wrap(text, width - 1) + "\n\n")
         self.out.flush()
         if log:
             self.service.log_out(self.who, text, conversation_id=conversation_id)

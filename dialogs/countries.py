@@ -24,9 +24,15 @@ class Country:
 class EmergencyNumbers:
     """Look up a country's number; unknown countries get None (the advice then lists several)."""
 
-    def __init__(self, countries: dict[str, Country], suggestions: dict[str, str]) -> None:
+    def __init__(
+        self,
+        countries: dict[str, Country],
+        suggestions: dict[str, str],
+        aliases: dict[str, str] | None = None,
+    ) -> None:
         self.countries = countries
         self._suggestions = suggestions
+        self._aliases = aliases or {}
 
     @classmethod
     def load(cls, path: Path = DIALOGS_DIR / "emergency_numbers.yaml") -> EmergencyNumbers:
@@ -46,6 +52,10 @@ class EmergencyNumbers:
                 str(lang).lower(): str(code).upper()
                 for lang, code in raw.get("suggest_from_language", {}).items()
             }
+            aliases = {
+                " ".join(str(name).lower().split()): str(code).upper()
+                for name, code in (raw.get("aliases") or {}).items()
+            }
         except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
             raise ContentError(f"{path.name}: malformed: {exc!r}") from exc
         bad = sorted(code for code in countries if len(code) != 2 or not code.isalpha())
@@ -54,7 +64,10 @@ class EmergencyNumbers:
         unknown = sorted(set(suggestions.values()) - set(countries))
         if unknown:
             raise ContentError(f"{path.name}: suggestions name unlisted countries {unknown}")
-        return cls(countries, suggestions)
+        unknown = sorted(set(aliases.values()) - set(countries))
+        if unknown:
+            raise ContentError(f"{path.name}: aliases name unlisted countries {unknown}")
+        return cls(countries, suggestions, aliases)
 
     def number(self, country: str | None) -> str | None:
         found = self.countries.get((country or "").upper())
@@ -69,6 +82,27 @@ class EmergencyNumbers:
         """The country's IANA time zones, the main one first; empty when unknown."""
         found = self.countries.get((country or "").upper())
         return found.zones if found else ()
+
+    def find(self, typed: str) -> Country | None:
+        """The country a person typed: its name, its two-letter code or a common other name
+        ("UK", "England"), in any case; None if it is not listed."""
+        words = " ".join(typed.lower().replace(".", " ").split())
+        if not words:
+            return None
+        for country in self.countries.values():
+            if words in (country.name.lower(), country.code.lower()):
+                return country
+        code = self._aliases.get(words)
+        return self.countries.get(code) if code else None
+
+    def suggest_from_locale(self, locale: str | None) -> Country | None:
+        """A country to offer for a POSIX locale such as "en_GB.UTF-8" (LC_ALL or LANG)."""
+        if not locale:
+            return None
+        tag = locale.split(".")[0].split("@")[0]
+        if tag.upper() in ("C", "POSIX"):
+            return None
+        return self.suggest(tag)
 
     def suggest(self, language_code: str | None) -> Country | None:
         """A country to offer for a Telegram `language_code` such as "de" or "en-GB"."""

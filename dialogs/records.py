@@ -65,6 +65,9 @@ class ConversationState:
     conclusion: Conclusion | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    note: str | None = None
+    """Spec v3 item 10: the person's note for their doctor, kept with the result. Stored
+    apart from the engine's state (`Repo.set_note`): saving a step never changes it."""
 
     @property
     def finished(self) -> bool:

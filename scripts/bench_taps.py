@@ -34,7 +34,7 @@ Simulated people
 ----------------
 Each person has a private chat of their own. They send /start, then always press a button on
 the latest bot message in their chat that has an inline keyboard: the consent button
-"✅ OK, start the check", "🔁 New check" / "🩺 New check" when a check has ended, otherwise
+"✅ OK, skip the country", "🔁 New check" / "🩺 New check" when a check has ended, otherwise
 an answer (Back, Cancel, Export, Delete, settings and diary-menu buttons are never pressed).
 Three in four times they pick "None of these" / "No" / "Neither" when offered (so most
 checks run to the end), otherwise any answer at random (seeded per person). On a
@@ -63,6 +63,12 @@ export       One consented person with 90 nights of diary (seeded through the pr
              storage API before the bot starts) asks again and again for the ZIP (/export,
              then the button starting "🗂 ZIP · 90") while another person taps (reading
              --tapper-read s): the tapper's p99 idle vs during the exports (target <= 2x).
+first        --people new people, each making one whole first check, from /start to the result
+             (as most people do), reading 2-4 s before each tap, arriving over --arrival s:
+             taps, chat-bound calls (sends and edits to their chats; answering a button
+             press is not one), chat-bound calls per tap and 30 / that, the calls above the
+             taps per check (target <= 2), p50/p99 tap latency. Calls are counted until the
+             bot has been quiet for 1 s after the last result.
 fanout       --fanout-users consented people whose diary check-in is due now (seeded; the
              bot's dispatcher sends them at its first run, ~1 s after start), one person
              tapping (reading --tapper-read s) from the bot's first poll: check-ins sent (and
@@ -106,7 +112,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.botapi_stub import BotApiStub, Call, SentMessage  # noqa: E402
 
-SCENARIOS = ("read", "fast", "export", "fanout")
+SCENARIOS = ("read", "fast", "export", "fanout", "first")
 CHAT_BOUND = frozenset(
     {
         "sendMessage",
@@ -123,7 +129,9 @@ READ_RANGE = (2.0, 4.0)
 BENIGN_SHARE = 0.75
 
 # --- button labels the simulated people rely on ----------------------------------------------
-START_LABELS = ("✅ OK, start the check", "🔁 New check", "🩺 New check")
+START_LABELS = ("✅ OK, skip the country", "✅ OK, start the check", "🔁 New check", "🩺 New check")
+RESULT_LABEL = "🔁 New check"
+"""A message with this button is a result: a first check ends there."""
 BENIGN_LABELS = frozenset({"None of these", "No", "Neither"})
 UNTICKED, TICKED, DONE_SUFFIX = "▫️ ", "✅ ", "➡️"
 NEVER_PREFIXES = (
@@ -143,9 +151,17 @@ NEVER_PREFIXES = (
     "⌨️",  # Type a time
     "✍️",  # Log a past night
     "📊",  # Summary
+    "📝",  # Add a note for the doctor
 )
 NEVER_LABELS = frozenset(
-    {"Not now", "Keep it", "Choose another country", "My country is not listed"}
+    {
+        "Not now",
+        "Keep it",
+        "Choose another country",
+        "My country is not listed",
+        "✅ OK, choose my country",
+        "Skip",
+    }
 )
 ZIP_90_PREFIX = "🗂 ZIP · 90"
 
@@ -656,6 +672,31 @@ class Crowd:
             tap = await self.tap(chat, message, *choice)
             recovered = recovered and tap.done is None
 
+    async def first_check(
+        self, chat: int, read: tuple[float, float], arrival: float, max_taps: int = 60
+    ) -> int | None:
+        """One whole first check, /start to the result; the taps it took (None: stuck)."""
+        rng = random.Random(chat * 1_000_003)
+        await asyncio.sleep(rng.uniform(0.0, arrival))
+        if not await self.open_chat(chat):
+            self.stuck += 1
+            return None
+        for taps in range(max_taps + 1):
+            message = self.api.latest_keyboard(chat)
+            labels = [] if message is None else [t for t, _ in message.buttons]
+            if RESULT_LABEL in labels:
+                return taps
+            choice = None if message is None else choose(message.buttons, rng)
+            if message is None or choice is None or taps == max_taps:
+                self.stuck += 1
+                return None
+            await asyncio.sleep(rng.uniform(*read))
+            tap = await self.tap(chat, message, *choice)
+            if tap.done is None:
+                self.stuck += 1
+                return None
+        return None
+
 
 def percentile(values: Sequence[float], pct: float) -> float | None:
     """Nearest-rank percentile."""
@@ -957,6 +998,51 @@ async def scenario_fast(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def scenario_first(args: argparse.Namespace) -> dict[str, Any]:
+    """New people, each making one whole first check: chat-bound calls per tap."""
+    async with running("nightlegs") as (api, bot, ready):
+        crowd = Crowd(api, args.tap_timeout)
+        chats = [FIRST_PERSON + i for i in range(args.people)]
+        taken = await asyncio.gather(
+            *(crowd.first_check(chat, READ_RANGE, args.arrival) for chat in chats)
+        )
+        # Whatever trails a result counts too: wait until the bot has been quiet for 1 s.
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline:
+            count = len(api.calls)
+            await asyncio.sleep(1.0)
+            if len(api.calls) == count:
+                break
+        violations = len(api.violations)
+        per_chat: dict[int, int] = dict.fromkeys(chats, 0)
+        for call in api.calls:
+            chat = _chat_of(call)
+            if call.method in CHAT_BOUND and chat in per_chat:
+                per_chat[chat] += 1
+        started = ready
+    done = [(chat, taps) for chat, taps in zip(chats, taken, strict=True) if taps is not None]
+    taps = sum(t for _, t in done)
+    calls = sum(per_chat[chat] for chat, _ in done)
+    extra = [per_chat[chat] - t for chat, t in done]
+    per_tap = calls / taps if taps else None
+    return latency_stats(crowd.taps, started, time.monotonic()) | {
+        "people": args.people,
+        "checks_completed": len(done),
+        "taps": taps,
+        "taps_per_check_mean": round(taps / len(done), 1) if done else None,
+        "chat_bound_calls": calls,
+        "chat_bound_calls_per_tap": round(per_tap, 3) if per_tap else None,
+        "ceiling_taps_per_s": round(TELEGRAM_PER_SECOND / per_tap, 1) if per_tap else None,
+        "calls_above_taps_per_check_max": max(extra) if extra else None,
+        "calls_above_taps_per_check_mean": round(sum(extra) / len(extra), 2) if extra else None,
+        "log_error_lines": sum(len(v) for v in bot.log_problems.values()),
+        "log_errors_first": next(iter(bot.log_problems.values()), [None])[0],
+        "stuck_people": crowd.stuck,
+        "unanswered_callbacks": crowd.unanswered,
+        "violations": violations,
+    }
+
+
 async def _exporter(crowd: Crowd, stop_at: float) -> list[float]:
     """/export, then the 90-day ZIP, again and again; returns seconds from tap to document."""
     api, durations = crowd.api, []
@@ -1234,6 +1320,30 @@ def report(results: dict[str, Any]) -> str:
             f", p99 {_fmt(t['p99_ms'], ' ms')}, max {_fmt(t['max_ms'], ' ms')}, timeouts "
             f"{t['timeouts']}   (target p99 <= 500 ms)"
         )
+    if "first" in results:
+        r = results["first"]
+        out.append(
+            f"\nfirst: {r['people']} new people, each one whole first check from /start to the"
+            " result"
+        )
+        out.append(
+            f"  checks completed {r['checks_completed']}, {r['taps']} taps "
+            f"({_fmt(r['taps_per_check_mean'])} a check), {r['chat_bound_calls']} chat-bound calls"
+        )
+        out.append(
+            f"  chat-bound calls per tap {_fmt(r['chat_bound_calls_per_tap'])}, "
+            f"30 ÷ that = {_fmt(r['ceiling_taps_per_s'])} taps/s"
+        )
+        out.append(
+            f"  calls above taps per check: mean {_fmt(r['calls_above_taps_per_check_mean'])}, "
+            f"max {_fmt(r['calls_above_taps_per_check_max'])}   (target <= 2)"
+        )
+        out.append(
+            f"  tap latency p50 {_fmt(r['p50_ms'], ' ms')}, p99 {_fmt(r['p99_ms'], ' ms')}; "
+            f"stuck {r['stuck_people']}, unanswered {r['unanswered_callbacks']}, "
+            f"violations {r['violations']}"
+        )
+        out.extend(filter(None, [_log_line(r, "nightlegs")]))
     return "\n".join(out)
 
 
@@ -1338,6 +1448,7 @@ def main() -> None:
         "fast": scenario_fast,
         "export": scenario_export,
         "fanout": scenario_fanout,
+        "first": scenario_first,
     }
     results: dict[str, Any] = {
         "cores": os.cpu_count(),

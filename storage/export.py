@@ -10,8 +10,9 @@ from typing import Any
 
 from storage.store import Repo
 
-SCHEMA_VERSION = 3
-"""2 added the diary (schedule, check-ins, entries) and typed answers; 3 the follow-ups."""
+SCHEMA_VERSION = 4
+"""2 added the diary (schedule, check-ins, entries) and typed answers; 3 the follow-ups; 4 the
+note for the doctor kept with a check's result."""
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -47,6 +48,7 @@ def export_user(repo: Repo, user_id: int, *, exported_at: datetime) -> dict[str,
                 "pending": list(state.pending),
                 "findings": dict(sorted(state.findings.items())),
                 "conclusion": None if state.conclusion is None else state.conclusion.as_dict(),
+                "note": state.note,
             }
         )
     transcript = [

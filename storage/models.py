@@ -106,6 +106,10 @@ class Conversation(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     """None while the conversation is open."""
+    note: Mapped[str | None] = mapped_column(Text)
+    """Spec v3 item 10: what the person wants their doctor to know, in their own words."""
+    note_asked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When the bot asked for the note and is waiting for it; None when not waiting."""
 
     user: Mapped[User] = relationship(back_populates="conversations")
     answers: Mapped[list[Answer]] = relationship(

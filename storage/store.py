@@ -151,6 +151,7 @@ def _state(conversation: Conversation) -> ConversationState:
         conclusion=conclusion,
         started_at=conversation.started_at,
         finished_at=conversation.finished_at,
+        note=conversation.note,
     )
 
 
@@ -350,6 +351,32 @@ class Repo:
             row.option_ids = list(record.option_ids)
             row.answered_at = record.answered_at
             row.text = record.text
+
+    # --- the note for the doctor (spec v3 item 10) ----------------------------------------------
+
+    def ask_note(self, conversation_id: int) -> None:
+        """The bot asked for a note for this conversation's result: the next words typed are it."""
+        self._conversation(conversation_id).note_asked_at = self._clock()
+        self._session.flush()
+
+    def set_note(self, conversation_id: int, note: str | None) -> None:
+        """Keep `note` with the conversation's result (None removes it); no longer waiting."""
+        conversation = self._conversation(conversation_id)
+        conversation.note = note
+        conversation.note_asked_at = None
+        self._session.flush()
+
+    def skip_note(self, conversation_id: int) -> None:
+        """No note (or no more): stop waiting for one, keeping any note already given."""
+        self._conversation(conversation_id).note_asked_at = None
+        self._session.flush()
+
+    def note_awaited(self, user_id: int, flow: str) -> int | None:
+        """The user's newest conversation in `flow` if the bot is waiting for its note."""
+        conversation = self._newest(user_id, flow, open_only=False)
+        if conversation is None or conversation.note_asked_at is None:
+            return None
+        return conversation.id
 
     def add_message(
         self,

@@ -152,7 +152,7 @@ def export(
     external_id: str = TELEGRAM_ID,
 ) -> dict[str, Any]:
     data = {
-        "schema_version": 3,
+        "schema_version": 4,
         "exported_at": stamp(TODAY, 22, 30),
         "user": {
             "channel": "telegram",

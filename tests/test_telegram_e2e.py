@@ -29,8 +29,10 @@ from bot.telegram import render as views
 from bot.telegram.keys import AnswerKey, DoneKey, Key, MenuKey, NavKey, decode, encode
 from bot.telegram.turn import plain
 from dialogs.advice import AdviceBook
+from dialogs.chat import chat_book, one_line
 from dialogs.countries import EmergencyNumbers
 from dialogs.engine import Flow, Prompt
+from dialogs.followups import FollowUpBook
 from dialogs.records import CANCELLED, FINAL_STATES, AnswerRecord, Conclusion
 from dialogs.vocabulary import FINDINGS, Pattern, Urgency
 from storage.models import OutboxMessage
@@ -50,6 +52,7 @@ VIGNETTES: list[dict[str, Any]] = (
 FLOW = Flow.load("triage")
 BOOK = AdviceBook.load()
 NUMBERS = EmergencyNumbers.load()
+FOLLOWUP_BOOK = FollowUpBook.load()
 HEADLINES = {u: BOOK.advise(Conclusion(Pattern.UNCLEAR, u), {}).headline for u in Urgency}
 CASE = {c["id"]: c for c in CASES}
 CRAMP = {**NO_RED_FLAGS, **CLASSIC_CRAMP}
@@ -92,8 +95,13 @@ NEW_CHECK = label(_sample_outcome(), MenuKey("new"))
 ERASE = label(views.delete_confirm(), MenuKey("erase"))
 KEEP = label(views.delete_confirm(), MenuKey("keep"))
 CHANGE_COUNTRY = label(views.settings_screen(None), MenuKey("countries"))
-SKIP_COUNTRY = label(views.country_question(None, reason="?"), MenuKey("country", "none"))
-OTHER_COUNTRY = label(views.country_question(None, reason="?"), MenuKey("countries"))
+CHOOSE_COUNTRY = label(views.INTRO, MenuKey("consent", "pick"))
+"""Agreeing, by way of the list of countries."""
+NOTE = label(_sample_outcome(), MenuKey("note", "1"))
+CHAT_BOOK = chat_book()
+IN_QUESTION = CHAT_BOOK.text("typed", "in_question")
+"""The kind words above the question shown again when someone types inside a question."""
+NO_CHECK_REPLY = plain(views.typed_no_check().text)
 
 
 # --- fixtures ----------------------------------------------------------------------------------
@@ -237,6 +245,13 @@ def state(bot: RunningBot, chat: int = CHAT) -> dict[str, Any] | None:
     return {"user": data["user"], "conversations": data["conversations"]}
 
 
+def latest_followup_status(bot: RunningBot, chat: int = CHAT) -> str:
+    assert bot.core is not None
+    followups = bot.core.followups.followups(who(chat))
+    assert followups, "no follow-up stored"
+    return str(followups[-1].status)
+
+
 def latest(bot: RunningBot, chat: int = CHAT) -> dict[str, Any]:
     data = state(bot, chat)
     assert data is not None and data["conversations"], "no conversation stored"
@@ -344,7 +359,7 @@ async def test_start_shows_the_introduction_and_stores_nothing_before_consent(
     assert "not a diagnosis" in intro
     assert "/export" in intro and "/delete" in intro
     assert "keep your answers" in intro
-    assert [text for text, _ in shown[-1].buttons] == [CONSENT, DECLINE]
+    assert [text for text, _ in shown[-1].buttons] == [CHOOSE_COUNTRY, CONSENT, DECLINE]
     for said in ("/check", "my calf hurts", "/export", "/help", "/settings", "/back"):
         await bot.send(said)
     assert user_id(bot) is None, "a row was stored before consent"
@@ -354,7 +369,7 @@ async def test_no_question_is_asked_before_consent(bot: RunningBot) -> None:
     shown = await bot.send("/check")
     assert not any(is_question(m) for m in shown)
     assert texts(shown)[0] == views.NEED_CONSENT
-    assert shown[-1].buttons[0][0] == CONSENT
+    assert CONSENT in [t for t, _ in shown[-1].buttons]
     assert user_id(bot) is None
 
 
@@ -365,13 +380,17 @@ async def test_declining_stores_nothing_and_start_asks_again(bot: RunningBot) ->
     assert not shown[-1].has_inline_keyboard
     assert user_id(bot) is None
     shown = await bot.send("/start")
-    assert shown[-1].buttons[0][0] == CONSENT
+    assert CONSENT in [t for t, _ in shown[-1].buttons]
 
 
 async def test_consent_starts_the_check_at_the_safety_screen(bot: RunningBot) -> None:
-    shown = await consent(bot)
-    assert "Agreed" in (shown[0].plain_text or "") and not shown[0].has_inline_keyboard
-    assert question_id(shown[-1]) == FLOW.content.questions[0].id
+    [intro] = await bot.send("/start")
+    shown = await bot.press(CONSENT)
+    assert len(shown) == 1, "agreeing turns the introduction into the first question"
+    [first] = shown
+    assert first.message_id == intro.message_id
+    assert "Agreed" in (first.plain_text or "")
+    assert question_id(first) == FLOW.content.questions[0].id
     uid = user_id(bot)
     assert uid is not None
     assert row_counts(bot, uid)["conversations"] == 1
@@ -431,7 +450,7 @@ async def test_a_full_check_by_buttons_then_export_then_delete(
     await bot.press(NEW_CHECK, message=result)
     assert user_id(bot) is None
     shown = await bot.send("/start")
-    assert shown[-1].buttons[0][0] == CONSENT
+    assert CONSENT in [t for t, _ in shown[-1].buttons]
     assert user_id(bot) is None
 
 
@@ -574,7 +593,7 @@ async def test_cancel_ends_the_check(bot: RunningBot, api: BotApiStub) -> None:
     assert open_question(bot) is None
     assert latest(bot)["state"] == CANCELLED
     shown = await bot.send("hello?")
-    assert texts(shown) == [views.NO_CHECK]
+    assert texts(shown) == [NO_CHECK_REPLY]
 
 
 async def test_back_and_cancel_commands_work(bot: RunningBot, api: BotApiStub) -> None:
@@ -609,28 +628,52 @@ async def test_change_answer_after_the_result_reopens_the_last_question(
     assert len(state(bot)["conversations"]) == 1  # type: ignore[index]
 
 
-async def test_a_result_goes_first_and_the_rest_of_the_reply_trails_it(
+async def test_a_result_is_the_check_message_edited_with_all_that_follows_on_its_buttons(
     bot: RunningBot, api: BotApiStub
 ) -> None:
     await consent(bot)
-    await answer_all(bot, CRAMP)  # the first result: the country question comes too
+    check = open_question(bot)
+    assert check is not None
+    await answer_all(bot, CASE["classic_restless_legs"]["facts"])  # soon: a follow-up offer
     assert bot.core is not None
     with bot.core.store.engine.connect() as connection:
         last = connection.execute(
             select(OutboxMessage.kind, OutboxMessage.lane)
             .where(OutboxMessage.chat_id == CHAT)
             .order_by(OutboxMessage.id.desc())
-            .limit(3)
+            .limit(1)
         ).all()
-    # The result (what the person taps next) is the reply; closing the check's message and
-    # asking the country trail it, so they never hold up another person's next question.
-    assert [tuple(row) for row in reversed(last)] == [
-        ("send", "reply"),
-        ("edit", "trail"),
-        ("send", "trail"),
-    ]
+    # The last answer's one reply: the check's message becomes the result, in the reply lane.
+    assert [tuple(row) for row in last] == [("edit", "reply")]
     [result] = outcomes(api)
-    assert api.messages(CHAT)[-1].message_id > result.message_id  # the country question
+    assert result.message_id == check.message_id
+    assert api.messages(CHAT)[-1].message_id == result.message_id, "nothing trails the result"
+    offer = FOLLOWUP_BOOK.offer(Urgency.SOON)
+    assert offer is not None and offer.text in (result.plain_text or "")
+    labels = [t for t, _ in result.buttons]
+    assert {offer.yes_label, offer.no_label, NOTE, NEW_CHECK} <= set(labels)
+    # the answers stay readable, folded under the result
+    assert shown_as_answered("emergency_signs", "none") in (result.plain_text or "")
+
+
+async def test_accepting_the_follow_up_on_the_result_keeps_the_result(
+    bot: RunningBot, api: BotApiStub
+) -> None:
+    await consent(bot)
+    await answer_all(bot, CASE["classic_restless_legs"]["facts"])
+    [result] = outcomes(api)
+    offer = FOLLOWUP_BOOK.offer(Urgency.SOON)
+    assert offer is not None
+    mark = api.mark()
+    await bot.press(offer.yes_label, message=result)
+    assert chat_bound(api, mark) == ["editMessageText"]
+    now = api.message(CHAT, result.message_id)
+    assert headline_of(now) is Urgency.SOON, "the result is still there"
+    assert offer.text not in (now.plain_text or "")
+    assert FOLLOWUP_BOOK.accepted in (now.plain_text or "")
+    labels = [t for t, _ in now.buttons]
+    assert offer.yes_label not in labels and NOTE in labels and NEW_CHECK in labels
+    assert latest_followup_status(bot) == "accepted"
 
 
 # === 5. bad input ================================================================================
@@ -643,7 +686,7 @@ async def test_free_text_during_a_question_reminds_and_asks_again(
     await answer_open_question(bot, CRAMP)
     before = state(bot)
     shown = await bot.send("my left calf, I think?")
-    assert texts(shown)[0] == views.USE_BUTTONS
+    assert texts(shown)[0].startswith(IN_QUESTION)
     assert question_id(shown[-1]) == "feeling"
     assert state(bot) == before
 
@@ -677,7 +720,7 @@ async def test_typed_words_naming_an_emergency_get_its_advice_and_go_on_loses_no
     [advice] = shown
     assert (advice.plain_text or "").startswith(typed_advice(flag)[:80]), advice.plain_text
     assert HEADLINES[Urgency.EMERGENCY] in (advice.plain_text or "")
-    assert views.USE_BUTTONS not in (advice.plain_text or "")
+    assert IN_QUESTION not in (advice.plain_text or "")
     assert state(bot) == before, "nothing about the open check changed"
     go_on = AdviceBook.load().go_on_label
     shown = await bot.press(go_on, message=advice)
@@ -702,7 +745,7 @@ async def test_every_example_of_typed_danger_gets_its_advice_and_no_negative_doe
         assert first.startswith(typed_advice(flags[0])[:40]), text
     for text in DANGER_NEGATIVES:
         shown = await bot.send(text)
-        assert texts(shown)[0] == views.USE_BUTTONS, text
+        assert texts(shown)[0].startswith(IN_QUESTION), text
     assert state(bot) == before, "typing changed nothing about the open check"
 
 
@@ -711,7 +754,7 @@ async def test_ordinary_or_negated_words_get_the_usual_reminder(bot: RunningBot,
     await consent(bot)
     await answer_open_question(bot, CRAMP)
     shown = await bot.send(text)
-    assert texts(shown)[0] == views.USE_BUTTONS
+    assert texts(shown)[0].startswith(IN_QUESTION)
     assert question_id(shown[-1]) == "feeling"
 
 
@@ -833,9 +876,11 @@ async def test_garbage_callback_data_before_consent_stores_nothing(
 ) -> None:
     shown = await bot.send("/start")
     mark = api.mark()
-    for data in [*GARBAGE, "a:1:dangling:no", "t:1:feeling:knot:1", "back:1", "m:new"]:
+    more = ["a:1:dangling:no", "t:1:feeling:knot:1", "back:1", "m:new", "m:note:1", "m:nskip:1"]
+    more += ["m:consent:ZZ", "m:consent:zz", "m:consent:x" * 3]
+    for data in [*GARBAGE, *more]:
         await bot.feed(api.feed_callback(CHAT, shown[-1].message_id, data))
-    assert len(bot.toasts(mark)) == len(GARBAGE) + 4
+    assert len(bot.toasts(mark)) == len(GARBAGE) + len(more)
     assert user_id(bot) is None
 
 
@@ -889,6 +934,26 @@ async def test_an_edited_message_gets_a_polite_hint(bot: RunningBot, api: BotApi
     assert state(bot) == before
 
 
+async def test_an_edit_or_a_caption_naming_an_emergency_gets_its_advice(
+    bot: RunningBot, api: BotApiStub
+) -> None:
+    await consent(bot)
+    sent = api.feed_message(CHAT, "my calf hurts")
+    await api.wait_until_confirmed(sent)
+    await bot.settled()
+    before = state(bot)
+    edited = api.feed_edited_message(
+        CHAT, sent["message"]["message_id"], "my calf is swollen and hot"
+    )
+    shown = await bot.feed(edited)
+    assert HEADLINES[Urgency.EMERGENCY] in (shown[0].plain_text or "")
+    shown = await bot.feed(api.feed_photo(CHAT, caption="chest pain since an hour"))
+    assert HEADLINES[Urgency.EMERGENCY] in (shown[0].plain_text or "")
+    shown = await bot.feed(api.feed_photo(CHAT, caption="my sore foot"))
+    assert texts(shown) == [views.NOT_TEXT]
+    assert state(bot) == before
+
+
 ODD_TEXTS = [
     "x" * 4096,
     "🦵💥🦵💥 " * 200,
@@ -917,7 +982,7 @@ async def test_huge_and_odd_texts_get_a_short_reply(bot: RunningBot, text: str) 
 async def test_a_huge_text_during_a_question_gets_the_reminder(bot: RunningBot) -> None:
     await consent(bot)
     shown = await bot.send("help " * 819)
-    assert texts(shown)[0] == views.USE_BUTTONS
+    assert texts(shown)[0].startswith(IN_QUESTION)
     assert question_id(shown[-1]) == "emergency_signs"
 
 
@@ -1239,7 +1304,8 @@ async def test_a_kill_while_an_answer_is_handled_applies_it_once(
 
 
 def country_questions(api: BotApiStub, chat: int = CHAT) -> list[SentMessage]:
-    """Messages that asked for the country (now or before an edit), settings screens aside."""
+    """Messages that asked for the country on their own (now or before an edit): settings
+    screens and the introduction's list aside."""
 
     def asks(markup: dict[str, Any] | None) -> bool:
         actions = {
@@ -1247,7 +1313,7 @@ def country_questions(api: BotApiStub, chat: int = CHAT) -> list[SentMessage]:
             for _, data in api.buttons(markup)
             if isinstance(key := decode(data), MenuKey)
         }
-        return "countries" in actions and "export" not in actions
+        return "countries" in actions and not actions & {"export", "consent"}
 
     return [
         m
@@ -1256,62 +1322,78 @@ def country_questions(api: BotApiStub, chat: int = CHAT) -> list[SentMessage]:
     ]
 
 
-async def test_the_country_is_asked_once_after_the_first_result(
+def agree_in(country: str) -> str:
+    return CHAT_BOOK.text("consent", "agree_in", country=NUMBERS.countries[country].name)
+
+
+@pytest.mark.parametrize(
+    ("language_code", "country"),
+    [("en-GB", "GB"), ("de", "DE"), ("en-US", "US"), ("ja", None), ("en", None)],
+)
+async def test_the_introduction_suggests_the_country_of_the_telegram_language(
+    bot: RunningBot, language_code: str, country: str | None
+) -> None:
+    [intro] = await bot.send("/start", language_code=language_code)
+    labels = [t for t, _ in intro.buttons]
+    if country is None:
+        assert labels == [CHOOSE_COUNTRY, CONSENT, DECLINE]
+    else:
+        assert labels == [agree_in(country), CHOOSE_COUNTRY, CONSENT, DECLINE]
+    assert user_id(bot) is None, "nothing stored before the tap"
+
+
+async def test_a_new_uk_persons_first_urgent_result_names_999_and_111(
     bot: RunningBot, api: BotApiStub
 ) -> None:
-    await consent(bot)
-    assert country_questions(api) == []
-    await answer_all(bot, CRAMP, language_code="de")
-    [asked] = country_questions(api)
-    germany = NUMBERS.countries["DE"]
-    assert f"📍 {germany.name}" in [t for t, _ in asked.buttons]
-    shown = await bot.press(f"📍 {germany.name}", message=asked)
-    assert germany.number in (shown[-1].plain_text or "")
-    assert not api.message(CHAT, asked.message_id).has_inline_keyboard
-    assert state(bot)["user"]["country"] == "DE"  # type: ignore[index]
-
-    await bot.send("/check")
-    await answer_all(bot, CRAMP)
-    assert len(outcomes(api)) == 2
-    assert len(country_questions(api)) == 1, "asked again"
+    await bot.send("/start", language_code="en-GB")
+    shown = await bot.press(agree_in("GB"))
+    assert question_id(shown[-1]) == "emergency_signs", "agreeing and the country: one tap"
+    assert state(bot)["user"]["country"] == "GB"  # type: ignore[index]
+    await answer_all(bot, CASE["rest_pain_burning_worse_raised"]["facts"])
+    [result] = outcomes(api)
+    assert headline_of(result) is Urgency.URGENT
+    text = result.plain_text or ""
+    uk = NUMBERS.countries["GB"]
+    assert uk.number in text and "111" in text, text
+    for other in ("911", "000"):
+        assert other not in text, f"{other} shown though the country is known"
+    assert country_questions(api) == [], "the country is never asked on its own"
 
 
-async def test_skipping_the_country_is_not_asked_again(bot: RunningBot, api: BotApiStub) -> None:
-    await consent(bot)
-    await answer_all(bot, CRAMP)
-    [asked] = country_questions(api)
-    await bot.press(SKIP_COUNTRY, message=asked)
-    assert state(bot)["user"]["country"] is None  # type: ignore[index]
-    await bot.send("/check")
-    await answer_all(bot, CRAMP)
-    assert len(country_questions(api)) == 1
-
-
-async def test_a_chosen_country_puts_its_number_in_the_emergency_advice(
+async def test_another_country_from_the_list_agrees_in_the_same_tap(
     bot: RunningBot, api: BotApiStub
 ) -> None:
-    await consent(bot)
-    await answer_all(bot, CRAMP)
-    [asked] = country_questions(api)
-    await bot.press(OTHER_COUNTRY, message=asked)
-    await bot.press(NUMBERS.countries["NZ"].name, message=asked)
+    [intro] = await bot.send("/start")
+    await bot.press(CHOOSE_COUNTRY, message=intro)
+    assert user_id(bot) is None, "the list stores nothing"
+    await bot.press(CHAT_BOOK.text("consent", "back"), message=intro)
+    assert api.message(CHAT, intro.message_id).plain_text == plain(views.INTRO.text)
+    await bot.press(CHOOSE_COUNTRY, message=intro)
+    listed = api.message(CHAT, intro.message_id)
+    assert NUMBERS.countries["NZ"].name in [t for t, _ in listed.buttons]
+    shown = await bot.press(NUMBERS.countries["NZ"].name, message=intro)
+    assert shown[-1].message_id == intro.message_id
+    assert question_id(shown[-1]) == "emergency_signs"
     assert state(bot)["user"]["country"] == "NZ"  # type: ignore[index]
-    await bot.send("/check")
     await answer_all(bot, CASE["swollen_warm_red_calf_after_a_flight"]["facts"])
-    emergency = outcomes(api)[-1]
+    [emergency] = outcomes(api)
     assert headline_of(emergency) is Urgency.EMERGENCY
     number = NUMBERS.countries["NZ"].number
     assert f"Call {number} if you cannot get there safely" in (emergency.plain_text or "")
     assert "911" not in (emergency.plain_text or "")
 
 
-async def test_without_a_country_the_emergency_advice_names_the_common_numbers(
+async def test_skipping_the_country_lists_the_common_numbers_and_asks_no_more(
     bot: RunningBot, api: BotApiStub
 ) -> None:
     await consent(bot)
+    assert state(bot)["user"]["country"] is None  # type: ignore[index]
     await answer_all(bot, CASE["swollen_warm_red_calf_after_a_flight"]["facts"])
     [emergency] = outcomes(api)
     assert BOOK.emergency_line(None) in (emergency.plain_text or "")
+    await bot.send("/check")
+    await answer_all(bot, CRAMP)
+    assert country_questions(api) == []
 
 
 async def test_settings_shows_and_changes_the_country(bot: RunningBot, api: BotApiStub) -> None:
@@ -1368,3 +1450,197 @@ async def test_emergency_advice_is_not_followed_by_the_country_question(
     assert any("Get emergency help now" in (m.plain_text or "") for m in shown)
     assert not any("which country" in (m.plain_text or "") for m in shown)
     assert state(bot, CHAT) is not None
+
+
+# === 11. spec v3: no more messages than taps, typed words heard, a note for the doctor ==========
+
+
+def taps_since(api: BotApiStub, mark: int) -> int:
+    """Button presses since `mark` (each is answered once, and that answer is no message)."""
+    return sum(1 for c in api.calls[mark:] if c.method == "answerCallbackQuery")
+
+
+@pytest.mark.parametrize("case_id", ONE_PER_URGENCY)
+async def test_a_whole_first_check_costs_at_most_one_call_per_tap_plus_two(
+    bot: RunningBot, api: BotApiStub, case_id: str
+) -> None:
+    mark = api.mark()
+    await bot.send("/start", language_code="en-GB")
+    await bot.press(agree_in("GB"))
+    await answer_all(bot, CASE[case_id]["facts"])
+    taps = taps_since(api, mark)
+    calls = chat_bound(api, mark)
+    assert [r for r in outcomes(api)], "the check ended with a result"
+    assert taps >= 3
+    assert len(calls) <= taps + 2, (taps, calls)
+    # what it is today: the introduction, then one edit per tap
+    assert calls == ["sendMessage"] + ["editMessageText"] * taps, calls
+
+
+def result_line(bot: RunningBot, country: str | None = None) -> str:
+    """The newest result in one line, as the bot words it (spec v3 item 10)."""
+    conclusion = latest(bot)["conclusion"]
+    advice = BOOK.advise(
+        Conclusion(
+            Pattern(conclusion["pattern"]),
+            Urgency(conclusion["urgency"]),
+            tuple(conclusion["red_flags"]),
+        ),
+        latest(bot)["findings"],
+        emergency_number=NUMBERS.number(country),
+        urgent_care=NUMBERS.urgent_care(country),
+    )
+    return one_line(advice)
+
+
+async def test_a_typed_question_after_a_result_gets_a_kind_reply_with_the_result_and_who_can_answer(
+    bot: RunningBot, api: BotApiStub
+) -> None:
+    await bot.send("/start", language_code="en-GB")
+    await bot.press(agree_in("GB"))
+    await answer_all(bot, CASE["rest_pain_burning_worse_raised"]["facts"])
+    before = state(bot)
+    shown = await bot.send("I'm in the UK, should I ring 111 now?")
+    [reply] = shown
+    text = reply.plain_text or ""
+    assert "can't answer typed questions" in text
+    assert result_line(bot, "GB") in text
+    assert NUMBERS.urgent_care("GB") in text and "pharmacist" in text
+    assert "Type 'check'" not in text and not text.startswith(views.NO_CHECK)
+    assert NOTE in [t for t, _ in reply.buttons]
+    assert state(bot) == before, "a typed question changes nothing stored but the transcript"
+
+
+async def test_a_typed_question_without_a_country_names_the_prescriber_and_a_pharmacist(
+    bot: RunningBot,
+) -> None:
+    await consent(bot)
+    await answer_all(bot, CRAMP)
+    [reply] = await bot.send("should I take my statin tonight?")
+    text = reply.plain_text or ""
+    assert result_line(bot) in text
+    assert CHAT_BOOK.text("typed", "who_without_line") in text
+
+
+async def test_text_with_no_check_open_gets_a_helpful_reply_and_a_way_to_start(
+    bot: RunningBot, api: BotApiStub
+) -> None:
+    await consent(bot)
+    await bot.send("/cancel")
+    [reply] = await bot.send("hello, is anyone there?")
+    assert reply.plain_text == NO_CHECK_REPLY
+    start = CHAT_BOOK.text("typed", "start_check")
+    shown = await bot.press(start, message=reply)
+    assert question_id(shown[-1]) == "emergency_signs"
+
+
+async def test_text_inside_a_question_is_answered_kindly_with_the_question_and_the_note_hint(
+    bot: RunningBot,
+) -> None:
+    await consent(bot)
+    await answer_open_question(bot, CRAMP)
+    [reply] = await bot.send("both calves for the jitters, the left one for the walking ache")
+    text = reply.plain_text or ""
+    assert text.startswith(IN_QUESTION)
+    assert "note" in IN_QUESTION and "doctor" in IN_QUESTION
+    assert question_id(reply) == "feeling", "the question again, in the same message"
+
+
+NOTE_WORDS = "I had a hip operation 9 days ago & flew home from Spain <on Monday>"
+
+
+async def add_note(bot: RunningBot, api: BotApiStub, words: str = NOTE_WORDS) -> SentMessage:
+    """Press the note button under the result and type `words`; the bot's reply."""
+    [result] = outcomes(api)
+    [prompt] = await bot.press(NOTE, message=result)
+    assert (prompt.plain_text or "") == CHAT_BOOK.text("note", "prompt")
+    [saved] = await bot.send(words)
+    return saved
+
+
+async def test_a_note_for_the_doctor_is_kept_and_reaches_transcript_pdf_and_fhir(
+    bot: RunningBot, api: BotApiStub
+) -> None:
+    await consent(bot)
+    await answer_all(bot, CRAMP)
+    saved = await add_note(bot, api)
+    assert (saved.plain_text or "") == CHAT_BOOK.text("note", "saved", note=NOTE_WORDS)
+    assert latest(bot)["note"] == NOTE_WORDS
+
+    mark = api.mark()
+    await bot.send("/export")
+    await bot.press("🗂 ZIP · all")
+    [upload] = [c for c in api.calls[mark:] if c.method == "sendDocument" and c.ok]
+    with zipfile.ZipFile(io.BytesIO(upload.params["document"].data)) as bundle:
+        data = json.loads(bundle.read("nightlegs-export.json"))
+        transcript = bundle.read("transcript.txt").decode()
+        fhir = json.loads(bundle.read("fhir-bundle.json"))
+        pdf = PdfReader(io.BytesIO(bundle.read("doctor-summary.pdf")))
+    assert_valid_export(data)
+    assert data["conversations"][-1]["note"] == NOTE_WORDS
+    assert NOTE_WORDS in transcript
+    items = fhir["entry"][0]["resource"]["item"]
+    assert {"linkId": "note.for_doctor", "answer": [{"valueString": NOTE_WORDS}]} in items
+    pdf_text = " ".join(" ".join(page.extract_text().split()) for page in pdf.pages)
+    assert "for the doctor" in pdf_text
+    assert "hip operation 9 days ago" in pdf_text and "Spain <on Monday>" in pdf_text
+
+    uid = user_id(bot)
+    assert uid is not None
+    await bot.send("/delete")
+    await bot.press(ERASE)
+    assert not any(row_counts(bot, uid).values())
+    assert state(bot) is None
+
+
+async def test_skipping_the_note_keeps_none_and_later_words_get_the_kind_reply(
+    bot: RunningBot, api: BotApiStub
+) -> None:
+    await consent(bot)
+    await answer_all(bot, CRAMP)
+    [result] = outcomes(api)
+    [prompt] = await bot.press(NOTE, message=result)
+    await bot.press(CHAT_BOOK.text("note", "skip"), message=prompt)
+    assert api.message(CHAT, prompt.message_id).plain_text == CHAT_BOOK.text("note", "skipped")
+    [reply] = await bot.send("is it my back?")
+    assert "can't answer typed questions" in (reply.plain_text or "")
+    assert latest(bot)["note"] is None
+
+
+async def test_typed_danger_while_the_note_is_asked_gets_emergency_advice_not_a_note(
+    bot: RunningBot, api: BotApiStub
+) -> None:
+    await consent(bot)
+    await answer_all(bot, CRAMP)
+    [result] = outcomes(api)
+    await bot.press(NOTE, message=result)
+    shown = await bot.send("chest pain")
+    assert HEADLINES[Urgency.EMERGENCY] in (shown[0].plain_text or "")
+    assert latest(bot)["note"] is None
+
+
+async def test_a_forged_note_button_gets_a_toast_and_stores_nothing(
+    bot: RunningBot, api: BotApiStub
+) -> None:
+    await consent(bot)
+    await answer_all(bot, CRAMP)
+    for data in ("m:note:999999", "m:note:abc", "m:nskip:1x", "m:note"):
+        [result] = outcomes(api)
+        mark = api.mark()
+        update = api.feed_callback(CHAT, result.message_id, data)
+        await bot.feed(update)
+        assert bot.toasts(mark) in ([views.EXPIRED], [None]), data
+    await bot.send("an ordinary question?")
+    assert latest(bot)["note"] is None
+
+
+async def test_skip_after_the_note_was_given_keeps_it(bot: RunningBot, api: BotApiStub) -> None:
+    await consent(bot)
+    await answer_all(bot, CRAMP)
+    [result] = outcomes(api)
+    [prompt] = await bot.press(NOTE, message=result)
+    await bot.send("it started after my new statin")
+    mark = api.mark()
+    await bot.press(CHAT_BOOK.text("note", "skip"), message=prompt)
+    assert bot.toasts(mark) == [views.ALREADY]
+    assert latest(bot)["note"] == "it started after my new statin"

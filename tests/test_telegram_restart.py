@@ -99,7 +99,7 @@ async def test_taps_in_flight_at_a_sigkill_are_applied_exactly_once_after_restar
         await api.wait_until_confirmed(api.feed_message(CHAT, "/start"), timeout=20)
         await api.wait_for_message(CHAT, lambda m: m.has_inline_keyboard)  # the introduction
         mark = api.mark()
-        await api.wait_until_confirmed(await api.press(CHAT, "✅ OK, start the check"))
+        await api.wait_until_confirmed(await api.press(CHAT, "✅ OK, skip the country"))
         first = await api.wait_for_message(
             CHAT, lambda m: "safety check" in (m.plain_text or ""), after=mark
         )

@@ -26,6 +26,7 @@ from dialogs.advice import AdviceBook
 from dialogs.content import Question
 from dialogs.countries import EmergencyNumbers
 from dialogs.engine import Flow, Prompt
+from dialogs.followups import FollowUpBook
 from dialogs.records import AnswerRecord, Conclusion
 from dialogs.vocabulary import FINDINGS, RED_FLAG_MINIMUM, RED_FLAGS, Pattern, Urgency
 from tests.botapi_stub import MAX_CALLBACK_DATA_BYTES, MAX_MESSAGE_LENGTH, _HtmlParser
@@ -131,6 +132,11 @@ def test_fixed_screens_are_valid_html_with_valid_buttons() -> None:
         views.country_list(countries),
         views.settings_screen(None),
         views.settings_screen(countries[-1]),
+        views.intro(countries[0]),
+        views.intro_countries(countries),
+        views.note_prompt(LARGE_IDS[-1]),
+        views.typed_after_result("⚠️ <Result> & more", "NHS 111 & a pharmacist", LARGE_IDS[-1]),
+        views.typed_no_check(),
     ]
     for screen in screens:
         assert 0 < len(plain_text(screen.text)) <= MAX_MESSAGE_LENGTH
@@ -138,6 +144,34 @@ def test_fixed_screens_are_valid_html_with_valid_buttons() -> None:
             for item in all_data(screen):
                 assert isinstance(decode(item), MenuKey), item
     assert "&lt;country&gt;" in screens[5].text
+    assert "&lt;Result&gt; &amp; more" in screens[-2].text
+
+
+@pytest.mark.parametrize("urgency", list(Urgency))
+def test_a_result_with_its_offer_and_many_answers_still_fits_and_keeps_the_advice_whole(
+    urgency: Urgency,
+) -> None:
+    flags = tuple(f for f in RED_FLAGS if RED_FLAG_MINIMUM[f] <= urgency)
+    conclusion = Conclusion(Pattern.UNCLEAR, urgency, red_flags=flags, reasons=flags)
+    advice = BOOK.advise(conclusion, {f: True for f in FINDINGS}, urgent_care=LONGEST_URGENT_CARE)
+    offered = FollowUpBook.load().offer(urgency)  # urgent and soon results carry an offer
+    offer = views.Extra(offered.text if offered else "", ())
+    few = ["☑️ A question? <b>An answer</b>"] * 3
+    many = ["☑️ A question that is long enough? <b>An answer, and another</b>"] * 120
+    for answers in (few, many):
+        extras = (offer,) if offer.text else ()
+        screen = views.outcome(advice, LARGE_IDS[-1], extras=extras, answers=answers)
+        assert len(screen.text) <= MAX_MESSAGE_LENGTH
+        shown = plain_text(screen.text)
+        assert shown.startswith(advice.headline) and advice.not_a_diagnosis in shown
+        assert shown.rstrip().endswith(offer.text.strip()), "the offer (if any) is the last line"
+        folded = "An answer" in shown
+        if answers is many:
+            assert not folded, "answers that do not fit are left out, the advice kept whole"
+        else:  # in, unless the advice with its offer is itself near the limit
+            assert folded or len(screen.text) + 120 > MAX_MESSAGE_LENGTH
+        for item in all_data(screen):
+            assert decode(item) is not None
 
 
 # --- keys --------------------------------------------------------------------------------------

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from bot.services.flow import FlowService, Who
-from bot.terminal import EMERGENCY_BANNER, HELP, TerminalChat
+from bot.terminal import EMERGENCY_BANNER, HELP, TerminalChat, wrap
 from dialogs.advice import AdviceBook
+from dialogs.chat import chat_book, one_line
+from dialogs.countries import EmergencyNumbers
 from dialogs.engine import Flow
 from dialogs.records import CANCELLED, CONCLUDED
 from storage import Store
@@ -26,7 +28,12 @@ FIXED = datetime(2025, 3, 1, 3, 15, tzinfo=UTC)
 FLOW = Flow.load("triage")
 BOOK = AdviceBook.load()
 WHO = Who("terminal", "tester")
-HINT = "Please answer with one of the numbers shown (or type 'help')."
+CHAT_BOOK = chat_book()
+HINT = CHAT_BOOK.text("typed", "terminal_in_question")
+"""The kind reply to words typed inside a question (spec v3 item 10)."""
+NUMBERS = EmergencyNumbers.load()
+WIDE = 10_000
+"""Columns for tests that match whole texts: nothing wraps."""
 CRAMP_FACTS = {**NO_RED_FLAGS, **CLASSIC_CRAMP, "both_legs": False, "pregnant": False}
 CRAMP_WALK = walk(FLOW, CRAMP_FACTS)
 
@@ -60,9 +67,14 @@ def by_numbers(result: Walk) -> list[str]:
     return [line for plan in result.plans for line in number_lines(plan)]
 
 
-def conclusion_text(result: Walk) -> str:
+def conclusion_text(result: Walk, country: str | None = None) -> str:
     assert result.outcome.conclusion is not None
-    return BOOK.advise(result.outcome.conclusion, result.outcome.findings).as_text()
+    return BOOK.advise(
+        result.outcome.conclusion,
+        result.outcome.findings,
+        emergency_number=NUMBERS.number(country),
+        urgent_care=NUMBERS.urgent_care(country),
+    ).as_text()
 
 
 @pytest.fixture
@@ -74,12 +86,38 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 @pytest.fixture
 def service(store: Store) -> FlowService:
-    return FlowService(store, FLOW, BOOK, clock=lambda: FIXED)
+    return FlowService(
+        store,
+        FLOW,
+        BOOK,
+        clock=lambda: FIXED,
+        emergency_number=NUMBERS.number,
+        urgent_care=NUMBERS.urgent_care,
+    )
 
 
-def chat(service: FlowService, lines: list[str]) -> str:
+def chat(
+    service: FlowService,
+    lines: list[str],
+    *,
+    locale: str | None = None,
+    width: int = WIDE,
+    country: str | None = "",
+) -> str:
+    """Run the chat on `lines`; a new person first answers the country question with
+    `country` (Enter: the locale's suggestion, or none; None: `lines` answer it)."""
+    asked = (found := service.find_user(WHO)) is not None and found.country_asked_at is not None
+    first = [] if asked or country is None else [country]
     out = io.StringIO()
-    code = TerminalChat(service, lines=iter(lines), out=out, who=WHO).run()
+    code = TerminalChat(
+        service,
+        lines=iter([*first, *lines]),
+        out=out,
+        who=WHO,
+        numbers=NUMBERS,
+        locale=locale,
+        width=width,
+    ).run()
     assert code == 0
     return out.getvalue()
 
@@ -167,7 +205,7 @@ def test_back_after_the_conclusion_reopens_the_last_question(service: FlowServic
 def test_cancel_ends_the_check_and_later_answers_get_a_hint(service: FlowService) -> None:
     output = chat(service, [NONE, "cancel", "1"])
     assert "Check cancelled." in output
-    assert "Type 'check' to start a new check" in output
+    assert CHAT_BOOK.text("typed", "terminal_no_check") in output
     assert output.count("Q2.") == 1
     assert latest(service).state == CANCELLED
 
@@ -342,16 +380,25 @@ def run_bot(tmp_path: Path, stdin: str, **env: str) -> subprocess.CompletedProce
     )
 
 
+def words(text: str) -> str:
+    return " ".join(text.split())
+
+
 def test_python_m_bot_without_a_token_runs_the_terminal_triage(tmp_path: Path) -> None:
     done = run_bot(
         tmp_path,
-        "\n".join(by_numbers(CRAMP_WALK)) + "\n",
+        "\n".join(["", *by_numbers(CRAMP_WALK)]) + "\n",  # Enter: the locale's country
         TELEGRAM_BOT_TOKEN="",
         DATABASE_URL=f"sqlite:///{tmp_path}/x.db",
+        LANG="en_GB.UTF-8",
+        LC_ALL="",
+        COLUMNS="72",
     )
     assert done.returncode == 0, done.stderr
     assert "No TELEGRAM_BOT_TOKEN" in done.stdout
-    assert conclusion_text(CRAMP_WALK) in done.stdout
+    assert words(conclusion_text(CRAMP_WALK, "GB")) in words(done.stdout)
+    body = done.stdout.split("\n", 1)[1]  # the line about the token is printed as it is
+    assert max(len(line) for line in body.splitlines()) <= 72
     assert "Traceback" not in done.stderr
     assert (tmp_path / "x.db").exists()
 
@@ -369,3 +416,132 @@ def test_python_m_bot_refuses_a_bad_api_url_in_one_line(tmp_path: Path) -> None:
     assert "TELEGRAM_API_URL" in lines[0]
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+# --- Spec v3: the country first, lines that wrap, typed words heard, a note for the doctor -------
+
+URGENT_WALK = walk(
+    FLOW,
+    {
+        **NO_RED_FLAGS,
+        "foot_burning_ache": True,
+        "worse_legs_raised": True,
+        "dangling_relief": True,
+        "loc_foot_toes": True,
+        "age_over_50": True,
+        "smoker": True,
+    },
+)
+
+
+def test_the_urgent_walk_is_an_urgent_result() -> None:
+    assert URGENT_WALK.outcome.conclusion is not None
+    assert str(URGENT_WALK.outcome.conclusion.urgency) == "urgent"
+
+
+def test_the_locale_suggests_the_country_and_enter_takes_it_before_the_first_question(
+    service: FlowService,
+) -> None:
+    output = chat(service, by_numbers(URGENT_WALK), locale="en_GB.UTF-8")
+    uk = NUMBERS.countries["GB"]
+    asked = output.index(CHAT_BOOK.text("terminal", "country"))
+    assert CHAT_BOOK.text("terminal", "country_suggested", country=uk.name) in output
+    assert asked < output.index("Q1.")
+    assert service.find_user(WHO).country == "GB"  # type: ignore[union-attr]
+    result = conclusion_text(URGENT_WALK, "GB")
+    assert result in output, "the first result names the UK's numbers"
+    assert uk.number in result and "111" in result
+    assert "911" not in result and "000" not in result
+
+
+@pytest.mark.parametrize(
+    ("typed", "country"), [("Germany", "DE"), ("uk", "GB"), ("skip", None), ("no", None)]
+)
+def test_a_country_can_be_typed_by_name_or_skipped(
+    service: FlowService, typed: str, country: str | None
+) -> None:
+    output = chat(service, [], locale="C.UTF-8", country=typed)
+    user = service.find_user(WHO)
+    assert user is not None and user.country == country
+    assert user.country_asked_at is not None
+    assert "Q1." in output
+    again = chat(service, ["quit"])
+    assert CHAT_BOOK.text("terminal", "country") not in again, "asked only once"
+
+
+def test_an_unknown_country_is_asked_again_and_danger_is_read_first(
+    service: FlowService,
+) -> None:
+    output = chat(service, ["Narnia", "chest pain", "Ireland"], country=None)
+    assert CHAT_BOOK.text("terminal", "country_unknown") in output
+    assert EMERGENCY_BANNER in output and "Get emergency help now" in output
+    assert service.find_user(WHO).country == "IE"  # type: ignore[union-attr]
+    assert output.index(EMERGENCY_BANNER) < output.index("Q1.")
+
+
+def test_long_lines_wrap_at_spaces_and_never_inside_a_word(service: FlowService) -> None:
+    output = chat(service, by_numbers(CRAMP_WALK), width=40)
+    lines = output.splitlines()
+    assert max(len(line) for line in lines) <= 40
+    # every word the bot said is whole on some line (the long ones too)
+    for word in conclusion_text(CRAMP_WALK).split():
+        assert any(word in line.split() for line in lines), word
+    assert words(conclusion_text(CRAMP_WALK)) in words(output)
+
+
+def test_wrap_hangs_bullets_and_keeps_a_word_longer_than_the_line_whole() -> None:
+    text = "• letting the foot hang down eases it " + "x" * 30
+    wrapped = wrap(text, 20)
+    assert wrapped.splitlines()[1].startswith("  ")
+    assert "  " + "x" * 30 in wrapped.splitlines()
+    assert "hang do\nwn" not in wrapped and "hang\ndown" not in wrapped.replace("  ", "")
+
+
+def test_words_typed_inside_a_question_get_a_kind_reply_and_the_question_again(
+    service: FlowService,
+) -> None:
+    output = chat(service, [NONE, "stopping and standing still helps, a bit"])
+    assert output.count(HINT) == 1
+    assert "note" in HINT and "doctor" in HINT
+    assert output.count("Q2.") == 2, "the question is shown again"
+    assert ("in", "stopping and standing still helps, a bit") in transcript(service)
+
+
+def test_a_typed_question_after_a_result_gets_the_result_in_one_line_and_who_can_answer(
+    service: FlowService,
+) -> None:
+    lines = [*by_numbers(URGENT_WALK), "", "can it wait till the GP opens?"]
+    output = chat(service, lines, locale="en_GB")
+    after = output[output.index(CHAT_BOOK.text("note", "terminal_prompt")) :]
+    assert "can't answer typed questions" in after
+    assert URGENT_WALK.outcome.conclusion is not None
+    advice = BOOK.advise(URGENT_WALK.outcome.conclusion, URGENT_WALK.outcome.findings)
+    assert one_line(advice) in after
+    assert NUMBERS.urgent_care("GB") in after and "pharmacist" in after
+    assert "Type 'check' to start" not in after
+
+
+def test_text_with_no_check_open_gets_a_helpful_reply(service: FlowService) -> None:
+    output = chat(service, [NONE, "cancel", "hello?"])
+    reply = CHAT_BOOK.text("typed", "terminal_no_check")
+    assert reply in output and "'check'" in reply
+
+
+def test_a_note_typed_after_the_result_is_kept_with_it_and_in_the_transcript(
+    service: FlowService,
+) -> None:
+    note = "Had a hip operation 9 days ago; flew back from Spain on Monday."
+    output = chat(service, [*by_numbers(CRAMP_WALK), note])
+    assert CHAT_BOOK.text("note", "terminal_prompt") in output
+    assert CHAT_BOOK.text("note", "saved", note=note) in output
+    assert latest(service).note == note
+    assert ("in", note) in transcript(service)
+    data = service.export(WHO)
+    assert data is not None and data["conversations"][-1]["note"] == note
+
+
+def test_enter_after_the_result_skips_the_note(service: FlowService) -> None:
+    output = chat(service, [*by_numbers(CRAMP_WALK), "", "is it my back?"])
+    assert CHAT_BOOK.text("note", "terminal_skipped") in output
+    assert latest(service).note is None
+    assert "can't answer typed questions" in output

@@ -7,6 +7,8 @@ and one per diary night. Item linkIds speak the clinical spec's ids:
 - a finding's own id (`dialogs.vocabulary.FINDINGS`), answered with valueBoolean;
 - "conclusion.pattern", "conclusion.urgency", "conclusion.red_flags": valueCoding in the
   nightlegs code systems, the spec ids as codes;
+- "note.for_doctor" (valueString): the person's own words for their doctor, kept with the
+  result (spec v3 item 10);
 - for a diary night, "diary.night" (valueDate), "diary.backfilled" (valueBoolean) and
   "diary.<field>" for the fields of dialogs/diary.yaml (valueBoolean, valueInteger or
   valueString; a list field gives one answer per element).
@@ -32,6 +34,8 @@ BASE_URL = "https://nightlegs.invalid/fhir"
 PATTERN_SYSTEM = f"{BASE_URL}/CodeSystem/pattern"
 URGENCY_SYSTEM = f"{BASE_URL}/CodeSystem/urgency"
 RED_FLAG_SYSTEM = f"{BASE_URL}/CodeSystem/red-flag"
+NOTE_LINK_ID = "note.for_doctor"
+"""The item holding the person's note for their doctor (spec v3 item 10)."""
 TRIAGE = "triage"
 DIARY = "diary"
 
@@ -97,6 +101,9 @@ def _triage_response(conversation: Mapping[str, Any]) -> Json:
     items = _finding_items(conversation["findings"]) + _conclusion_items(
         conclusion.get("pattern"), conclusion.get("urgency"), conclusion.get("red_flags", ())
     )
+    note = conversation.get("note")
+    if note:
+        items.append(_item(NOTE_LINK_ID, [{"valueString": note}]))
     return _without_empty(
         {
             "resourceType": "QuestionnaireResponse",

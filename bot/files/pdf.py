@@ -47,6 +47,7 @@ SELF_REPORT = (
     "night leg symptoms. It is not a diagnosis and no clinician has reviewed it."
 )
 FOOTER = "nightlegs self-report, not a diagnosis."
+NOTES_HEADING = "In their own words, for the doctor"
 MAX_TRIAGES = 8
 """Most recent triages listed; older ones are only counted, so the summary stays two pages."""
 CHART_NIGHTS = 30
@@ -149,6 +150,7 @@ def doctor_pdf(
     pdf = _Pdf(zone, today)
     pdf.title_block(name, start, today, summary.days)
     pdf.triage_table(concluded[::-1], unfinished=len(triages) - len(concluded))
+    pdf.notes([(day, c["note"]) for day, c in triages if c.get("note")][::-1])
     pdf.background(findings)
     pdf.diary(summary, entries, nights, today)
     pdf.questions(
@@ -357,6 +359,19 @@ class _Pdf(FPDF):
         if notes:
             self.ln(1)
             self.paragraph(" ".join(notes), size=8.5)
+
+    def notes(self, notes: list[tuple[date, str]]) -> None:
+        """Spec v3 item 10: what the person wanted their doctor to know, in their own words."""
+        if not notes:
+            return
+        self.heading(NOTES_HEADING)
+        self.set_font(FONT, size=9)
+        cmap = self.current_font.cmap  # type: ignore[union-attr]
+        for day, note in notes[:MAX_TRIAGES]:
+            # Characters the font cannot draw (emoji, some scripts) become "?": fpdf2 would
+            # otherwise log them, and logs never hold what people wrote.
+            printable = "".join(c if ord(c) in cmap else ("\n" if c == "\n" else "?") for c in note)
+            self.paragraph(f"{_day(day)}: \u201c{printable}\u201d")
 
     def background(self, findings: Mapping[str, bool]) -> None:
         """The latest background answers, split into yes, no and not answered."""

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dialogs.advice import Advice, AdviceBook
+from dialogs.chat import MAX_NOTE
 from dialogs.engine import (
     AnswerError,
     Conversation,
@@ -164,6 +165,13 @@ class FlowService:
                 )
             return reply
 
+    def log_in(self, who: Who, text: str, *, conversation_id: int | None = None) -> None:
+        """Add what the person typed to the transcript (only for people who consented)."""
+        with self.store.transaction() as repo:
+            user = repo.find_user(who.channel, who.external_id)
+            if user is not None:
+                repo.add_message(user.id, "in", text, conversation_id=conversation_id)
+
     def log_out(
         self,
         who: Who,
@@ -226,6 +234,70 @@ class FlowService:
             repo.delete_user(user.id)
             repo.after_commit(self.store.erase_traces)
         return True
+
+    # --- after a result: its one line, and the note for the doctor (spec v3 item 10) ------------
+
+    def last_result(self, who: Who) -> tuple[int, Advice] | None:
+        """The person's newest check if it ended with a result: (its id, the advice, with the
+        numbers of their country as it is now). None if there is none or it was cancelled."""
+        with self.store.transaction() as repo:
+            user = repo.find_user(who.channel, who.external_id)
+            found = None if user is None else repo.latest_conversation(user.id, self.flow.name)
+            if user is None or found is None:
+                return None
+            conversation_id, state = found
+            if not state.finished or state.state == CANCELLED or state.conclusion is None:
+                return None
+            advice = self.advice.advise(
+                state.conclusion,
+                state.findings,
+                emergency_number=self.emergency_number(user.country),
+                urgent_care=self.urgent_care(user.country),
+            )
+            return conversation_id, advice
+
+    def ask_note(self, who: Who, conversation_id: int) -> bool:
+        """Wait for the person's note for the result of their check; False if it is not theirs
+        or has no result."""
+        with self.store.transaction() as repo:
+            user = repo.find_user(who.channel, who.external_id)
+            found = repo.load_conversation(conversation_id)
+            if user is None or found is None or found[0] != user.id:
+                return False
+            if found[1].conclusion is None or found[1].flow != self.flow.name:
+                return False
+            repo.ask_note(conversation_id)
+            return True
+
+    def awaiting_note(self, who: Who) -> int | None:
+        """The check whose note the next typed words are, if the bot asked for one."""
+        with self.store.transaction() as repo:
+            user = repo.find_user(who.channel, who.external_id)
+            return None if user is None else repo.note_awaited(user.id, self.flow.name)
+
+    def keep_note(self, who: Who, conversation_id: int, text: str) -> str | None:
+        """Add the person's words to the note kept with their check's result; the words kept
+        (None if the check is not theirs). A second note is added below the first."""
+        words = " ".join(text.split())[:MAX_NOTE]
+        with self.store.transaction() as repo:
+            user = repo.find_user(who.channel, who.external_id)
+            found = repo.load_conversation(conversation_id)
+            if user is None or found is None or found[0] != user.id or not words:
+                return None
+            before = found[1].note
+            note = f"{before}\n{words}" if before else words
+            repo.set_note(conversation_id, note[: MAX_NOTE * 4])
+            return words
+
+    def skip_note(self, who: Who, conversation_id: int) -> bool:
+        """No note (or no more): stop waiting; False if the check is not theirs."""
+        with self.store.transaction() as repo:
+            user = repo.find_user(who.channel, who.external_id)
+            found = repo.load_conversation(conversation_id)
+            if user is None or found is None or found[0] != user.id:
+                return False
+            repo.skip_note(conversation_id)
+            return True
 
     def advise(self, user: UserInfo, outcome: Outcome) -> Advice | None:
         if outcome.conclusion is None:

@@ -3,9 +3,11 @@ answers from buttons and typed notes, and what ends a conversation.
 
 A check is one message. Each answer edits it to show the answered lines above the next
 question, so a tap costs one Bot API call and the person still reads what they answered. The
-result (advice) is a message of its own. Flow-specific looks (a check-in's header and snooze
-row), endings (the diary's "logged") and what follows a result (the follow-up offer) are
-registered by their features, so this module knows no feature.
+last answer edits it into the result (the answers folded under it), whose buttons carry what
+follows a result: the follow-up offer, the note for the doctor, a new check. So a whole check
+costs one call per tap (spec v3 item 10). Flow-specific looks (a check-in's header and snooze
+row), endings (the diary's "logged") and what a result offers (the follow-up) are registered
+by their features, so this module knows no feature.
 """
 
 from __future__ import annotations
@@ -31,13 +33,12 @@ from bot.telegram.turn import MAX_LOGGED_TEXT, Turn, plain
 from dialogs.countries import EmergencyNumbers
 from dialogs.engine import Prompt
 from dialogs.records import CANCELLED
-from dialogs.vocabulary import Urgency
 
 logger = logging.getLogger(__name__)
 
 QuestionScreen = Callable[[Prompt, int], render.Screen]
 Ending = Callable[[Turn, Reply], None]
-AfterResult = Callable[[Turn, Reply], None]
+AfterResult = Callable[[Turn, Reply], "render.Extra | None"]
 
 
 class Conversations:
@@ -50,7 +51,7 @@ class Conversations:
         self.screens: dict[str, QuestionScreen] = {}
         self.endings: dict[str, Ending] = {}
         self.after_result: list[AfterResult] = []
-        """Run, in order, after a result (advice) is shown: e.g. the follow-up offer."""
+        """Asked, in order, what a result's message offers besides (e.g. the follow-up)."""
 
     def add_flow(
         self,
@@ -85,9 +86,16 @@ class Conversations:
         return render.living(render.answer_lines(service.flow.content, done), screen)
 
     def show(
-        self, turn: Turn, reply: Reply, service: FlowService, *, message_id: int | None = None
+        self,
+        turn: Turn,
+        reply: Reply,
+        service: FlowService,
+        *,
+        message_id: int | None = None,
+        lead: str | None = None,
     ) -> None:
-        """Show where a conversation is: in the tapped message if there is one, else anew."""
+        """Show where a conversation is: in the tapped message if there is one, else anew;
+        `lead` (HTML) goes above a question."""
         if reply.refused == "restarted":
             turn.say(render.RESTARTED)
             self.start(turn, said=None)
@@ -99,6 +107,8 @@ class Conversations:
             turn.say(render.NO_CHECK)
         elif isinstance(step, Prompt):
             screen = self.question(service, reply, step)
+            if lead:
+                screen = render.with_lead(lead, screen)
             if message_id is None:
                 turn.say(screen, conversation_id=cid)
             else:
@@ -115,39 +125,25 @@ class Conversations:
                 ending(turn, reply)
         else:
             assert cid is not None
-            # The result first: it is what the person waits for. The answered lines, the
-            # follow-up offer and the country question trail it (`Turn.queue`).
-            turn.say(render.outcome(reply.advice, cid), conversation_id=cid)
-            if message_id is not None:
-                turn.edit(message_id, render.transcript(lines, "Done"))
-            for after in self.after_result:
-                after(turn, reply)
-            self.maybe_ask_country(turn, reply)
-
-    def maybe_ask_country(self, turn: Turn, reply: Reply) -> None:
-        """After the first result, ask once for the country so the right number shows next.
-
-        Not after emergency advice: then the person should be calling for help, not tapping.
-        """
-        if reply.user.country is not None or reply.user.country_asked_at is not None:
-            return
-        if reply.advice is None or reply.advice.urgency is Urgency.EMERGENCY:
-            return
-        suggested = self.numbers.suggest(turn.user.language_code)
-        turn.say(
-            render.country_question(
-                suggested,
-                reason="One more thing, asked only once: which country are you in? Then I can "
-                "show the right emergency number.",
-            )
-        )
+            # The check's message becomes the result, with all that follows a result on its
+            # buttons: one call for the last tap, as for every other (spec v3 item 10).
+            extras = tuple(e for after in self.after_result if (e := after(turn, reply)))
+            screen = render.outcome(reply.advice, cid, extras=extras, answers=lines)
+            turn.edit(message_id, screen, log=plain(screen.text), conversation_id=cid)
 
     # --- starting and stepping ------------------------------------------------------------
 
-    def start(self, turn: Turn, *, said: str | None) -> None:
-        """A new check (an open one is closed as cancelled)."""
+    def start(
+        self,
+        turn: Turn,
+        *,
+        said: str | None,
+        message_id: int | None = None,
+        lead: str | None = None,
+    ) -> None:
+        """A new check (an open one is closed as cancelled), in `message_id` if given."""
         reply = self.triage.handle(turn.who, Start(), said=said)
-        self.show(turn, reply, self.triage)
+        self.show(turn, reply, self.triage, message_id=message_id, lead=lead)
 
     def open_step(self, turn: Turn) -> tuple[FlowService, Reply] | None:
         """The open check, or else the open check-in, if a question is waiting."""

@@ -13,13 +13,13 @@ import logging
 from collections.abc import Callable
 from html import escape
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.ext import ContextTypes
 
 from bot.services.flow import Reply
 from bot.services.followups import FollowUpService
 from bot.telegram import render
-from bot.telegram.keys import FollowUpKey, MenuKey, encode
+from bot.telegram.keys import FollowUpKey, MenuKey, decode, encode
 from bot.telegram.turn import BULK, Turn, message_payload, plain
 from dialogs.followups import FollowUpQuestion
 from dialogs.vocabulary import Urgency
@@ -47,6 +47,26 @@ def _answered(text: str, label: str) -> str:
     return f"{escape(text, quote=False)}\n\n<b>➡️ {escape(label)}</b>"
 
 
+def _without_offer(message: Message) -> InlineKeyboardMarkup | None:
+    """The message's buttons without the follow-up offer's."""
+    markup = message.reply_markup
+    if markup is None:
+        return None
+    rows = []
+    for row in markup.inline_keyboard:
+        kept = [
+            button
+            for button in row
+            if not (
+                isinstance(button.callback_data, str)
+                and isinstance(decode(button.callback_data), FollowUpKey)
+            )
+        ]
+        if kept:
+            rows.append(kept)
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
 class FollowUps:
     def __init__(self, service: FollowUpService) -> None:
         self.service = service
@@ -55,23 +75,22 @@ class FollowUps:
 
     # --- after a result -------------------------------------------------------------------
 
-    def on_result(self, turn: Turn, reply: Reply) -> None:
-        """After an `urgent` or `soon` result: offer to follow up (yes / no)."""
+    def on_result(self, turn: Turn, reply: Reply) -> render.Extra | None:
+        """After an `urgent` or `soon` result: offer to follow up (yes / no), as a line and
+        two buttons on the result's own message."""
         if reply.advice is None or reply.conversation_id is None:
-            return
+            return None
         offered = self.service.offer(turn.who, reply.conversation_id, reply.advice.urgency)
         if offered is None:
-            return
+            return None
         followup_id, offer = offered.followup.id, offered.offer
-        markup = InlineKeyboardMarkup(
-            [
-                [
-                    _button(offer.yes_label, FollowUpKey(followup_id, "yes")),
-                    _button(offer.no_label, FollowUpKey(followup_id, "no")),
-                ]
-            ]
+        return render.Extra(
+            offer.text,
+            (
+                _button(offer.yes_label, FollowUpKey(followup_id, "yes")),
+                _button(offer.no_label, FollowUpKey(followup_id, "no")),
+            ),
         )
-        turn.say(render.Screen(escape(offer.text), markup), conversation_id=reply.conversation_id)
 
     # --- buttons --------------------------------------------------------------------------
 
@@ -96,8 +115,15 @@ class FollowUps:
             (book.yes_label, book.accepted) if accepted else (book.no_label, book.declined)
         )
         turn.log_in(repo, label)
-        message_id = turn.tapped.message_id if turn.tapped is not None else None
-        screen = render.Screen(f"{_answered(asked, label)}\n\n{escape(said)}")
+        tapped = turn.tapped
+        message_id = tapped.message_id if tapped is not None else None
+        if tapped is not None and tapped.text_html and asked and tapped.text != asked:
+            # The offer sits on the result's message: the result stays as it was, the offer
+            # line reads as answered, and its buttons go (the others stay).
+            text = render.without_last_line(tapped.text_html, asked)
+            screen = render.Screen(f"{text}\n\n<i>{escape(said)}</i>", _without_offer(tapped))
+        else:  # an offer sent as a message of its own (before results carried it)
+            screen = render.Screen(f"{_answered(asked, label)}\n\n{escape(said)}")
         turn.edit(message_id, screen, log=said, conversation_id=followup.conversation_id)
 
     def on_answer(self, turn: Turn, repo: Repo, key: FollowUpKey) -> None:

@@ -61,7 +61,9 @@ FOLLOWUP_ACTIONS = ("yes", "no", *ANSWERS)
 
 @dataclass(frozen=True)
 class MenuKey:
-    """Buttons that are not part of a question: consent, new check, country, export, delete."""
+    """Buttons that are not part of a question: consent (its argument: a country code, "none"
+    to skip the country, "pick" for the list, "back" from it), new check, country, export,
+    delete, the note for the doctor ("note" and "nskip", the conversation's id)."""
 
     action: str
     arg: str = ""
@@ -86,6 +88,8 @@ MENU_ACTIONS = DIARY_ACTIONS | {
     "settings",
     "help",
     "goon",
+    "note",
+    "nskip",
 }
 _PATTERNS: list[tuple[re.Pattern[str], type]] = [
     (re.compile(rf"^a:([0-9]{{1,12}}):({_ID}):({_ID})$"), AnswerKey),

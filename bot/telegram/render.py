@@ -5,20 +5,23 @@ Every function here is pure (no network, no database), so messages can be checke
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from html import escape
+from html import escape, unescape
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import MessageLimit
 
 from bot.telegram.keys import AnswerKey, DoneKey, MenuKey, NavKey, encode
 from dialogs.advice import Advice
+from dialogs.chat import ChatBook, chat_book
 from dialogs.content import FlowContent
 from dialogs.countries import Country
 from dialogs.engine import Prompt
 from dialogs.records import AnswerRecord
 
 MAX_TEXT = MessageLimit.MAX_TEXT_LENGTH
+_TAG = re.compile(r"<[^>]+>")
 TICKED, UNTICKED = "✅ ", "▫️ "
 TWO_PER_ROW_UP_TO = 16
 """Labels this short sit two to a row; longer ones get a row each, so phones don't cut them."""
@@ -102,19 +105,58 @@ def transcript(lines: list[str], note: str) -> str:
     return "\n".join([*lines, f"<i>{escape(note)}</i>"]) if lines else f"<i>{escape(note)}</i>"
 
 
-def outcome(advice: Advice, conversation_id: int) -> Screen:
+@dataclass(frozen=True)
+class Extra:
+    """What a feature adds to a result's message (e.g. the follow-up offer): a line under
+    the advice and a row of buttons, so it costs no message of its own."""
+
+    text: str
+    row: tuple[InlineKeyboardButton, ...]
+
+
+def outcome(
+    advice: Advice,
+    conversation_id: int,
+    *,
+    extras: tuple[Extra, ...] = (),
+    answers: list[str] | None = None,
+    book: ChatBook | None = None,
+) -> Screen:
     """The conclusion: what to do and how fast first, each red flag's own block, why, what
-    helps, then the safety net grouped by level (the sections of `Advice`, in order)."""
-    markup = InlineKeyboardMarkup(
+    helps, then the safety net grouped by level (the sections of `Advice`, in order).
+
+    One message holds all that follows a result (spec v3 item 10: no more messages than
+    taps): the answers given, folded, if they fit; then the features' lines (the follow-up
+    offer) with their buttons; the note for the doctor; new check, change answer, export.
+    """
+    book = book or chat_book()
+    rows: list[list[InlineKeyboardButton]] = [list(extra.row) for extra in extras if extra.row]
+    rows += [
+        [_button(book.text("note", "button"), MenuKey("note", str(conversation_id)))],
         [
-            [
-                _button("🔁 New check", MenuKey("new")),
-                _button("⬅️ Change answer", NavKey("back", conversation_id)),
-            ],
-            [_button("📄 Export my data", MenuKey("export"))],
-        ]
-    )
-    return Screen(fit(advice_html(advice)), markup)
+            _button("🔁 New check", MenuKey("new")),
+            _button("⬅️ Change answer", NavKey("back", conversation_id)),
+        ],
+        [_button("📄 Export my data", MenuKey("export"))],
+    ]
+    text = advice_html(advice)
+    tail = "".join(f"\n\n<i>{escape(extra.text)}</i>" for extra in extras)
+    lines = "\n".join(answers or ())
+    folded = f"\n\n<blockquote expandable>{lines}</blockquote>" if lines else ""
+    if len(text) + len(folded) + len(tail) > MAX_TEXT:
+        folded = ""
+    if len(text) + len(tail) > MAX_TEXT:
+        text = fit(text, MAX_TEXT - len(tail))
+    return Screen(text + folded + tail, InlineKeyboardMarkup(rows))
+
+
+def without_last_line(html: str, plain_line: str) -> str:
+    """A result's message without its last paragraph if that reads `plain_line` (the offer
+    once answered), so the rest of the result stays as it was."""
+    head, _, last = html.rpartition("\n\n")
+    if head and unescape(_TAG.sub("", last)).strip() == plain_line.strip():
+        return head
+    return html
 
 
 def typed_danger(advice: Advice, go_on_label: str, go_on_hint: str) -> Screen:
@@ -152,24 +194,90 @@ def fit(text: str, limit: int = MAX_TEXT) -> str:
 
 # --- fixed screens ------------------------------------------------------------------------------
 
-INTRO = Screen(
+INTRO_TEXT = (
     "Hi, I'm <b>nightlegs</b>. When your legs wake you at night, I help you tell a cramp from "
     "restless legs from a circulation warning sign, and say how fast to act.\n"
     "It takes a minute of taps. I'm not a doctor, and this is <b>not a diagnosis</b>.\n"
     "I keep your answers and this chat so you can look back; /export sends you a copy and "
     "/delete erases it all.\n\n"
-    "Is that OK with you?",
-    InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton(
-                    "✅ OK, start the check", callback_data=encode(MenuKey("consent"))
-                )
-            ],
-            [InlineKeyboardButton("Not now", callback_data=encode(MenuKey("decline")))],
-        ]
-    ),
+    "Is that OK with you?"
 )
+
+
+def intro(suggested: Country | None, book: ChatBook | None = None) -> Screen:
+    """The introduction: agreeing and giving the country is one tap (spec v3 item 9), the
+    country suggested from the person's language; another country, or none, also agree."""
+    book = book or chat_book()
+    rows = []
+    if suggested is not None:
+        label = book.text("consent", "agree_in", country=suggested.name)
+        rows.append([_button(label, MenuKey("consent", suggested.code))])
+    rows.append([_button(book.text("consent", "agree_choose"), MenuKey("consent", "pick"))])
+    rows.append([_button(book.text("consent", "agree_skip"), MenuKey("consent"))])
+    rows.append([_button(book.text("consent", "decline"), MenuKey("decline"))])
+    why = escape(book.text("consent", "why_country"))
+    head, _, ask = INTRO_TEXT.rpartition("\n\n")
+    return Screen(f"{head}\n{why}\n\n{ask}", InlineKeyboardMarkup(rows))
+
+
+def intro_countries(countries: list[Country], book: ChatBook | None = None) -> Screen:
+    """The consent's country list: tapping a country agrees and starts the check."""
+    book = book or chat_book()
+    buttons = [_button(c.name, MenuKey("consent", c.code)) for c in countries]
+    rows = [buttons[i : i + 3] for i in range(0, len(buttons), 3)]
+    rows.append([_button(book.text("consent", "not_listed"), MenuKey("consent"))])
+    rows.append([_button(book.text("consent", "back"), MenuKey("consent", "back"))])
+    return Screen(escape(book.text("consent", "choose")), InlineKeyboardMarkup(rows))
+
+
+INTRO = intro(None)
+"""The introduction for a person whose language suggests no country."""
+
+
+def agreed(country: Country | None, book: ChatBook | None = None) -> str:
+    """The line above the first question once the person agreed."""
+    book = book or chat_book()
+    if country is None:
+        return escape(book.text("consent", "agreed"))
+    return escape(book.text("consent", "agreed_in", country=country.name, number=country.number))
+
+
+def with_lead(lead: str, screen: Screen) -> Screen:
+    """A screen with a line (already HTML) above it."""
+    return Screen(f"{lead}\n\n{screen.text}", screen.markup)
+
+
+def note_prompt(conversation_id: int, book: ChatBook | None = None) -> Screen:
+    book = book or chat_book()
+    markup = InlineKeyboardMarkup(
+        [[_button(book.text("note", "skip"), MenuKey("nskip", str(conversation_id)))]]
+    )
+    return Screen(escape(book.text("note", "prompt")), markup)
+
+
+def typed_after_result(
+    result: str, who: str, conversation_id: int, book: ChatBook | None = None
+) -> Screen:
+    """A typed question after a result: the bot cannot answer it; the result in one line;
+    who can; and the note for the doctor."""
+    book = book or chat_book()
+    text = escape(book.text("typed", "after_result", result=result, who=who))
+    note = escape(book.text("typed", "after_result_note"))
+    markup = InlineKeyboardMarkup(
+        [
+            [_button(book.text("note", "button"), MenuKey("note", str(conversation_id)))],
+            [_button("🔁 New check", MenuKey("new"))],
+        ]
+    )
+    return Screen(f"{text}\n\n<i>{note}</i>", markup)
+
+
+def typed_no_check(book: ChatBook | None = None) -> Screen:
+    book = book or chat_book()
+    markup = InlineKeyboardMarkup([[_button(book.text("typed", "start_check"), MenuKey("new"))]])
+    return Screen(escape(book.text("typed", "no_check")), markup)
+
+
 DECLINED = Screen(
     "No problem: nothing about you has been stored. Send /start whenever you want to begin."
 )

@@ -73,10 +73,7 @@ class Router:
                 CommandHandler(name, self.wrap(handler), filters=private & message)
             )
         application.add_handler(
-            MessageHandler(
-                private & filters.UpdateType.EDITED_MESSAGE,
-                self.wrap(lambda t, r, u, c: self.triage.on_edited(t)),
-            )
+            MessageHandler(private & filters.UpdateType.EDITED_MESSAGE, self.wrap(self.on_edited))
         )
         application.add_handler(
             MessageHandler(private & filters.COMMAND & message, self.wrap(self.on_unknown))
@@ -84,12 +81,7 @@ class Router:
         application.add_handler(
             MessageHandler(private & filters.TEXT & message, self.wrap(self.on_text))
         )
-        application.add_handler(
-            MessageHandler(
-                private & message,
-                self.wrap(lambda t, r, u, c: self.triage.on_other_message(t, r)),
-            )
-        )
+        application.add_handler(MessageHandler(private & message, self.wrap(self.on_other)))
         application.add_handler(CallbackQueryHandler(self.wrap(self.on_button)))
         application.add_error_handler(self.on_error)
 
@@ -111,8 +103,28 @@ class Router:
         message = update.effective_message
         self.triage.on_unknown_command(turn, repo, message.text if message else None)
 
+    def read_for_danger(self, turn: Turn, repo: Repo, text: str | None) -> bool:
+        """Typed words naming an emergency sign get its advice, wherever they are typed (an
+        edit, a photo's caption), before anything else (spec v3 item 10)."""
+        flags = danger.read(text or "")
+        if flags:
+            self.triage.on_danger(turn, repo, text or "", flags)
+        return bool(flags)
+
+    def on_edited(self, turn: Turn, repo: Repo, update: Update, context: Context) -> None:
+        message = update.effective_message
+        if not self.read_for_danger(turn, repo, message.text if message else None):
+            self.triage.on_edited(turn)
+
+    def on_other(self, turn: Turn, repo: Repo, update: Update, context: Context) -> None:
+        """Stickers, photos, voice notes: a photo's caption is read for danger too."""
+        message = update.effective_message
+        if not self.read_for_danger(turn, repo, message.caption if message else None):
+            self.triage.on_other_message(turn, repo)
+
     def on_text(self, turn: Turn, repo: Repo, update: Update, context: Context) -> None:
-        """Typed words: diary settings, a typed note, or a reminder to use the buttons."""
+        """Typed words: danger first, always (spec v3 item 10); then diary settings, a typed
+        answer, the note for the doctor, or a kind reply."""
         text = (update.effective_message.text if update.effective_message else None) or ""
         flags = danger.read(text)
         if flags:  # an emergency is never answered with "use the buttons", consent or not
@@ -123,6 +135,8 @@ class Router:
         if self.diary.on_text(turn, text, context):
             return
         if self.conversations.on_text_input(turn, text):
+            return
+        if self.triage.on_note_text(turn, repo, text):
             return
         self.triage.on_text(turn, repo, text)
 
@@ -159,10 +173,10 @@ class Router:
             self.consent.on_decline(turn)
             return
         if key.action == "consent":
-            self.consent.on_agree(turn, repo)
+            self.consent.on_agree(turn, repo, key.arg)
             return
         if not turn.consented(repo):
-            turn.say(render.INTRO)
+            turn.say(self.consent.intro(turn))
             return
         match key.action:
             case "new":
@@ -189,6 +203,10 @@ class Router:
                 self.export.on_keep(turn)
             case "erase":
                 self.export.on_erase(turn)
+            case "note":
+                self.triage.on_note(turn, repo, key.arg)
+            case "nskip":
+                self.triage.on_note_skip(turn, repo, key.arg)
 
     # --- errors ---------------------------------------------------------------------------
 

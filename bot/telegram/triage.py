@@ -3,10 +3,13 @@ with typed words and other messages while a check is open."""
 
 from __future__ import annotations
 
+from html import escape
+
 from bot.services.flow import Back, Cancel, Resume
 from bot.telegram import render
 from bot.telegram.conversation import Conversations
 from bot.telegram.turn import Turn
+from dialogs.chat import chat_book, one_line
 from dialogs.engine import Prompt
 from storage import Repo
 
@@ -46,14 +49,81 @@ class Triage:
         self.conversations.show(turn, found[1], found[0])
 
     def on_text(self, turn: Turn, repo: Repo, text: str) -> None:
-        """Free text: the bot works with buttons, so remind and show the open question again."""
+        """Typed words that name no danger (spec v3 item 10), never brushed off: inside a
+        question, a kind word above the question again; after a result, the result in one
+        line and who can answer; with no check, what the bot does."""
         turn.log_in(repo, text)
+        book = chat_book()
         found = self.conversations.open_step(turn)
-        if found is None:
-            turn.say(render.NO_CHECK)
+        if found is not None:
+            service, reply = found
+            if service is not self.conversations.triage:  # a check-in: no note at its end
+                turn.say(render.USE_BUTTONS)
+                self.conversations.show(turn, reply, service)
+                return
+            lead = f"<i>{escape(book.text('typed', 'in_question'))}</i>"
+            self.conversations.show(turn, reply, service, lead=lead)
             return
-        turn.say(render.USE_BUTTONS)
-        self.conversations.show(turn, found[1], found[0])
+        result = self.conversations.triage.last_result(turn.who)
+        if result is None:
+            turn.say(render.typed_no_check(book))
+            return
+        conversation_id, advice = result
+        info = turn.info(repo)
+        line = self.conversations.numbers.urgent_care(info.country if info else None)
+        who = (
+            book.text("typed", "who_with_line", line=line)
+            if line
+            else book.text("typed", "who_without_line")
+        )
+        turn.say(
+            render.typed_after_result(one_line(advice), who, conversation_id, book),
+            conversation_id=conversation_id,
+        )
+
+    # --- the note for the doctor (spec v3 item 10) -----------------------------------------
+
+    def on_note(self, turn: Turn, repo: Repo, arg: str) -> None:
+        """The note button under a result: ask for the person's words (or skip)."""
+        service = self.conversations.triage
+        if not arg.isdigit() or not service.ask_note(turn.who, int(arg)):
+            turn.toast(render.EXPIRED)
+            return
+        turn.log_in(repo, chat_book().text("note", "button"))
+        turn.say(render.note_prompt(int(arg)), conversation_id=int(arg))
+
+    def on_note_skip(self, turn: Turn, repo: Repo, arg: str) -> None:
+        service = self.conversations.triage
+        if arg.isdigit() and service.awaiting_note(turn.who) != int(arg):
+            turn.toast(render.ALREADY)  # the note was given (or skipped) already
+            return
+        if not arg.isdigit() or not service.skip_note(turn.who, int(arg)):
+            turn.toast(render.EXPIRED)
+            return
+        book = chat_book()
+        turn.log_in(repo, book.text("note", "skip"))
+        tapped = turn.tapped
+        turn.edit(
+            tapped.message_id if tapped else None,
+            escape(book.text("note", "skipped")),
+            log=book.text("note", "skipped"),
+            conversation_id=int(arg),
+        )
+
+    def on_note_text(self, turn: Turn, repo: Repo, text: str) -> bool:
+        """Words typed when the bot asked for the note: kept with the result; False if the
+        bot was not waiting for a note."""
+        service = self.conversations.triage
+        conversation_id = service.awaiting_note(turn.who)
+        if conversation_id is None:
+            return False
+        turn.log_in(repo, text)
+        note = service.keep_note(turn.who, conversation_id, text)
+        if note is None:
+            return False
+        saved = chat_book().text("note", "saved", note=note)
+        turn.say(escape(saved), conversation_id=conversation_id)
+        return True
 
     def on_danger(self, turn: Turn, repo: Repo, text: str, flags: tuple[str, ...]) -> None:
         """Typed words that name an emergency sign: that sign's emergency advice at once
@@ -71,7 +141,7 @@ class Triage:
         turn.say(render.typed_danger(advice, book.go_on_label, book.go_on_hint))
 
     def on_go_on(self, turn: Turn) -> None:
-        """"That's not me, go on": back to where the person was, nothing lost."""
+        """ "That's not me, go on": back to where the person was, nothing lost."""
         tapped = turn.tapped
         if tapped is not None:  # the advice stays readable; its button goes
             turn.edit(tapped.message_id, render.Screen(tapped.text_html or "", None))
