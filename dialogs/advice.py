@@ -389,12 +389,6 @@ class AdviceBook:
             return self._help["known_country"].format(emergency_number=emergency_number).strip()
         return self._help["unknown_country"].strip()
 
-    def flag_block(self, flag: str, emergency_number: str | None = None) -> FlagBlock:
-        """The block of a red flag, or of the kind of it (`stroke_signs`)."""
-        block = self._blocks[flag]
-        number = emergency_number or self._any_number
-        return replace(block, do=tuple(d.format(emergency_number=number) for d in block.do))
-
     def blocks_for(
         self, conclusion: Conclusion, findings: Mapping[str, bool]
     ) -> tuple[FlagBlock, ...]:
