@@ -1,5 +1,6 @@
 """The outbox's memory of what reached Telegram: claims counted, the newest id of each chat
-kept through pruning, and the sender's probe for a send an earlier try may have made."""
+kept through pruning, and the sender's probe for a send an earlier try may have made, with
+message ids numbered as Telegram numbers them (one counter for all of a bot's private chats)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from telegram import InlineKeyboardMarkup
 from telegram.ext import ExtBot
 
-from bot.telegram.delivery import LEASE, Sender
+from bot.telegram.delivery import LEASE, PROBE_IDS, Sender
 from bot.telegram.pacing import LanePacer
 from storage import Store
 from storage.models import OutboxMessage
@@ -144,23 +145,32 @@ async def sender(api: BotApiStub, tmp_path: Path) -> AsyncIterator[Sender]:
     store.dispose()
 
 
-def queue(sender: Sender, payload: dict[str, Any], *, claimed_before: bool) -> int:
-    """A send row; `claimed_before`: an earlier try took it (and then died)."""
+def queue(
+    sender: Sender,
+    payload: dict[str, Any],
+    *,
+    claimed_before: bool,
+    floor: bool = True,
+    chat: int = CHAT,
+) -> int:
+    """A send row; `claimed_before`: an earlier try took it (and then died), knowing the
+    highest id recorded then (`floor`) as a sender does."""
     with sender.store.transaction() as repo:
-        row_id = repo.outbox.add(CHAT, "send", payload)
+        row_id = repo.outbox.add(chat, "send", payload)
         if claimed_before:
-            assert repo.outbox.claim_next(CHAT, "dead", LEASE) is not None
+            highest = repo.outbox.highest_message_id() if floor else None
+            assert repo.outbox.claim_next(chat, "dead", LEASE, floor=highest) is not None
     return row_id
 
 
-async def bot_sends(sender: Sender, text: str, *, record: bool) -> int:
+async def bot_sends(sender: Sender, text: str, *, record: bool, chat: int = CHAT) -> int:
     """The bot sends `text` with the test's buttons; `record`: as a delivered outbox row."""
     message = await sender.bot.send_message(
-        CHAT, text, parse_mode="HTML", reply_markup=InlineKeyboardMarkup.de_json(MARKUP, None)
+        chat, text, parse_mode="HTML", reply_markup=InlineKeyboardMarkup.de_json(MARKUP, None)
     )
     if record:
         with sender.store.transaction() as repo:
-            row_id = repo.outbox.add(CHAT, "send", {"text": text})
+            row_id = repo.outbox.add(chat, "send", {"text": text})
             repo.outbox.delivered(row_id, message_id=message.message_id)
     return message.message_id
 
@@ -225,17 +235,53 @@ async def test_the_persons_own_messages_after_the_floor_are_skipped(
     assert recorded(sender, row) == ("sent", lost)
 
 
-async def test_a_send_that_never_reached_telegram_is_sent_after_one_probe(
+async def test_with_nothing_else_sent_a_send_that_never_reached_telegram_goes_after_a_few_probes(
     api: BotApiStub, sender: Sender
 ) -> None:
     asked = api.feed_message(CHAT, "/start")["message"]["message_id"]
     row = queue(sender, {"text": TEXT, "markup": MARKUP, "after": asked}, claimed_before=True)
     mark = api.mark()
     await deliver_now(sender)
-    [(probed, answer)] = probes(api, mark)
-    assert probed == asked + 1 and "message to edit not found" in answer
+    tried = probes(api, mark)
+    assert [i for i, _ in tried] == list(range(asked + 1, asked + 1 + PROBE_IDS))
+    assert all("message to edit not found" in answer for _, answer in tried)
     assert sends(api, mark) == [asked + 1]
     assert recorded(sender, row) == ("sent", asked + 1)
+
+
+async def test_other_chats_ids_are_skipped_and_the_lost_send_found_between_them(
+    api: BotApiStub, sender: Sender
+) -> None:
+    """Telegram's numbering: ids in a chat jump by what other chats exchanged meanwhile."""
+    await bot_sends(sender, "Hello", record=True)
+    await bot_sends(sender, "Hi there", record=True, chat=OTHER)
+    row = queue(sender, {"text": TEXT, "markup": MARKUP}, claimed_before=True)
+    await bot_sends(sender, "Meanwhile", record=True, chat=OTHER)
+    lost = await bot_sends(sender, TEXT, record=False)  # applied; the bot died unaware
+    later = await bot_sends(sender, "And later", record=True, chat=OTHER)
+    mark = api.mark()
+    await deliver_now(sender)
+    assert probes(api, mark) == [(lost, probes(api, mark)[0][1])]
+    assert "message is not modified" in probes(api, mark)[0][1] and later == lost + 1
+    assert sends(api, mark) == []
+    assert recorded(sender, row) == ("sent", lost)
+
+
+async def test_a_send_this_process_made_since_bounds_the_probe(
+    api: BotApiStub, sender: Sender
+) -> None:
+    await bot_sends(sender, "Hello", record=True)
+    row = queue(sender, {"text": TEXT, "markup": MARKUP}, claimed_before=True)
+    fresh = queue(sender, {"text": "for someone else"}, claimed_before=False, chat=OTHER)
+    mark = api.mark()
+    sender.wake([CHAT])  # the probe begins, then another chat's send starts
+    sender.wake([OTHER])
+    await sender.settled()
+    assert recorded(sender, fresh)[0] == "sent"
+    tried = [i for i, _ in probes(api, mark)]
+    assert 0 < len(tried) < PROBE_IDS, "without that send, it would try PROBE_IDS ids"
+    assert recorded(sender, row)[0] == "sent"
+    assert [m.plain_text for m in api.messages(CHAT)].count("Next question") == 1
 
 
 async def test_without_a_known_id_the_send_is_made_without_a_probe(

@@ -8,24 +8,30 @@ person gets the next question without typing anything.
 
 A kill between Telegram applying a call and the "delivered" commit (or an answer lost on the
 way, or an instance whose lease ran out) makes the call again. For an edit that is harmless
-(Telegram answers "message is not modified"). A send would show twice, so a text send that
-may have been made before (the row was claimed before and is still undelivered, see
-`OutboxMessage.claims`) is probed first. In a private chat both sides' messages share one
-increasing id counter. Let F be the highest id the bot knows in the chat: the newest id the
-outbox recorded, or the person's message that caused the row. Only one bot message can come
-after F unrecorded: this row's own lost send, because a chat's rows go out strictly in order
-and each sent id is recorded before the next row goes. So the sender edits F+1, F+2, ... (at
-most `PROBE_IDS`) to exactly the row's text and buttons: "message is not modified" means the
-lost send is there (recorded as delivered, nothing sent); "message can't be edited" is the
-person's own message (the next id is tried); anything else ends the probe and the row is sent.
+(Telegram answers "message is not modified"). A send would show twice, so a send that may
+have been made before (the row was claimed before and is still undelivered, see
+`OutboxMessage.claims`) is probed first.
 
-What is left at-least-once: file rows (never probed: a document repeated after a kill shows
-twice); a send with no known F (no earlier id recorded and no message that caused it, as a
-check-in to a chat with no delivered row); a lost send more than `PROBE_IDS` ids past F, or
-behind a message the person deleted (the probe stops at "not found"); and a call still in
-flight when its lease (`LEASE`) runs out, so that another instance probes too early and sends.
-A normal first try costs no extra call: only rows with `claims > 1` are probed, and a 429 (a
-definite "not applied") does not count as a claim.
+A bot's private chats share one counter of message ids: the person's messages and the bot's,
+in every chat, take the next number. So a lost send X has an id above F, the highest id the
+sender knew in any chat when it first took the row (`Outgoing.probe_floor`), and below U, the
+id of any send this process started after the probe began (Telegram numbers in order). Ids the
+bot knows (recorded in the outbox, in any chat, or seen since the start) are not X. The
+sender edits each remaining id between F and U, in this chat, to exactly the row's text and
+buttons (a file's caption with editMessageCaption): "message is not modified" is the lost
+send, recorded as delivered and not sent again; "not found" is an id of another chat, or none;
+"can't be edited" the person's own message. The ids left to try are the few that other chats
+took unrecorded (their own lost sends, messages not yet fetched). Until some send of this
+process comes back with U, the probe stops after `PROBE_IDS` such misses above the highest id
+it knows, and sends.
+
+What is left at-least-once: a send with no known F (a row first taken before any id was
+known, as on a new database); a lost send past `PROBE_IDS` unknown ids above every known id
+while this process sends nothing else; an answer lost after a timeout whose call Telegram
+applies later still, after the probe has passed (a late call can take an id above U); and a
+call still in flight when its lease (`LEASE`) runs out, so that another instance probes too
+early and sends. A normal first try costs no extra call: only rows with `claims > 1` are
+probed, and a 429 (a definite "not applied") does not count as a claim.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.services.flow import Clock
 from storage import Repo, Store
-from storage.outbox import Outgoing
+from storage.outbox import FORGET, Outgoing
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +74,14 @@ are left to the sweep."""
 NOT_MODIFIED = "message is not modified"
 CANT_EDIT = "message can't be edited"
 PROBE_IDS = 5
-"""Message ids after the last known one that a send which may have been made is looked for
-at; more than a few people rarely type between a tap and its reply."""
+"""Unknown ids above every known one the probe tries before it sends, while no send of this
+process has come back since it began (which bounds it)."""
+NO_CAPTION = "there is no caption in the message to edit"
+NO_TEXT = "there is no text in the message to edit"
+MAX_PROBES = 30
+"""At most this many edits look for one lost send; then it is sent."""
+REMEMBERED = 4096
+"""Recent message ids (and sends) the sender keeps in memory for probes."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,14 @@ class Sender:
         self._bulk_running = 0
         self._settled = asyncio.Event()
         self._settled.set()
+        self._highest: int | None = None
+        """The highest message id known, in any chat (None: not read from the database yet)."""
+        self._seen: deque[int] = deque(maxlen=REMEMBERED)
+        """Message ids seen since the start, newest last: sends, edits, people's messages."""
+        self._loaded = False
+        self._sends_started = 0
+        self._sent: deque[tuple[int, int]] = deque(maxlen=REMEMBERED)
+        """(number of the send, its message id) of this process's sends, in order of answer."""
 
     # --- starting work ------------------------------------------------------------------------
 
@@ -167,8 +187,9 @@ class Sender:
         for chat_id in chats:
             if chat_id in self._workers or chat_id in self._ahead or self._closing:
                 continue  # a worker reads the chat's rows itself, in order
-            row = repo.outbox.claim_next(chat_id, self.instance, LEASE)
+            row = repo.outbox.claim_next(chat_id, self.instance, LEASE, floor=self._floor(repo))
             if row is not None:
+                self._saw(row.payload.get("after"))
                 repo.after_commit(functools.partial(self._ahead.__setitem__, chat_id, row))
 
     async def answer(self, query_id: str, text: str | None) -> None:
@@ -237,7 +258,11 @@ class Sender:
                     row = self._ahead.pop(chat_id)
                 else:
                     with self.store.transaction() as repo:
-                        row = repo.outbox.claim_next(chat_id, self.instance, LEASE)
+                        row = repo.outbox.claim_next(
+                            chat_id, self.instance, LEASE, floor=self._floor(repo)
+                        )
+                    if row is not None:
+                        self._saw(row.payload.get("after"))
                 if row is None or (row.id != waited_for and not self._due(row)):
                     return  # no await since the read: a row committed later wakes a new worker
                 wait = await self._deliver(row)
@@ -283,12 +308,20 @@ class Sender:
 
     def _done(self, row: Outgoing, message_id: int | None, outcome: str) -> None:
         """Mark the row delivered and, in the same transaction, read the chat's next one."""
+        self._saw(message_id)
         with self.store.transaction() as repo:
-            repo.outbox.delivered(row.id, message_id=message_id, outcome=outcome)
+            repo.outbox.delivered(
+                row.id, message_id=message_id, outcome=outcome, forget=FORGET in row.payload
+            )
             if outcome == "sent" and self.on_delivered is not None:
                 self.on_delivered(repo, row, message_id)
             if not self._closing:  # a stopping sender takes nothing more
-                self._ahead[row.chat_id] = repo.outbox.claim_next(row.chat_id, self.instance, LEASE)
+                ahead = repo.outbox.claim_next(
+                    row.chat_id, self.instance, LEASE, floor=self._floor(repo)
+                )
+                if ahead is not None:
+                    self._saw(ahead.payload.get("after"))
+                self._ahead[row.chat_id] = ahead
 
     def _later(self, row: Outgoing, seconds: float, *, unsent: bool = False) -> float:
         with self.store.transaction() as repo:
@@ -331,51 +364,106 @@ class Sender:
         payload = row.payload
         markup = _markup(payload.get("markup"))
         if row.claims > 1:
-            found = await self._sent_before(row, markup, limits)
-            if found is not None:
-                logger.info("a send to chat %s had reached Telegram already", row.chat_id)
-                return found
-        message = await self.bot.send_message(
-            row.chat_id,
-            payload["text"],
-            parse_mode=ParseMode.HTML,
-            reply_markup=markup,
-            rate_limit_args=limits,
-        )
-        return message.message_id
-
-    async def _sent_before(
-        self, row: Outgoing, markup: InlineKeyboardMarkup | None, limits: dict[str, Any]
-    ) -> int | None:
-        """The id of the message an earlier try of this row made, if the probe finds it (see
-        the module's docstring); None: send it. Errors other than Bad Request (a 429, the
-        network) propagate: the row waits and is probed again, never sent blind."""
-        with self.store.transaction() as repo:
-            recorded = repo.outbox.last_message_id(row.chat_id)
-        known = [i for i in (recorded, row.payload.get("after")) if i is not None]
-        if not known:
-            return None
-        floor = int(max(known))
-        for message_id in range(floor + 1, floor + 1 + PROBE_IDS):
-            try:
-                await self.bot.edit_message_text(
-                    row.payload["text"],
+            found = await self._sent_before(
+                row,
+                lambda message_id: self.bot.edit_message_text(
+                    payload["text"],
                     chat_id=row.chat_id,
                     message_id=message_id,
                     parse_mode=ParseMode.HTML,
                     reply_markup=markup,
                     rate_limit_args=limits,
-                )
-            except BadRequest as exc:
-                reason = exc.message.lower()
-                if NOT_MODIFIED in reason:
-                    return message_id
-                if CANT_EDIT not in reason:  # "not found": nothing sent past the person's
-                    logger.debug("probe of chat %s ends: %s", row.chat_id, exc.message)
-                    return None
-            else:  # a bot message past the floor that was not this row's: should not be
-                logger.warning("probe of chat %s edited message %s", row.chat_id, message_id)
+                ),
+            )
+            if found is not None:
+                return found
+        return await self._numbered(
+            lambda: self.bot.send_message(
+                row.chat_id,
+                payload["text"],
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+                rate_limit_args=limits,
+            )
+        )
+
+    # --- the probe for a send an earlier try may have made (see the module's docstring) ---
+
+    def _floor(self, repo: Repo) -> int | None:
+        """The highest message id known, in any chat: a floor for a send about to be made."""
+        if not self._loaded:
+            self._loaded = True
+            known = [repo.outbox.highest_message_id(), self._highest]
+            self._highest = max((i for i in known if i is not None), default=None)
+        return self._highest
+
+    def _saw(self, message_id: object) -> None:
+        """Remember a message id Telegram gave out (a send, an edit, a person's message)."""
+        if isinstance(message_id, int) and not isinstance(message_id, bool):
+            self._seen.append(message_id)
+            if self._highest is None or message_id > self._highest:
+                self._highest = message_id
+
+    async def _numbered(self, send: Callable[[], Awaitable[Message]]) -> int:
+        """Make a send, numbered in the order sends start: a probe that began before a send
+        started knows that its id is above any id taken before (see `_bound`)."""
+        self._sends_started += 1
+        number = self._sends_started
+        message = await send()
+        self._sent.append((number, message.message_id))
+        self._saw(message.message_id)
+        return message.message_id
+
+    def _bound(self, began: int) -> int | None:
+        """The lowest id of a send that started after the `began`-th: a send Telegram applied
+        before that has a lower one (None: none has come back yet)."""
+        return min((i for number, i in self._sent if number > began), default=None)
+
+    async def _sent_before(
+        self, row: Outgoing, probe: Callable[[int], Awaitable[object]]
+    ) -> int | None:
+        """The id of the message an earlier try of this row made, if the probe finds it; None:
+        send it. `probe(id)` edits that id in the row's chat to the row's very content. Errors
+        other than Bad Request (a 429, the network) propagate: the row waits and is probed
+        again, never sent blind."""
+        with self.store.transaction() as repo:
+            last = repo.outbox.last_message_id(row.chat_id)
+            floors = [row.probe_floor, row.payload.get("after"), last]
+            floor = max((int(i) for i in floors if i is not None), default=None)
+            if floor is None:
+                logger.info("a send to chat %s may show twice: no id known before it", row.chat_id)
                 return None
+            known = repo.outbox.known_ids(floor)
+        known.update(i for i in self._seen if i > floor)
+        began = self._sends_started
+        top = max(known, default=floor)
+        candidate, tries, above = floor, 0, 0
+        while tries < MAX_PROBES:
+            candidate += 1
+            bound = self._bound(began)
+            if bound is not None and candidate >= bound:
+                break  # every id the lost send could have was tried
+            if candidate in known or candidate in self._seen:
+                continue
+            if bound is None and candidate > top:
+                if above == PROBE_IDS:
+                    break
+                above += 1
+            tries += 1
+            try:
+                await probe(candidate)
+            except BadRequest as exc:
+                if NOT_MODIFIED in exc.message.lower():
+                    logger.info("a send to chat %s had reached Telegram already", row.chat_id)
+                    self._saw(candidate)
+                    return candidate
+                # "not found": another chat's id (or none yet); "can't be edited": the
+                # person's own message; "no text/caption": a message of another kind
+            else:  # an unrecorded bot message of this chat: it shows this row's content now
+                logger.warning("probe of chat %s edited message %s", row.chat_id, candidate)
+                self._saw(candidate)
+                return candidate
+        logger.debug("probe of chat %s: not sent before (%s tries)", row.chat_id, tries)
         return None
 
     async def _file(self, row: Outgoing, limits: dict[str, Any]) -> int | None:
@@ -385,20 +473,49 @@ class Sender:
         if built is None:
             return None
         if isinstance(built, str):
-            message = await self.bot.send_message(
-                row.chat_id, built, parse_mode=ParseMode.HTML, rate_limit_args=limits
+            text = built
+            if row.claims > 1:
+                found = await self._sent_before(
+                    row,
+                    lambda message_id: self.bot.edit_message_text(
+                        text,
+                        chat_id=row.chat_id,
+                        message_id=message_id,
+                        parse_mode=ParseMode.HTML,
+                        rate_limit_args=limits,
+                    ),
+                )
+                if found is not None:
+                    return found
+            return await self._numbered(
+                lambda: self.bot.send_message(
+                    row.chat_id, text, parse_mode=ParseMode.HTML, rate_limit_args=limits
+                )
             )
-            return message.message_id
+        if row.claims > 1:  # a document or photo is found by its caption, as a text is
+            found = await self._sent_before(
+                row,
+                lambda message_id: self.bot.edit_message_caption(
+                    chat_id=row.chat_id,
+                    message_id=message_id,
+                    caption=built.caption,
+                    rate_limit_args=limits,
+                ),
+            )
+            if found is not None:
+                return found
         upload = InputFile(io.BytesIO(built.content), filename=built.filename)
         if built.photo:
-            message = await self.bot.send_photo(
+            return await self._numbered(
+                lambda: self.bot.send_photo(
+                    row.chat_id, upload, caption=built.caption, rate_limit_args=limits
+                )
+            )
+        return await self._numbered(
+            lambda: self.bot.send_document(
                 row.chat_id, upload, caption=built.caption, rate_limit_args=limits
             )
-        else:
-            message = await self.bot.send_document(
-                row.chat_id, upload, caption=built.caption, rate_limit_args=limits
-            )
-        return message.message_id
+        )
 
 
 def _markup(data: dict[str, Any] | None) -> InlineKeyboardMarkup | None:
