@@ -93,6 +93,26 @@ def test_forgetting_a_chat_deletes_its_kept_row_too(store: Store) -> None:
     assert row_ids(store) == {kept}
 
 
+def test_what_the_erasing_transaction_queues_to_the_chat_is_deleted_once_delivered(
+    store: Store,
+) -> None:
+    kept = deliver(store, OTHER, 3)
+    with store.transaction() as repo:
+        repo.outbox.forget_chat(CHAT)
+        confirmation = repo.outbox.add(CHAT, "edit", {"text": "erased", "message_id": 9})
+        other = repo.outbox.add(OTHER, "send", {"text": "not erased"})
+    with store.transaction() as repo:
+        row = repo.outbox.claim_next(CHAT, "one", LEASE)
+        assert row is not None and row.id == confirmation and row.payload["forget"] is True
+        assert "forget" not in (repo.outbox.claim_next(OTHER, "one", LEASE) or row).payload
+        repo.outbox.delivered(row.id, message_id=9, forget=True)
+    assert row_ids(store) == {kept, other}
+    with store.transaction() as repo:  # a later transaction writes to the chat as usual
+        later = repo.outbox.add(CHAT, "send", {"text": "hello again"})
+        assert "forget" not in (repo.outbox.claim_next(CHAT, "one", LEASE) or row).payload
+    assert later in row_ids(store)
+
+
 def test_a_429_does_not_count_as_a_claim_that_may_have_reached_telegram(store: Store) -> None:
     with store.transaction() as repo:
         repo.outbox.add(CHAT, "send", {"text": "x"})
