@@ -107,9 +107,7 @@ class WebhookBot:
     def url(self, path: str = PATH) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    async def post(
-        self, update: dict[str, Any], *, headers: dict[str, str] | None = None
-    ) -> int:
+    async def post(self, update: dict[str, Any], *, headers: dict[str, str] | None = None) -> int:
         """Post an update as Telegram does; the HTTP status."""
         assert self.session is not None
         sent = {SECRET_HEADER: SECRET} if headers is None else headers
