@@ -14,7 +14,7 @@ from sqlalchemy import select
 from telegram import InlineKeyboardMarkup
 from telegram.ext import ExtBot
 
-from bot.telegram.delivery import LEASE, PROBE_IDS, Sender
+from bot.telegram.delivery import LEASE, PROBE_IDS, BuiltFile, Sender
 from bot.telegram.pacing import LanePacer
 from storage import Store
 from storage.models import OutboxMessage
@@ -336,3 +336,28 @@ async def test_a_first_try_costs_no_probe_and_a_429_leaves_no_doubt(
     ]
     assert recorded(sender, second)[0] == "sent"
     assert api.violations == []
+
+
+async def test_a_document_that_reached_telegram_is_found_by_its_caption_not_sent_again(
+    api: BotApiStub, sender: Sender
+) -> None:
+    async def make_file(_chat: int, recipe: dict[str, Any]) -> BuiltFile:
+        return BuiltFile(b'{"nights": []}', "nightlegs.json", caption=recipe["caption"])
+
+    sender.make_file = make_file
+    await bot_sends(sender, "Hello", record=True)
+    await bot_sends(sender, "Hi there", record=True, chat=OTHER)
+    with sender.store.transaction() as repo:
+        row = repo.outbox.add(CHAT, "file", {"recipe": {"caption": "Your data, all of it"}})
+        floor = repo.outbox.highest_message_id()
+        assert repo.outbox.claim_next(CHAT, "dead", LEASE, floor=floor) is not None
+    lost = await sender.bot.send_document(
+        CHAT, b"{}", filename="x.json", caption="Your data, all of it"
+    )
+    mark = api.mark()
+    await deliver_now(sender)
+    captions = [c for c in api.calls[mark:] if c.method == "editMessageCaption"]
+    assert [int(c.params["message_id"]) for c in captions] == [lost.message_id]
+    assert "message is not modified" in (captions[0].description or "")
+    assert api.calls_of("sendDocument")[-1].index < mark, "not sent a second time"
+    assert recorded(sender, row) == ("sent", lost.message_id)
