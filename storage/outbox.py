@@ -65,6 +65,7 @@ def _outgoing(row: OutboxMessage | Any) -> Outgoing:
 # statement itself (issue 8, CPU per tap).
 _T = OutboxMessage.__table__
 _ADD = _T.insert().values(
+    after_id=bindparam("after_id"),
     chat_id=bindparam("chat_id"),
     lane=bindparam("lane"),
     kind=bindparam("kind"),
@@ -139,7 +140,14 @@ class OutboxRepo:
             payload = {**payload, FORGET: True}
         result = self._execute(
             _ADD,
-            {"chat_id": chat_id, "lane": lane, "kind": kind, "payload": payload, "now": self._now},
+            {
+                "chat_id": chat_id,
+                "lane": lane,
+                "kind": kind,
+                "payload": payload,
+                "now": self._now,
+                "after_id": payload.get("after"),
+            },
         )
         return int(result.inserted_primary_key[0])
 
@@ -238,12 +246,12 @@ class OutboxRepo:
         return self._session.scalar(select(func.max(OutboxMessage.message_id)))
 
     def known_ids(self, above: int) -> set[int]:
-        """Every message id above `above` the outbox recorded, in any chat (ids of one bot's
-        private chats come from one counter, so each is taken by exactly one chat)."""
-        rows = self._session.scalars(
-            select(OutboxMessage.message_id).where(OutboxMessage.message_id > above)
-        )
-        return set(rows)
+        """Every message id above `above` the outbox recorded, in any chat, the bot's and the
+        people's it replied to (a bot's private chats take ids from one counter, so each is
+        taken by exactly one chat)."""
+        sent = select(OutboxMessage.message_id).where(OutboxMessage.message_id > above)
+        replied = select(OutboxMessage.after_id).where(OutboxMessage.after_id > above)
+        return set(self._session.scalars(sent.union(replied)))
 
     def drop_chat(self, chat_id: int, outcome: str) -> list[Outgoing]:
         """Give up on every undelivered row of a chat (the person blocked the bot)."""

@@ -287,6 +287,22 @@ async def test_other_chats_ids_are_skipped_and_the_lost_send_found_between_them(
     assert recorded(sender, row) == ("sent", lost)
 
 
+async def test_the_ids_of_messages_people_sent_that_the_bot_replied_to_are_skipped(
+    api: BotApiStub, sender: Sender
+) -> None:
+    """A restarted bot knows them from the outbox, the rows still queued included."""
+    await bot_sends(sender, "Hello", record=True)
+    row = queue(sender, {"text": TEXT, "markup": MARKUP}, claimed_before=True)
+    typed = api.feed_message(OTHER, "/start")["message"]["message_id"]
+    queue(sender, {"text": "Welcome", "after": typed}, claimed_before=False, chat=OTHER)
+    lost = await bot_sends(sender, TEXT, record=False)
+    mark = api.mark()
+    sender.wake([CHAT])
+    await sender.settled()
+    assert [i for i, _ in probes(api, mark)] == [lost] and typed == lost - 1
+    assert recorded(sender, row) == ("sent", lost)
+
+
 async def test_a_send_this_process_made_since_bounds_the_probe(
     api: BotApiStub, sender: Sender
 ) -> None:

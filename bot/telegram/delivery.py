@@ -72,12 +72,9 @@ MAX_WAIT_IN_WORKER = 10.0
 """A chat's worker waits out shorter retries itself (keeping the chat's order); longer ones
 are left to the sweep."""
 NOT_MODIFIED = "message is not modified"
-CANT_EDIT = "message can't be edited"
 PROBE_IDS = 5
 """Unknown ids above every known one the probe tries before it sends, while no send of this
 process has come back since it began (which bounds it)."""
-NO_CAPTION = "there is no caption in the message to edit"
-NO_TEXT = "there is no text in the message to edit"
 MAX_PROBES = 30
 """At most this many edits look for one lost send; then it is sent."""
 REMEMBERED = 4096

@@ -71,7 +71,7 @@ class Triage:
         turn.say(render.typed_danger(advice, book.go_on_label, book.go_on_hint))
 
     def on_go_on(self, turn: Turn) -> None:
-        """"That's not me, go on": back to where the person was, nothing lost."""
+        """ "That's not me, go on": back to where the person was, nothing lost."""
         tapped = turn.tapped
         if tapped is not None:  # the advice stays readable; its button goes
             turn.edit(tapped.message_id, render.Screen(tapped.text_html or "", None))

@@ -1,6 +1,7 @@
-"""Outbox rows keep the highest message id known when first taken (`probe_floor`), and
-message ids are indexed: the probe for a lost send looks at the ids above that floor, in
-every chat, since a bot's private chats share one counter of message ids.
+"""Outbox rows keep the highest message id known when first taken (`probe_floor`) and the id
+of the person's message they reply to (`after_id`), and both kinds of id are indexed: the
+probe for a lost send looks at the ids above that floor, in every chat, since a bot's
+private chats share one counter of message ids.
 
 Numbered after 0008, the latest revision on this branch.
 
@@ -25,10 +26,14 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("outbox") as batch:
         batch.add_column(sa.Column("probe_floor", sa.BigInteger(), nullable=True))
+        batch.add_column(sa.Column("after_id", sa.BigInteger(), nullable=True))
     op.create_index("ix_outbox_message_id", "outbox", ["message_id"], unique=False)
+    op.create_index("ix_outbox_after_id", "outbox", ["after_id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbox_after_id", table_name="outbox")
     op.drop_index("ix_outbox_message_id", table_name="outbox")
     with op.batch_alter_table("outbox") as batch:
+        batch.drop_column("after_id")
         batch.drop_column("probe_floor")
