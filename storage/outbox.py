@@ -245,13 +245,35 @@ class OutboxRepo:
         """The highest Telegram message id the outbox recorded, in any chat."""
         return self._session.scalar(select(func.max(OutboxMessage.message_id)))
 
-    def known_ids(self, above: int) -> set[int]:
-        """Every message id above `above` the outbox recorded, in any chat, the bot's and the
-        people's it replied to (a bot's private chats take ids from one counter, so each is
-        taken by exactly one chat)."""
-        sent = select(OutboxMessage.message_id).where(OutboxMessage.message_id > above)
-        replied = select(OutboxMessage.after_id).where(OutboxMessage.after_id > above)
-        return set(self._session.scalars(sent.union(replied)))
+    def known_ids(self, above: int) -> tuple[set[int], dict[int, int]]:
+        """The message ids above `above` the outbox knows, in any chat (a bot's private chats
+        take ids from one counter, so each is taken by exactly one chat): the bot's own it
+        recorded, and the ids of the messages rows reply to, with their chat (a person's
+        message, or the message whose button they pressed)."""
+        sent = self._session.scalars(
+            select(OutboxMessage.message_id).where(OutboxMessage.message_id > above)
+        )
+        replied = self._session.execute(
+            select(OutboxMessage.after_id, OutboxMessage.chat_id).where(
+                OutboxMessage.after_id > above
+            )
+        )
+        return set(sent), {int(after): int(chat) for after, chat in replied}
+
+    def uncertain_sends(self) -> list[int]:
+        """Undelivered sends (and files) a sender took before: each may have reached Telegram
+        unrecorded. Oldest first."""
+        return list(
+            self._session.scalars(
+                select(OutboxMessage.id)
+                .where(
+                    OutboxMessage.delivered_at.is_(None),
+                    OutboxMessage.claims > 1,
+                    OutboxMessage.kind.in_(("send", "file")),
+                )
+                .order_by(OutboxMessage.id)
+            )
+        )
 
     def drop_chat(self, chat_id: int, outcome: str) -> list[Outgoing]:
         """Give up on every undelivered row of a chat (the person blocked the bot)."""

@@ -303,6 +303,22 @@ async def test_the_ids_of_messages_people_sent_that_the_bot_replied_to_are_skipp
     assert recorded(sender, row) == ("sent", lost)
 
 
+async def test_a_lost_send_the_person_already_pressed_a_button_on_is_found_first(
+    api: BotApiStub, sender: Sender
+) -> None:
+    await bot_sends(sender, "Hello", record=True)
+    row = queue(sender, {"text": TEXT, "markup": MARKUP}, claimed_before=True)
+    for chat in (OTHER, OTHER + 1):  # ids the bot does not know, before the lost send
+        api.feed_message(chat, "hi")
+    lost = await bot_sends(sender, TEXT, record=False)
+    queue(sender, {"text": "Next, after the press", "after": lost}, claimed_before=False)
+    mark = api.mark()
+    await deliver_now(sender)
+    assert [i for i, _ in probes(api, mark)] == [lost], "the pressed message first"
+    assert recorded(sender, row) == ("sent", lost)
+    assert [m.plain_text for m in api.messages(CHAT)].count("Next question") == 1
+
+
 async def test_a_send_this_process_made_since_bounds_the_probe(
     api: BotApiStub, sender: Sender
 ) -> None:

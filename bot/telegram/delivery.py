@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import functools
 import io
+import itertools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -186,7 +187,7 @@ class Sender:
                 continue  # a worker reads the chat's rows itself, in order
             row = repo.outbox.claim_next(chat_id, self.instance, LEASE, floor=self._floor(repo))
             if row is not None:
-                self._saw(row.payload.get("after"))
+                self._heard(row.payload.get("after"))
                 repo.after_commit(functools.partial(self._ahead.__setitem__, chat_id, row))
 
     async def answer(self, query_id: str, text: str | None) -> None:
@@ -259,7 +260,7 @@ class Sender:
                             chat_id, self.instance, LEASE, floor=self._floor(repo)
                         )
                     if row is not None:
-                        self._saw(row.payload.get("after"))
+                        self._heard(row.payload.get("after"))
                 if row is None or (row.id != waited_for and not self._due(row)):
                     return  # no await since the read: a row committed later wakes a new worker
                 wait = await self._deliver(row)
@@ -317,7 +318,7 @@ class Sender:
                     row.chat_id, self.instance, LEASE, floor=self._floor(repo)
                 )
                 if ahead is not None:
-                    self._saw(ahead.payload.get("after"))
+                    self._heard(ahead.payload.get("after"))
                 self._ahead[row.chat_id] = ahead
 
     def _later(self, row: Outgoing, seconds: float, *, unsent: bool = False) -> float:
@@ -395,11 +396,17 @@ class Sender:
         return self._highest
 
     def _saw(self, message_id: object) -> None:
-        """Remember a message id Telegram gave out (a send, an edit, a person's message)."""
+        """Remember an id of a message of the bot's (a send, an edit, one a probe found)."""
         if isinstance(message_id, int) and not isinstance(message_id, bool):
             self._seen.append(message_id)
-            if self._highest is None or message_id > self._highest:
-                self._highest = message_id
+            self._heard(message_id)
+
+    def _heard(self, message_id: object) -> None:
+        """An id Telegram gave out before now (the bot's, or the person's a row replies to)."""
+        if not isinstance(message_id, int) or isinstance(message_id, bool):
+            return
+        if self._highest is None or message_id > self._highest:
+            self._highest = message_id
 
     async def _numbered(self, send: Callable[[], Awaitable[Message]]) -> int:
         """Make a send, numbered in the order sends start: a probe that began before a send
@@ -423,44 +430,62 @@ class Sender:
         send it. `probe(id)` edits that id in the row's chat to the row's very content. Errors
         other than Bad Request (a 429, the network) propagate: the row waits and is probed
         again, never sent blind."""
+        chat = row.chat_id
         with self.store.transaction() as repo:
-            last = repo.outbox.last_message_id(row.chat_id)
+            last = repo.outbox.last_message_id(chat)
             floors = [row.probe_floor, row.payload.get("after"), last]
             floor = max((int(i) for i in floors if i is not None), default=None)
             if floor is None:
-                logger.info("a send to chat %s may show twice: no id known before it", row.chat_id)
+                logger.info("a send to chat %s may show twice: no id known before it", chat)
                 return None
-            known = repo.outbox.known_ids(floor)
-        known.update(i for i in self._seen if i > floor)
+            sent, replied = repo.outbox.known_ids(floor)
+            unsure = repo.outbox.uncertain_sends()
         began = self._sends_started
-        top = max(known, default=floor)
-        candidate, tries, above = floor, 0, 0
-        while tries < MAX_PROBES:
-            candidate += 1
+
+        def known(i: int) -> bool:
+            # A message of this chat a row replies to stays a candidate: the person may have
+            # pressed a button on the lost send itself.
+            return i in sent or i in self._seen or replied.get(i, chat) != chat
+
+        top = max([floor, *sent, *replied, *(i for i in self._seen if i > floor)])
+        window = [i for i in range(floor + 1, top + 1) if not known(i)]
+        above, beyond = top, PROBE_IDS + max(len(unsure) - 1, 0)
+        while beyond:  # as many unknown ids above as there are lost sends to share them
+            above += 1
+            if not known(above):
+                window.append(above)
+                beyond -= 1
+        # Sends lost in one kill took ids in about the order their rows were queued: try this
+        # row's place among them first, then outwards; a message of this chat before all.
+        rank = unsure.index(row.id) if row.id in unsure else 0
+        place = {i: n for n, i in enumerate(window)}
+        order = sorted(
+            window, key=lambda i: (replied.get(i) != chat, abs(place[i] - rank), place[i])
+        )
+        tries = 0
+        for candidate in itertools.chain(order, itertools.count(above + 1)):
             bound = self._bound(began)
-            if bound is not None and candidate >= bound:
-                break  # every id the lost send could have was tried
-            if candidate in known or candidate in self._seen:
-                continue
-            if bound is None and candidate > top:
-                if above == PROBE_IDS:
-                    break
-                above += 1
+            if candidate > above and (bound is None or candidate >= bound):
+                break  # past the window, and no send of this process bounds the search
+            if (bound is not None and candidate >= bound) or known(candidate):
+                continue  # another chat's probe may have found it meanwhile
+            if tries == MAX_PROBES:
+                break
             tries += 1
             try:
                 await probe(candidate)
             except BadRequest as exc:
                 if NOT_MODIFIED in exc.message.lower():
-                    logger.info("a send to chat %s had reached Telegram already", row.chat_id)
+                    logger.info("a send to chat %s had reached Telegram already", chat)
                     self._saw(candidate)
                     return candidate
                 # "not found": another chat's id (or none yet); "can't be edited": the
                 # person's own message; "no text/caption": a message of another kind
             else:  # an unrecorded bot message of this chat: it shows this row's content now
-                logger.warning("probe of chat %s edited message %s", row.chat_id, candidate)
+                logger.warning("probe of chat %s edited message %s", chat, candidate)
                 self._saw(candidate)
                 return candidate
-        logger.debug("probe of chat %s: not sent before (%s tries)", row.chat_id, tries)
+        logger.debug("probe of chat %s: not sent before (%s tries)", chat, tries)
         return None
 
     async def _file(self, row: Outgoing, limits: dict[str, Any]) -> int | None:
