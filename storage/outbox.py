@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, select, text, update
+from sqlalchemy import BigInteger, bindparam, case, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from storage.models import OutboxMessage
@@ -104,7 +104,12 @@ def _claim(*, shared: bool) -> Any:
             claimed_by=bindparam("instance"),
             claimed_until=bindparam("until"),
             claims=_T.c.claims + 1,
-            probe_floor=func.coalesce(_T.c.probe_floor, bindparam("floor")),
+            # Only a claim with no try before it sets the floor: a later one knows ids that
+            # an earlier try's lost send may be below (and a first claim that knew no id
+            # leaves none).
+            probe_floor=case(
+                (_T.c.claims == 0, bindparam("floor", type_=BigInteger)), else_=_T.c.probe_floor
+            ),
         )
         .returning(*(getattr(_T.c, name) for name in Outgoing.__dataclass_fields__))
     )

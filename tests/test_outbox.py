@@ -126,6 +126,28 @@ def test_a_429_does_not_count_as_a_claim_that_may_have_reached_telegram(store: S
         assert third is not None and third.claims == 2
 
 
+def test_the_floor_is_the_one_known_at_the_first_claim_that_may_have_reached_telegram(
+    store: Store,
+) -> None:
+    """A later claim knows ids above a lost send of an earlier try: it must not raise the
+    floor, nor set one the first claim did not know."""
+    with store.transaction() as repo:
+        known = repo.outbox.add(CHAT, "send", {"text": "x"})
+        unknown = repo.outbox.add(OTHER, "send", {"text": "y"})
+        assert repo.outbox.claim_next(CHAT, "one", LEASE, floor=5) is not None
+        assert repo.outbox.claim_next(OTHER, "one", LEASE, floor=None) is not None
+        again = repo.outbox.claim_next(CHAT, "one", LEASE, floor=99)
+        assert again is not None and again.id == known and again.probe_floor == 5
+        again = repo.outbox.claim_next(OTHER, "one", LEASE, floor=99)
+        assert again is not None and again.id == unknown and again.probe_floor is None
+        repo.outbox.add(CHAT + 1, "send", {"text": "z"})
+        refused = repo.outbox.claim_next(CHAT + 1, "one", LEASE, floor=5)
+        assert refused is not None
+        repo.outbox.retry_later(refused.id, NOW, unsent=True)  # a 429: nothing was applied
+        again = repo.outbox.claim_next(CHAT + 1, "one", LEASE, floor=7)
+        assert again is not None and again.probe_floor == 7
+
+
 def test_a_delivered_row_is_never_claimed_again(store: Store) -> None:
     with store.transaction() as repo:
         repo.outbox.add(CHAT, "send", {"text": "x"})

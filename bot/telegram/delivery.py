@@ -14,24 +14,27 @@ have been made before (the row was claimed before and is still undelivered, see
 
 A bot's private chats share one counter of message ids: the person's messages and the bot's,
 in every chat, take the next number. So a lost send X has an id above F, the highest id the
-sender knew in any chat when it first took the row (`Outgoing.probe_floor`), and below U, the
-id of any send this process started after the probe began (Telegram numbers in order). Ids the
-bot knows (recorded in the outbox, in any chat, or seen since the start) are not X. The
-sender edits each remaining id between F and U, in this chat, to exactly the row's text and
-buttons (a file's caption with editMessageCaption): "message is not modified" is the lost
-send, recorded as delivered and not sent again; "not found" is an id of another chat, or none;
-"can't be edited" the person's own message. The ids left to try are the few that other chats
-took unrecorded (their own lost sends, messages not yet fetched). Until some send of this
-process comes back with U, the probe stops after `PROBE_IDS` such misses above the highest id
-it knows, and sends.
+sender knew in any chat when it first took the row (`Outgoing.probe_floor`, set by the first
+claim only), and below U, the id of any send this process started after the probe began
+(Telegram numbers in order). Ids the bot knows are not X: every id the outbox recorded, in
+any chat, and the people's messages rows reply to in other chats (one of the row's own chat
+may be the lost send itself, whose button the person pressed: it is tried first). The
+sender edits the other ids, in this chat, to exactly the row's text and buttons (a file's
+caption with editMessageCaption): "message is not modified" is the lost send, recorded as
+delivered and not sent again; "not found" is an id of another chat, or none; "can't be
+edited" the person's own message. Until a send of this process comes back with U, the
+window ends as many unknown ids above the highest known one as there are uncertain sends
+(`OutboxRepo.uncertain_sends`), plus `PROBE_IDS`; ids are tried from the row's place among
+the uncertain sends outwards, as sends lost in one kill took ids in about their queue order.
 
 What is left at-least-once: a send with no known F (a row first taken before any id was
-known, as on a new database); a lost send past `PROBE_IDS` unknown ids above every known id
-while this process sends nothing else; an answer lost after a timeout whose call Telegram
-applies later still, after the probe has passed (a late call can take an id above U); and a
-call still in flight when its lease (`LEASE`) runs out, so that another instance probes too
-early and sends. A normal first try costs no extra call: only rows with `claims > 1` are
-probed, and a 429 (a definite "not applied") does not count as a claim.
+known, as on a new database, and not a reply to a message); a lost send past that window
+while this process sends nothing else, or behind more than `MAX_PROBES` unknown ids; an
+answer lost after a timeout whose call Telegram applies later still, after the probe has
+passed (a late call can take an id above U); and a call still in flight when its lease
+(`LEASE`) runs out, so that another instance probes too early and sends. A normal first
+try costs no extra call: only rows with `claims > 1` are probed, and a 429 (a definite "not
+applied") does not count as a claim.
 """
 
 from __future__ import annotations
