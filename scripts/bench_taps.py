@@ -235,8 +235,12 @@ class ObservedStub(BotApiStub):
     """The stand-in, plus completion hooks: futures resolved when a call finishes.
 
     The stub notifies on every state change; each completed call is looked at once, at the
-    moment it was answered, so latencies end when the bot's request was done.
+    moment it was answered, so latencies end when the bot's request was done. It numbers
+    messages as Telegram does (one counter across the bot's private chats) and answers each
+    call `latency` seconds late (`--latency`; none by default).
     """
+
+    latency: tuple[float, float] | None = None
 
     def __init__(self) -> None:
         self._seen = 0
@@ -253,7 +257,7 @@ class ObservedStub(BotApiStub):
         self.watched_sends: dict[int, list[float]] = {}
         self.watch_target = 0
         self.watch_done: asyncio.Future[float] | None = None
-        super().__init__(default_timeout=30.0)
+        super().__init__(default_timeout=30.0, latency=type(self).latency)
 
     def _notify(self) -> None:
         super()._notify()
@@ -1411,7 +1415,15 @@ def parse_args() -> argparse.Namespace:
         default=(0.3, 1.0),
         help="export/fanout: the tapper's reading time, LOW,HIGH seconds",
     )
+    parser.add_argument(
+        "--latency",
+        type=parse_range,
+        default=None,
+        help="the stand-in answers each call LOW,HIGH seconds late, uniformly at random (e.g."
+        " 0.05,0.3: a bot far from Telegram's servers); default: at once",
+    )
     parser.add_argument("--fanout-users", type=int, default=2000)
+
     parser.add_argument("--tap-timeout", type=float, default=30.0)
     parser.add_argument(
         "--bare-no-limiter",
@@ -1440,6 +1452,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     BotProcess.bare_limiter = not args.bare_no_limiter
+    ObservedStub.latency = args.latency
     Deployment.database, Deployment.instances = args.database, args.instances
     Deployment.logs_dir = args.logs
     chosen = [s for s in SCENARIOS if s in args.scenarios] or list(SCENARIOS)

@@ -268,7 +268,7 @@ class OutboxMessage(Base):
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
-    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     outcome: Mapped[str | None] = mapped_column(String(16))
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     """The instance sending this row now; others leave the chat to it until the lease ends."""
@@ -276,6 +276,12 @@ class OutboxMessage(Base):
     claims: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """Times handed to a sender that may have reached Telegram: above 1 on an undelivered row,
     an earlier try may have been applied unheard of (a kill, a lost answer)."""
+    after_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    """The id of the person's message this row replies to, if any: kept after delivery, as
+    `message_id` is, so that the probe knows the ids people's messages took."""
+    probe_floor: Mapped[int | None] = mapped_column(BigInteger)
+    """The highest Telegram message id the sender knew, in any chat, when it first took the
+    row: a send an earlier try made took a higher id from the bot's one counter."""
 
 
 class SendBudget(Base):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, select, text, update
+from sqlalchemy import BigInteger, bindparam, case, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from storage.models import OutboxMessage
@@ -21,6 +21,10 @@ REPLY, TRAIL, BULK = "reply", "trail", "bulk"
 """A tap's reply (up to the message the person taps next), what trails it (the rest of the
 same reply), and bulk sends nobody is waiting for (check-ins, summaries, follow-ups)."""
 LANES = (REPLY, TRAIL, BULK)
+FORGET = "forget"
+"""Payload key of a row to an erased chat: delete the row once delivered (see `forget_chat`)."""
+_ERASED = "nightlegs.erased_chats"
+"""`Session.info` key: chats erased in this transaction."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,9 @@ class Outgoing:
     not_before: datetime | None = None
     claims: int = 0
     """Times handed to a sender, this one included (see `OutboxMessage.claims`)."""
+    probe_floor: int | None = None
+    """The highest message id the sender knew (in any chat) when it first took the row: a
+    send an earlier try made has a higher id (see `OutboxMessage.probe_floor`)."""
 
 
 def _outgoing(row: OutboxMessage | Any) -> Outgoing:
@@ -49,6 +56,7 @@ def _outgoing(row: OutboxMessage | Any) -> Outgoing:
         row.attempts,
         row.not_before,
         row.claims,
+        row.probe_floor,
     )
 
 
@@ -57,6 +65,7 @@ def _outgoing(row: OutboxMessage | Any) -> Outgoing:
 # statement itself (issue 8, CPU per tap).
 _T = OutboxMessage.__table__
 _ADD = _T.insert().values(
+    after_id=bindparam("after_id"),
     chat_id=bindparam("chat_id"),
     lane=bindparam("lane"),
     kind=bindparam("kind"),
@@ -95,12 +104,19 @@ def _claim(*, shared: bool) -> Any:
             claimed_by=bindparam("instance"),
             claimed_until=bindparam("until"),
             claims=_T.c.claims + 1,
+            # Only a claim with no try before it sets the floor: a later one knows ids that
+            # an earlier try's lost send may be below (and a first claim that knew no id
+            # leaves none).
+            probe_floor=case(
+                (_T.c.claims == 0, bindparam("floor", type_=BigInteger)), else_=_T.c.probe_floor
+            ),
         )
         .returning(*(getattr(_T.c, name) for name in Outgoing.__dataclass_fields__))
     )
 
 
 _CLAIM = {"sqlite": _claim(shared=False), "postgresql": _claim(shared=True)}
+_FORGET = _T.delete().where(_T.c.id == bindparam("row_id"))
 _DELIVERED = (
     _T.update()
     .where(_T.c.id == bindparam("row_id"))
@@ -125,21 +141,33 @@ class OutboxRepo:
     def add(self, chat_id: int, kind: str, payload: dict[str, Any], *, lane: str = REPLY) -> int:
         if lane not in LANES:
             raise ValueError(f"unknown lane {lane!r}")
+        if chat_id in self._session.info.get(_ERASED, ()):  # "your data is erased", say
+            payload = {**payload, FORGET: True}
         result = self._execute(
             _ADD,
-            {"chat_id": chat_id, "lane": lane, "kind": kind, "payload": payload, "now": self._now},
+            {
+                "chat_id": chat_id,
+                "lane": lane,
+                "kind": kind,
+                "payload": payload,
+                "now": self._now,
+                "after_id": payload.get("after"),
+            },
         )
         return int(result.inserted_primary_key[0])
 
     def _execute(self, statement: Any, params: Mapping[str, Any]) -> Any:
         return self._session.connection().execute(statement, params)
 
-    def claim_next(self, chat_id: int, instance: str, lease: timedelta) -> Outgoing | None:
+    def claim_next(
+        self, chat_id: int, instance: str, lease: timedelta, *, floor: int | None = None
+    ) -> Outgoing | None:
         """The chat's oldest undelivered row, leased to `instance`; None when there is none or
         another instance holds the chat (its lease has not run out; PostgreSQL only, where
         several instances may share the database). Rows of a chat go out one
         at a time and in order, whichever instance sends them. Each claim counts in `claims`,
-        in the same statement."""
+        in the same statement. `floor`: the highest message id the caller knows now, kept from
+        the row's first claim on (`Outgoing.probe_floor`)."""
         dialect = self._session.get_bind().dialect.name
         claimed = self._execute(
             _CLAIM[dialect],
@@ -148,6 +176,7 @@ class OutboxRepo:
                 "instance": instance,
                 "now": self._now,
                 "until": self._now + lease,
+                "floor": floor,
             },
         ).first()
         return None if claimed is None else _outgoing(claimed)
@@ -188,8 +217,14 @@ class OutboxRepo:
         )
         return [chat_id for chat_id, _ in rows]
 
-    def delivered(self, row_id: int, *, message_id: int | None, outcome: str = "sent") -> None:
-        """Mark a row done and forget its payload (the words live on only in Telegram)."""
+    def delivered(
+        self, row_id: int, *, message_id: int | None, outcome: str = "sent", forget: bool = False
+    ) -> None:
+        """Mark a row done and forget its payload (the words live on only in Telegram).
+        `forget`: delete the row instead (its chat was erased, see `forget_chat`)."""
+        if forget:
+            self._execute(_FORGET, {"row_id": row_id})
+            return
         self._execute(
             _DELIVERED,
             {"row_id": row_id, "now": self._now, "message_id": message_id, "outcome": outcome},
@@ -211,6 +246,40 @@ class OutboxRepo:
             select(func.max(OutboxMessage.message_id)).where(OutboxMessage.chat_id == chat_id)
         )
 
+    def highest_message_id(self) -> int | None:
+        """The highest Telegram message id the outbox recorded, in any chat."""
+        return self._session.scalar(select(func.max(OutboxMessage.message_id)))
+
+    def known_ids(self, above: int) -> tuple[set[int], dict[int, int]]:
+        """The message ids above `above` the outbox knows, in any chat (a bot's private chats
+        take ids from one counter, so each is taken by exactly one chat): the bot's own it
+        recorded, and the ids of the messages rows reply to, with their chat (a person's
+        message, or the message whose button they pressed)."""
+        sent = self._session.scalars(
+            select(OutboxMessage.message_id).where(OutboxMessage.message_id > above)
+        )
+        replied = self._session.execute(
+            select(OutboxMessage.after_id, OutboxMessage.chat_id).where(
+                OutboxMessage.after_id > above
+            )
+        )
+        return set(sent), {int(after): int(chat) for after, chat in replied}
+
+    def uncertain_sends(self) -> list[int]:
+        """Undelivered sends (and files) a sender took before: each may have reached Telegram
+        unrecorded. Oldest first."""
+        return list(
+            self._session.scalars(
+                select(OutboxMessage.id)
+                .where(
+                    OutboxMessage.delivered_at.is_(None),
+                    OutboxMessage.claims > 1,
+                    OutboxMessage.kind.in_(("send", "file")),
+                )
+                .order_by(OutboxMessage.id)
+            )
+        )
+
     def drop_chat(self, chat_id: int, outcome: str) -> list[Outgoing]:
         """Give up on every undelivered row of a chat (the person blocked the bot)."""
         rows = self._session.scalars(
@@ -219,15 +288,18 @@ class OutboxRepo:
             )
         ).all()
         dropped = [_outgoing(row) for row in rows]
-        for row_id in (row.id for row in rows):
-            self.delivered(row_id, message_id=None, outcome=outcome)
+        for row in dropped:
+            self.delivered(row.id, message_id=None, outcome=outcome, forget=FORGET in row.payload)
         return dropped
 
     def forget_chat(self, chat_id: int) -> int:
-        """Delete every row of a chat, delivered or not (the person erased their data)."""
+        """Delete every row of a chat, delivered or not (the person erased their data). Rows
+        this transaction queues to the chat afterwards (the confirmation that all is erased)
+        are deleted once delivered, instead of kept: no row names the chat then."""
         result = self._session.execute(
             delete(OutboxMessage).where(OutboxMessage.chat_id == chat_id)
         )
+        self._session.info.setdefault(_ERASED, set()).add(chat_id)
         return int(result.rowcount or 0)
 
     def prune(self, before: datetime) -> int:

@@ -54,8 +54,14 @@ What it models
   the unconfirmed ones; an ``offset`` confirms (forgets) every update with a smaller id, just
   like Telegram, so updates survive an app crash and are redelivered until confirmed.
   A second concurrent getUpdates terminates the first with ``409 Conflict``.
-* Chats: every message the bot sends or edits is stored per chat with increasing message ids
-  (user messages fed by the test share the same per-chat counter), see :meth:`messages`.
+* Chats: every message the bot sends or edits is stored per chat, see :meth:`messages`.
+  Message ids are numbered as Telegram numbers them for a bot: private chats and basic groups
+  share *one* counter per bot (the person's messages and the bot's take ids from it, so ids in
+  one chat jump by whatever other chats exchanged meanwhile); supergroups and channels count
+  their own (MTProto's message identifiers: per account, except in channels and supergroups).
+* Latency: ``latency=(low, high)`` answers every call a uniformly random ``low``-``high``
+  seconds after applying it, as Telegram answers a bot that is not next door. A client that
+  goes away meanwhile never hears the answer (``status=499``), though the call was applied.
   ``parse_mode`` HTML, MarkdownV2 and Markdown are parsed the way Telegram does (entities are
   produced, malformed markup answers ``400 can't parse entities``).
 * Limits: too long texts/captions, empty texts, bad ``callback_data`` (> 64 bytes), answering
@@ -97,6 +103,7 @@ import contextlib
 import copy
 import itertools
 import json
+import random
 import re
 import time
 import traceback
@@ -271,6 +278,8 @@ class Call:
     status: int | None = None
     response: JSONDict | None = None
     held: bool = False  #: kept waiting by a :class:`Hold` before being handled
+    #: The answer once the call is applied, before it is sent back (see ``latency``).
+    applied: JSONDict | None = None
 
     @property
     def ok(self) -> bool:
@@ -791,6 +800,10 @@ class BotApiStub:
             By default every well-formed token (``<digits>:<chars>``) is accepted.
         default_timeout: Deadline in seconds of the ``wait_*`` helpers.
         first_update_id: ``update_id`` of the first fed update.
+        latency: ``(low, high)`` seconds: each answer waits a uniformly random time in that
+            range after the call is applied (None: answer at once).
+        seed: seeds the latency's random choices.
+        first_message_id: the bot's first message id (Telegram's counter is far along).
     """
 
     def __init__(
@@ -799,8 +812,15 @@ class BotApiStub:
         accepted_tokens: Collection[str] | None = None,
         default_timeout: float = DEFAULT_TIMEOUT,
         first_update_id: int = 1,
+        latency: tuple[float, float] | None = None,
+        seed: int | None = None,
+        first_message_id: int = 1,
     ) -> None:
+        if latency is not None and not 0 <= latency[0] <= latency[1]:
+            raise ValueError(f"latency must be (low, high) with 0 <= low <= high: {latency}")
         self.default_timeout = default_timeout
+        self.latency = latency
+        self._random = random.Random(seed)
         self.accepted_tokens: set[str] | None = (
             None if accepted_tokens is None else set(accepted_tokens)
         )
@@ -829,6 +849,9 @@ class BotApiStub:
         self._next_update_id = first_update_id
         self._chats: dict[int, JSONDict] = {}
         self._messages: dict[int, dict[int, SentMessage]] = {}
+        #: The bot's one counter for private chats and basic groups (the next id it hands out).
+        self._next_shared_id = first_message_id
+        #: Supergroups' and channels' own counters.
         self._next_message_id: dict[int, int] = {}
         self._callbacks: dict[str, SentMessage | None] = {}
         self._commands: dict[tuple[str, str], list[JSONDict]] = {}
@@ -1248,15 +1271,16 @@ class BotApiStub:
     ) -> SentMessage:
         """Wait until the bot successfully sends or edits a message in ``chat_id``.
 
-        Returns the message in its current state. ``predicate`` filters on that state.
+        Returns the message in its current state. ``predicate`` filters on that state. A call
+        counts once applied (the person sees it), though its answer may still be on its way.
         """
         start = after or 0
 
         def check() -> SentMessage | None:
             for call in self.calls[start:]:
-                if call.method not in _MESSAGE_METHODS or not call.ok:
+                if call.method not in _MESSAGE_METHODS or call.applied is None:
                     continue
-                result = call.result
+                result = call.applied["result"]
                 if not isinstance(result, dict) or result["chat"]["id"] != chat_id:
                     continue
                 message = self._find_message(chat_id, result["message_id"])
@@ -1604,11 +1628,21 @@ class BotApiStub:
     async def _answer(
         self, call: Call, hold: Hold | None, status: int, body: JSONDict
     ) -> web.Response:
+        if status == 200:
+            call.applied = body
         if hold is not None and hold.after_applying:
             try:
                 await self._held(hold, call)
             except asyncio.CancelledError:
                 call.status = 499  # applied, but the client never heard of it
+                self._notify()
+                raise
+        if self.latency is not None:
+            self._notify()  # applied: tests see it now, the bot only later
+            try:
+                await asyncio.sleep(self._random.uniform(*self.latency))
+            except asyncio.CancelledError:
+                call.status = 499  # the client went away before the answer came back
                 self._notify()
                 raise
         call.status, call.response = status, body
@@ -1754,6 +1788,11 @@ class BotApiStub:
         return copy.deepcopy(chat)
 
     def _alloc_message_id(self, chat_id: int) -> int:
+        kind = self._chats.get(chat_id, {}).get("type") or ("private" if chat_id > 0 else "group")
+        if kind in ("private", "group"):
+            message_id = self._next_shared_id
+            self._next_shared_id += 1
+            return message_id
         message_id = self._next_message_id.get(chat_id, 1)
         self._next_message_id[chat_id] = message_id + 1
         return message_id

@@ -463,7 +463,7 @@ async def test_application_polls_and_replies(api: BotApiStub) -> None:
         mark = api.mark()
         api.feed_message(CHAT, "/start")
         reply = await api.wait_for_message(CHAT, after=mark)
-        assert reply.message_id == 4  # /start, reply, /start, reply in the same chat
+        assert reply.message_id == 4  # /start, reply, /start, reply: one counter, one chat
     finally:
         await _stop(app2)
     assert len([m for m in api.messages(CHAT) if m.text == "Hello! What woke you up?"]) == 1
@@ -484,3 +484,50 @@ async def test_unconfirmed_update_is_redelivered_after_crash(api: BotApiStub) ->
         await api.wait_until_confirmed(fed)
     finally:
         await _stop(app)
+
+
+# ------------------------------------------------------------------------------ numbering
+
+
+async def test_private_chats_share_one_counter_of_message_ids_like_telegram(
+    api: BotApiStub, bot: Bot
+) -> None:
+    first = await bot.send_message(CHAT, "one")
+    typed = api.feed_message(CHAT + 1, "hello")  # another person: the same counter
+    second = await bot.send_message(CHAT + 1, "two")
+    third = await bot.send_message(CHAT, "three")
+    assert typed["message"]["message_id"] == first.message_id + 1
+    assert (second.message_id, third.message_id) == (first.message_id + 2, first.message_id + 3)
+    with _bad_request("message to edit not found"):  # an id of another chat is not found here
+        await bot.edit_message_text("x", chat_id=CHAT, message_id=second.message_id)
+
+
+async def test_a_supergroup_counts_its_own_message_ids(api: BotApiStub, bot: Bot) -> None:
+    group = -1001234
+    api.feed_message(group, "hi all", chat_type="supergroup")
+    await bot.send_message(CHAT, "private")
+    sent = await bot.send_message(group, "hello group")
+    assert sent.message_id == 2
+
+
+async def test_latency_answers_late_and_a_client_that_leaves_still_has_the_call_applied() -> None:
+    async with (
+        BotApiStub(latency=(0.2, 0.3), seed=1) as api,
+        aiohttp.ClientSession() as http,
+    ):
+        url = f"{api.base_url}{api.token}/sendMessage"
+        began = asyncio.get_running_loop().time()
+        async with http.post(url, json={"chat_id": CHAT, "text": "late"}) as response:
+            assert response.status == 200
+        assert asyncio.get_running_loop().time() - began >= 0.2
+
+        async def send() -> None:
+            async with http.post(url, json={"chat_id": CHAT, "text": "unheard"}):
+                pass
+
+        leaving = asyncio.create_task(send())
+        await api.wait_for_message(CHAT, lambda m: m.text == "unheard")
+        leaving.cancel()
+        call = await api.wait_for_call("sendMessage", lambda c: c.status == 499)
+        assert call.params["text"] == "unheard"
+        assert [m.text for m in api.messages(CHAT)] == ["late", "unheard"]

@@ -8,13 +8,16 @@ import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, MetaData, create_engine, select, text
 
 from bot.services.flow import FlowService, Start, Who
+from bot.telegram.keys import MenuKey, decode
 from dialogs.advice import AdviceBook
 from dialogs.engine import Flow
 from storage import Store
+from tests.botapi_stub import BotApiStub
 from tests.postgres import PostgresServer, postgresql_only
+from tests.telegram_harness import RunningBot
 
 SENTINEL = "zebra-quartz-7731-sentinel"
 ANNA, BEN = Who("telegram", "5550001234"), Who("telegram", "2")
@@ -173,3 +176,56 @@ def test_retention_removes_only_messages_older_than_the_limit(database_url: str)
         assert repo.prune_messages(now - timedelta(days=30)) == 1
         assert [m.text for m in repo.messages(user.id)] == ["recent"]
     store.dispose()
+
+
+def rows_naming(engine_url: str, *ids: int) -> dict[int, list[str]]:
+    """For each id: "table: row" of every row, in every table, with the id in any column."""
+    engine = create_engine(engine_url)
+    found: dict[int, list[str]] = {i: [] for i in ids}
+    try:
+        tables = MetaData()
+        tables.reflect(engine)
+        with engine.connect() as connection:
+            for table in tables.sorted_tables:
+                for row in connection.execute(select(table)):
+                    shown = repr(tuple(row))
+                    for i in ids:
+                        if str(i) in shown:
+                            found[i].append(f"{table.name}: {shown}")
+    finally:
+        engine.dispose()
+    return found
+
+
+def button(bot: RunningBot, chat: int, key: MenuKey) -> str:
+    """The label of the button with `key` on the chat's newest message that has it."""
+    for message in reversed(bot.api.messages(chat)):
+        for label, data in message.buttons:
+            if data is not None and decode(data) == key:
+                return label
+    raise LookupError(f"no {key} button in chat {chat}\n{bot.api.transcript(chat)}")
+
+
+async def test_after_delete_no_row_in_any_table_names_the_persons_telegram_id(
+    database_url: str,
+) -> None:
+    """The confirmation that all is erased is an outbox row to the chat: once delivered it
+    goes too, and the sender's bookkeeping of message ids names no chat."""
+    anna, ben = 7_341_902_615, 7_341_902_616  # private chat id = the person's user id
+    async with BotApiStub() as api:
+        bot = await RunningBot(api, database_url).start()
+        try:
+            for chat in (anna, ben):
+                await bot.send("/start", chat=chat)
+                await bot.press(button(bot, chat, MenuKey("consent")), chat=chat)
+                await bot.send("my legs woke me", chat=chat)
+            assert all(rows_naming(database_url, anna, ben).values()), "both are stored"
+
+            await bot.send("/delete", chat=anna)
+            shown = await bot.press(button(bot, anna, MenuKey("erase")), chat=anna)
+            assert any("erased" in (m.plain_text or "") for m in shown), api.transcript(anna)
+        finally:
+            await bot.stop()
+    found = rows_naming(database_url, anna, ben)
+    assert found[anna] == [], "\n".join(found[anna])
+    assert found[ben], "the other person's rows stay"

@@ -1,5 +1,6 @@
 """The outbox's memory of what reached Telegram: claims counted, the newest id of each chat
-kept through pruning, and the sender's probe for a send an earlier try may have made."""
+kept through pruning, and the sender's probe for a send an earlier try may have made, with
+message ids numbered as Telegram numbers them (one counter for all of a bot's private chats)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from telegram import InlineKeyboardMarkup
 from telegram.ext import ExtBot
 
-from bot.telegram.delivery import LEASE, Sender
+from bot.telegram.delivery import LEASE, PROBE_IDS, BuiltFile, Sender
 from bot.telegram.pacing import LanePacer
 from storage import Store
 from storage.models import OutboxMessage
@@ -92,6 +93,26 @@ def test_forgetting_a_chat_deletes_its_kept_row_too(store: Store) -> None:
     assert row_ids(store) == {kept}
 
 
+def test_what_the_erasing_transaction_queues_to_the_chat_is_deleted_once_delivered(
+    store: Store,
+) -> None:
+    kept = deliver(store, OTHER, 3)
+    with store.transaction() as repo:
+        repo.outbox.forget_chat(CHAT)
+        confirmation = repo.outbox.add(CHAT, "edit", {"text": "erased", "message_id": 9})
+        other = repo.outbox.add(OTHER, "send", {"text": "not erased"})
+    with store.transaction() as repo:
+        row = repo.outbox.claim_next(CHAT, "one", LEASE)
+        assert row is not None and row.id == confirmation and row.payload["forget"] is True
+        assert "forget" not in (repo.outbox.claim_next(OTHER, "one", LEASE) or row).payload
+        repo.outbox.delivered(row.id, message_id=9, forget=True)
+    assert row_ids(store) == {kept, other}
+    with store.transaction() as repo:  # a later transaction writes to the chat as usual
+        later = repo.outbox.add(CHAT, "send", {"text": "hello again"})
+        assert "forget" not in (repo.outbox.claim_next(CHAT, "one", LEASE) or row).payload
+    assert later in row_ids(store)
+
+
 def test_a_429_does_not_count_as_a_claim_that_may_have_reached_telegram(store: Store) -> None:
     with store.transaction() as repo:
         repo.outbox.add(CHAT, "send", {"text": "x"})
@@ -103,6 +124,28 @@ def test_a_429_does_not_count_as_a_claim_that_may_have_reached_telegram(store: S
         repo.outbox.retry_later(again.id, NOW)  # a lost answer: it may have been applied
         third = repo.outbox.claim_next(CHAT, "one", LEASE)
         assert third is not None and third.claims == 2
+
+
+def test_the_floor_is_the_one_known_at_the_first_claim_that_may_have_reached_telegram(
+    store: Store,
+) -> None:
+    """A later claim knows ids above a lost send of an earlier try: it must not raise the
+    floor, nor set one the first claim did not know."""
+    with store.transaction() as repo:
+        known = repo.outbox.add(CHAT, "send", {"text": "x"})
+        unknown = repo.outbox.add(OTHER, "send", {"text": "y"})
+        assert repo.outbox.claim_next(CHAT, "one", LEASE, floor=5) is not None
+        assert repo.outbox.claim_next(OTHER, "one", LEASE, floor=None) is not None
+        again = repo.outbox.claim_next(CHAT, "one", LEASE, floor=99)
+        assert again is not None and again.id == known and again.probe_floor == 5
+        again = repo.outbox.claim_next(OTHER, "one", LEASE, floor=99)
+        assert again is not None and again.id == unknown and again.probe_floor is None
+        repo.outbox.add(CHAT + 1, "send", {"text": "z"})
+        refused = repo.outbox.claim_next(CHAT + 1, "one", LEASE, floor=5)
+        assert refused is not None
+        repo.outbox.retry_later(refused.id, NOW, unsent=True)  # a 429: nothing was applied
+        again = repo.outbox.claim_next(CHAT + 1, "one", LEASE, floor=7)
+        assert again is not None and again.probe_floor == 7
 
 
 def test_a_delivered_row_is_never_claimed_again(store: Store) -> None:
@@ -144,23 +187,32 @@ async def sender(api: BotApiStub, tmp_path: Path) -> AsyncIterator[Sender]:
     store.dispose()
 
 
-def queue(sender: Sender, payload: dict[str, Any], *, claimed_before: bool) -> int:
-    """A send row; `claimed_before`: an earlier try took it (and then died)."""
+def queue(
+    sender: Sender,
+    payload: dict[str, Any],
+    *,
+    claimed_before: bool,
+    floor: bool = True,
+    chat: int = CHAT,
+) -> int:
+    """A send row; `claimed_before`: an earlier try took it (and then died), knowing the
+    highest id recorded then (`floor`) as a sender does."""
     with sender.store.transaction() as repo:
-        row_id = repo.outbox.add(CHAT, "send", payload)
+        row_id = repo.outbox.add(chat, "send", payload)
         if claimed_before:
-            assert repo.outbox.claim_next(CHAT, "dead", LEASE) is not None
+            highest = repo.outbox.highest_message_id() if floor else None
+            assert repo.outbox.claim_next(chat, "dead", LEASE, floor=highest) is not None
     return row_id
 
 
-async def bot_sends(sender: Sender, text: str, *, record: bool) -> int:
+async def bot_sends(sender: Sender, text: str, *, record: bool, chat: int = CHAT) -> int:
     """The bot sends `text` with the test's buttons; `record`: as a delivered outbox row."""
     message = await sender.bot.send_message(
-        CHAT, text, parse_mode="HTML", reply_markup=InlineKeyboardMarkup.de_json(MARKUP, None)
+        chat, text, parse_mode="HTML", reply_markup=InlineKeyboardMarkup.de_json(MARKUP, None)
     )
     if record:
         with sender.store.transaction() as repo:
-            row_id = repo.outbox.add(CHAT, "send", {"text": text})
+            row_id = repo.outbox.add(chat, "send", {"text": text})
             repo.outbox.delivered(row_id, message_id=message.message_id)
     return message.message_id
 
@@ -225,17 +277,85 @@ async def test_the_persons_own_messages_after_the_floor_are_skipped(
     assert recorded(sender, row) == ("sent", lost)
 
 
-async def test_a_send_that_never_reached_telegram_is_sent_after_one_probe(
+async def test_with_nothing_else_sent_a_send_that_never_reached_telegram_goes_after_a_few_probes(
     api: BotApiStub, sender: Sender
 ) -> None:
     asked = api.feed_message(CHAT, "/start")["message"]["message_id"]
     row = queue(sender, {"text": TEXT, "markup": MARKUP, "after": asked}, claimed_before=True)
     mark = api.mark()
     await deliver_now(sender)
-    [(probed, answer)] = probes(api, mark)
-    assert probed == asked + 1 and "message to edit not found" in answer
+    tried = probes(api, mark)
+    assert [i for i, _ in tried] == list(range(asked + 1, asked + 1 + PROBE_IDS))
+    assert all("message to edit not found" in answer for _, answer in tried)
     assert sends(api, mark) == [asked + 1]
     assert recorded(sender, row) == ("sent", asked + 1)
+
+
+async def test_other_chats_ids_are_skipped_and_the_lost_send_found_between_them(
+    api: BotApiStub, sender: Sender
+) -> None:
+    """Telegram's numbering: ids in a chat jump by what other chats exchanged meanwhile."""
+    await bot_sends(sender, "Hello", record=True)
+    await bot_sends(sender, "Hi there", record=True, chat=OTHER)
+    row = queue(sender, {"text": TEXT, "markup": MARKUP}, claimed_before=True)
+    await bot_sends(sender, "Meanwhile", record=True, chat=OTHER)
+    lost = await bot_sends(sender, TEXT, record=False)  # applied; the bot died unaware
+    later = await bot_sends(sender, "And later", record=True, chat=OTHER)
+    mark = api.mark()
+    await deliver_now(sender)
+    assert probes(api, mark) == [(lost, probes(api, mark)[0][1])]
+    assert "message is not modified" in probes(api, mark)[0][1] and later == lost + 1
+    assert sends(api, mark) == []
+    assert recorded(sender, row) == ("sent", lost)
+
+
+async def test_the_ids_of_messages_people_sent_that_the_bot_replied_to_are_skipped(
+    api: BotApiStub, sender: Sender
+) -> None:
+    """A restarted bot knows them from the outbox, the rows still queued included."""
+    await bot_sends(sender, "Hello", record=True)
+    row = queue(sender, {"text": TEXT, "markup": MARKUP}, claimed_before=True)
+    typed = api.feed_message(OTHER, "/start")["message"]["message_id"]
+    queue(sender, {"text": "Welcome", "after": typed}, claimed_before=False, chat=OTHER)
+    lost = await bot_sends(sender, TEXT, record=False)
+    mark = api.mark()
+    sender.wake([CHAT])
+    await sender.settled()
+    assert [i for i, _ in probes(api, mark)] == [lost] and typed == lost - 1
+    assert recorded(sender, row) == ("sent", lost)
+
+
+async def test_a_lost_send_the_person_already_pressed_a_button_on_is_found_first(
+    api: BotApiStub, sender: Sender
+) -> None:
+    await bot_sends(sender, "Hello", record=True)
+    row = queue(sender, {"text": TEXT, "markup": MARKUP}, claimed_before=True)
+    for chat in (OTHER, OTHER + 1):  # ids the bot does not know, before the lost send
+        api.feed_message(chat, "hi")
+    lost = await bot_sends(sender, TEXT, record=False)
+    queue(sender, {"text": "Next, after the press", "after": lost}, claimed_before=False)
+    mark = api.mark()
+    await deliver_now(sender)
+    assert [i for i, _ in probes(api, mark)] == [lost], "the pressed message first"
+    assert recorded(sender, row) == ("sent", lost)
+    assert [m.plain_text for m in api.messages(CHAT)].count("Next question") == 1
+
+
+async def test_a_send_this_process_made_since_bounds_the_probe(
+    api: BotApiStub, sender: Sender
+) -> None:
+    await bot_sends(sender, "Hello", record=True)
+    row = queue(sender, {"text": TEXT, "markup": MARKUP}, claimed_before=True)
+    fresh = queue(sender, {"text": "for someone else"}, claimed_before=False, chat=OTHER)
+    mark = api.mark()
+    sender.wake([CHAT])  # the probe begins, then another chat's send starts
+    sender.wake([OTHER])
+    await sender.settled()
+    assert recorded(sender, fresh)[0] == "sent"
+    tried = [i for i, _ in probes(api, mark)]
+    assert 0 < len(tried) < PROBE_IDS, "without that send, it would try PROBE_IDS ids"
+    assert recorded(sender, row)[0] == "sent"
+    assert [m.plain_text for m in api.messages(CHAT)].count("Next question") == 1
 
 
 async def test_without_a_known_id_the_send_is_made_without_a_probe(
@@ -270,3 +390,28 @@ async def test_a_first_try_costs_no_probe_and_a_429_leaves_no_doubt(
     ]
     assert recorded(sender, second)[0] == "sent"
     assert api.violations == []
+
+
+async def test_a_document_that_reached_telegram_is_found_by_its_caption_not_sent_again(
+    api: BotApiStub, sender: Sender
+) -> None:
+    async def make_file(_chat: int, recipe: dict[str, Any]) -> BuiltFile:
+        return BuiltFile(b'{"nights": []}', "nightlegs.json", caption=recipe["caption"])
+
+    sender.make_file = make_file
+    await bot_sends(sender, "Hello", record=True)
+    await bot_sends(sender, "Hi there", record=True, chat=OTHER)
+    with sender.store.transaction() as repo:
+        row = repo.outbox.add(CHAT, "file", {"recipe": {"caption": "Your data, all of it"}})
+        floor = repo.outbox.highest_message_id()
+        assert repo.outbox.claim_next(CHAT, "dead", LEASE, floor=floor) is not None
+    lost = await sender.bot.send_document(
+        CHAT, b"{}", filename="x.json", caption="Your data, all of it"
+    )
+    mark = api.mark()
+    await deliver_now(sender)
+    captions = [c for c in api.calls[mark:] if c.method == "editMessageCaption"]
+    assert [int(c.params["message_id"]) for c in captions] == [lost.message_id]
+    assert "message is not modified" in (captions[0].description or "")
+    assert api.calls_of("sendDocument")[-1].index < mark, "not sent a second time"
+    assert recorded(sender, row) == ("sent", lost.message_id)

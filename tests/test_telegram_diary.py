@@ -17,6 +17,7 @@ import pytest
 
 from bot.services.flow import Who
 from bot.telegram import render as views
+from bot.telegram.delivery import PROBE_IDS
 from bot.telegram.keys import MenuKey, encode
 from dialogs.advice import AdviceBook
 from dialogs.engine import Flow
@@ -507,9 +508,12 @@ async def test_a_check_in_that_could_not_be_sent_is_tried_again_once(
     await dispatch_at(bot, clock, BERLIN, 2026, 11, 18, 21, 31)
     assert [c.status for c in sends_to(api, CHAT, mark)] == [500, 200], "the outbox retried"
     # A 500 may hide an applied send: the retry first looked past the chat's last message.
-    [probe] = [c for c in api.calls[mark:] if c.method == "editMessageText"]
-    assert probe.description == "Bad Request: message to edit not found"
-    api.violations.remove(f"editMessageText: {probe.description}")
+    # a quiet bot tries a few ids above the highest it knows (delivery.PROBE_IDS)
+    probes = [c for c in api.calls[mark:] if c.method == "editMessageText"]
+    assert 1 <= len(probes) <= PROBE_IDS
+    for probe in probes:
+        assert probe.description == "Bad Request: message to edit not found"
+        api.violations.remove(f"editMessageText: {probe.description}")
     assert await bot.dispatch_diary() == 0, "queued once, not again"
     clock.now += timedelta(minutes=3)
     await bot.dispatch_diary()

@@ -26,6 +26,7 @@ from sqlalchemy import select
 from bot.logs import CLAMPED, configure_logging
 from bot.services.flow import Who
 from bot.telegram import render as views
+from bot.telegram.delivery import PROBE_IDS
 from bot.telegram.keys import AnswerKey, DoneKey, Key, MenuKey, NavKey, decode, encode
 from bot.telegram.turn import plain
 from dialogs.advice import AdviceBook
@@ -1050,9 +1051,12 @@ async def test_a_500_from_telegram_is_retried_and_the_next_question_still_arrive
     calls = [c.status for c in api.calls[mark:] if c.method == method]
     assert calls[:2] == [500, 200], "delivered on the next try"
     if method == "sendMessage":  # a 500 may hide an applied send: the retry looks for it first
-        [probe] = [c for c in api.calls[mark:] if c.method == "editMessageText"]
-        assert probe.description == "Bad Request: message to edit not found"
-        api.violations.remove(f"editMessageText: {probe.description}")
+        # a quiet bot tries a few ids above the highest it knows (delivery.PROBE_IDS)
+        probes = [c for c in api.calls[mark:] if c.method == "editMessageText"]
+        assert 1 <= len(probes) <= PROBE_IDS
+        for probe in probes:
+            assert probe.description == "Bad Request: message to edit not found"
+            api.violations.remove(f"editMessageText: {probe.description}")
     assert views.ERROR not in api.transcript(CHAT)
     current = open_question(bot)
     assert current is not None

@@ -134,10 +134,7 @@ async def test_taps_in_flight_at_a_sigkill_are_applied_exactly_once_after_restar
         # and /start shows it again.
         await api.wait_for_message(
             CHAT,
-            lambda m: (
-                m.message_id == first.message_id
-                and NEXT_QUESTION in (m.plain_text or "")
-            ),
+            lambda m: m.message_id == first.message_id and NEXT_QUESTION in (m.plain_text or ""),
             timeout=30,
         )
         mark = api.mark()

@@ -8,24 +8,33 @@ person gets the next question without typing anything.
 
 A kill between Telegram applying a call and the "delivered" commit (or an answer lost on the
 way, or an instance whose lease ran out) makes the call again. For an edit that is harmless
-(Telegram answers "message is not modified"). A send would show twice, so a text send that
-may have been made before (the row was claimed before and is still undelivered, see
-`OutboxMessage.claims`) is probed first. In a private chat both sides' messages share one
-increasing id counter. Let F be the highest id the bot knows in the chat: the newest id the
-outbox recorded, or the person's message that caused the row. Only one bot message can come
-after F unrecorded: this row's own lost send, because a chat's rows go out strictly in order
-and each sent id is recorded before the next row goes. So the sender edits F+1, F+2, ... (at
-most `PROBE_IDS`) to exactly the row's text and buttons: "message is not modified" means the
-lost send is there (recorded as delivered, nothing sent); "message can't be edited" is the
-person's own message (the next id is tried); anything else ends the probe and the row is sent.
+(Telegram answers "message is not modified"). A send would show twice, so a send that may
+have been made before (the row was claimed before and is still undelivered, see
+`OutboxMessage.claims`) is probed first.
 
-What is left at-least-once: file rows (never probed: a document repeated after a kill shows
-twice); a send with no known F (no earlier id recorded and no message that caused it, as a
-check-in to a chat with no delivered row); a lost send more than `PROBE_IDS` ids past F, or
-behind a message the person deleted (the probe stops at "not found"); and a call still in
-flight when its lease (`LEASE`) runs out, so that another instance probes too early and sends.
-A normal first try costs no extra call: only rows with `claims > 1` are probed, and a 429 (a
-definite "not applied") does not count as a claim.
+A bot's private chats share one counter of message ids: the person's messages and the bot's,
+in every chat, take the next number. So a lost send X has an id above F, the highest id the
+sender knew in any chat when it first took the row (`Outgoing.probe_floor`, set by the first
+claim only), and below U, the id of any send this process started after the probe began
+(Telegram numbers in order). Ids the bot knows are not X: every id the outbox recorded, in
+any chat, and the people's messages rows reply to in other chats (one of the row's own chat
+may be the lost send itself, whose button the person pressed: it is tried first). The
+sender edits the other ids, in this chat, to exactly the row's text and buttons (a file's
+caption with editMessageCaption): "message is not modified" is the lost send, recorded as
+delivered and not sent again; "not found" is an id of another chat, or none; "can't be
+edited" the person's own message. Until a send of this process comes back with U, the
+window ends as many unknown ids above the highest known one as there are uncertain sends
+(`OutboxRepo.uncertain_sends`), plus `PROBE_IDS`; ids are tried from the row's place among
+the uncertain sends outwards, as sends lost in one kill took ids in about their queue order.
+
+What is left at-least-once: a send with no known F (a row first taken before any id was
+known, as on a new database, and not a reply to a message); a lost send past that window
+while this process sends nothing else, or behind more than `MAX_PROBES` unknown ids; an
+answer lost after a timeout whose call Telegram applies later still, after the probe has
+passed (a late call can take an id above U); and a call still in flight when its lease
+(`LEASE`) runs out, so that another instance probes too early and sends. A normal first
+try costs no extra call: only rows with `claims > 1` are probed, and a 429 (a definite "not
+applied") does not count as a claim.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import asyncio
 import contextlib
 import functools
 import io
+import itertools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -48,7 +58,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from bot.metrics import DISCARD, Metrics
 from bot.services.flow import Clock
 from storage import Repo, Store
-from storage.outbox import Outgoing
+from storage.outbox import FORGET, Outgoing
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +77,13 @@ MAX_WAIT_IN_WORKER = 10.0
 """A chat's worker waits out shorter retries itself (keeping the chat's order); longer ones
 are left to the sweep."""
 NOT_MODIFIED = "message is not modified"
-CANT_EDIT = "message can't be edited"
 PROBE_IDS = 5
-"""Message ids after the last known one that a send which may have been made is looked for
-at; more than a few people rarely type between a tap and its reply."""
+"""Unknown ids above every known one the probe tries before it sends, while no send of this
+process has come back since it began (which bounds it)."""
+MAX_PROBES = 30
+"""At most this many edits look for one lost send; then it is sent."""
+REMEMBERED = 4096
+"""Recent message ids (and sends) the sender keeps in memory for probes."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +132,14 @@ class Sender:
         self._bulk_running = 0
         self._settled = asyncio.Event()
         self._settled.set()
+        self._highest: int | None = None
+        """The highest message id known, in any chat (None: not read from the database yet)."""
+        self._seen: deque[int] = deque(maxlen=REMEMBERED)
+        """Message ids seen since the start, newest last: sends, edits, people's messages."""
+        self._loaded = False
+        self._sends_started = 0
+        self._sent: deque[tuple[int, int]] = deque(maxlen=REMEMBERED)
+        """(number of the send, its message id) of this process's sends, in order of answer."""
 
     # --- starting work ------------------------------------------------------------------------
 
@@ -170,8 +191,9 @@ class Sender:
         for chat_id in chats:
             if chat_id in self._workers or chat_id in self._ahead or self._closing:
                 continue  # a worker reads the chat's rows itself, in order
-            row = repo.outbox.claim_next(chat_id, self.instance, LEASE)
+            row = repo.outbox.claim_next(chat_id, self.instance, LEASE, floor=self._floor(repo))
             if row is not None:
+                self._heard(row.payload.get("after"))
                 repo.after_commit(functools.partial(self._ahead.__setitem__, chat_id, row))
 
     async def answer(self, query_id: str, text: str | None) -> None:
@@ -240,7 +262,11 @@ class Sender:
                     row = self._ahead.pop(chat_id)
                 else:
                     with self.store.transaction() as repo:
-                        row = repo.outbox.claim_next(chat_id, self.instance, LEASE)
+                        row = repo.outbox.claim_next(
+                            chat_id, self.instance, LEASE, floor=self._floor(repo)
+                        )
+                    if row is not None:
+                        self._heard(row.payload.get("after"))
                 if row is None or (row.id != waited_for and not self._due(row)):
                     return  # no await since the read: a row committed later wakes a new worker
                 wait = await self._deliver(row)
@@ -286,12 +312,20 @@ class Sender:
 
     def _done(self, row: Outgoing, message_id: int | None, outcome: str) -> None:
         """Mark the row delivered and, in the same transaction, read the chat's next one."""
+        self._saw(message_id)
         with self.store.transaction() as repo:
-            repo.outbox.delivered(row.id, message_id=message_id, outcome=outcome)
+            repo.outbox.delivered(
+                row.id, message_id=message_id, outcome=outcome, forget=FORGET in row.payload
+            )
             if outcome == "sent" and self.on_delivered is not None:
                 self.on_delivered(repo, row, message_id)
             if not self._closing:  # a stopping sender takes nothing more
-                self._ahead[row.chat_id] = repo.outbox.claim_next(row.chat_id, self.instance, LEASE)
+                ahead = repo.outbox.claim_next(
+                    row.chat_id, self.instance, LEASE, floor=self._floor(repo)
+                )
+                if ahead is not None:
+                    self._heard(ahead.payload.get("after"))
+                self._ahead[row.chat_id] = ahead
         self.metrics.delivered_row(row.chat_id, row.lane, row.kind, outcome)
 
     def _later(self, row: Outgoing, seconds: float, *, unsent: bool = False) -> float:
@@ -335,51 +369,130 @@ class Sender:
         payload = row.payload
         markup = _markup(payload.get("markup"))
         if row.claims > 1:
-            found = await self._sent_before(row, markup, limits)
-            if found is not None:
-                logger.info("a send to chat %s had reached Telegram already", row.chat_id)
-                return found
-        message = await self.bot.send_message(
-            row.chat_id,
-            payload["text"],
-            parse_mode=ParseMode.HTML,
-            reply_markup=markup,
-            rate_limit_args=limits,
-        )
-        return message.message_id
-
-    async def _sent_before(
-        self, row: Outgoing, markup: InlineKeyboardMarkup | None, limits: dict[str, Any]
-    ) -> int | None:
-        """The id of the message an earlier try of this row made, if the probe finds it (see
-        the module's docstring); None: send it. Errors other than Bad Request (a 429, the
-        network) propagate: the row waits and is probed again, never sent blind."""
-        with self.store.transaction() as repo:
-            recorded = repo.outbox.last_message_id(row.chat_id)
-        known = [i for i in (recorded, row.payload.get("after")) if i is not None]
-        if not known:
-            return None
-        floor = int(max(known))
-        for message_id in range(floor + 1, floor + 1 + PROBE_IDS):
-            try:
-                await self.bot.edit_message_text(
-                    row.payload["text"],
+            found = await self._sent_before(
+                row,
+                lambda message_id: self.bot.edit_message_text(
+                    payload["text"],
                     chat_id=row.chat_id,
                     message_id=message_id,
                     parse_mode=ParseMode.HTML,
                     reply_markup=markup,
                     rate_limit_args=limits,
-                )
-            except BadRequest as exc:
-                reason = exc.message.lower()
-                if NOT_MODIFIED in reason:
-                    return message_id
-                if CANT_EDIT not in reason:  # "not found": nothing sent past the person's
-                    logger.debug("probe of chat %s ends: %s", row.chat_id, exc.message)
-                    return None
-            else:  # a bot message past the floor that was not this row's: should not be
-                logger.warning("probe of chat %s edited message %s", row.chat_id, message_id)
+                ),
+            )
+            if found is not None:
+                return found
+        return await self._numbered(
+            lambda: self.bot.send_message(
+                row.chat_id,
+                payload["text"],
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+                rate_limit_args=limits,
+            )
+        )
+
+    # --- the probe for a send an earlier try may have made (see the module's docstring) ---
+
+    def _floor(self, repo: Repo) -> int | None:
+        """The highest message id known, in any chat: a floor for a send about to be made."""
+        if not self._loaded:
+            self._loaded = True
+            known = [repo.outbox.highest_message_id(), self._highest]
+            self._highest = max((i for i in known if i is not None), default=None)
+        return self._highest
+
+    def _saw(self, message_id: object) -> None:
+        """Remember an id of a message of the bot's (a send, an edit, one a probe found)."""
+        if isinstance(message_id, int) and not isinstance(message_id, bool):
+            self._seen.append(message_id)
+            self._heard(message_id)
+
+    def _heard(self, message_id: object) -> None:
+        """An id Telegram gave out before now (the bot's, or the person's a row replies to)."""
+        if not isinstance(message_id, int) or isinstance(message_id, bool):
+            return
+        if self._highest is None or message_id > self._highest:
+            self._highest = message_id
+
+    async def _numbered(self, send: Callable[[], Awaitable[Message]]) -> int:
+        """Make a send, numbered in the order sends start: a probe that began before a send
+        started knows that its id is above any id taken before (see `_bound`)."""
+        self._sends_started += 1
+        number = self._sends_started
+        message = await send()
+        self._sent.append((number, message.message_id))
+        self._saw(message.message_id)
+        return message.message_id
+
+    def _bound(self, began: int) -> int | None:
+        """The lowest id of a send that started after the `began`-th: a send Telegram applied
+        before that has a lower one (None: none has come back yet)."""
+        return min((i for number, i in self._sent if number > began), default=None)
+
+    async def _sent_before(
+        self, row: Outgoing, probe: Callable[[int], Awaitable[object]]
+    ) -> int | None:
+        """The id of the message an earlier try of this row made, if the probe finds it; None:
+        send it. `probe(id)` edits that id in the row's chat to the row's very content. Errors
+        other than Bad Request (a 429, the network) propagate: the row waits and is probed
+        again, never sent blind."""
+        chat = row.chat_id
+        with self.store.transaction() as repo:
+            last = repo.outbox.last_message_id(chat)
+            floors = [row.probe_floor, row.payload.get("after"), last]
+            floor = max((int(i) for i in floors if i is not None), default=None)
+            if floor is None:
+                logger.info("a send to chat %s may show twice: no id known before it", chat)
                 return None
+            sent, replied = repo.outbox.known_ids(floor)
+            unsure = repo.outbox.uncertain_sends()
+        began = self._sends_started
+
+        def known(i: int) -> bool:
+            # A message of this chat a row replies to stays a candidate: the person may have
+            # pressed a button on the lost send itself.
+            return i in sent or i in self._seen or replied.get(i, chat) != chat
+
+        top = max([floor, *sent, *replied, *(i for i in self._seen if i > floor)])
+        window = [i for i in range(floor + 1, top + 1) if not known(i)]
+        above, beyond = top, PROBE_IDS + max(len(unsure) - 1, 0)
+        while beyond:  # as many unknown ids above as there are lost sends to share them
+            above += 1
+            if not known(above):
+                window.append(above)
+                beyond -= 1
+        # Sends lost in one kill took ids in about the order their rows were queued: try this
+        # row's place among them first, then outwards; a message of this chat before all.
+        rank = unsure.index(row.id) if row.id in unsure else 0
+        place = {i: n for n, i in enumerate(window)}
+        order = sorted(
+            window, key=lambda i: (replied.get(i) != chat, abs(place[i] - rank), place[i])
+        )
+        tries = 0
+        for candidate in itertools.chain(order, itertools.count(above + 1)):
+            bound = self._bound(began)
+            if candidate > above and (bound is None or candidate >= bound):
+                break  # past the window, and no send of this process bounds the search
+            if (bound is not None and candidate >= bound) or known(candidate):
+                continue  # another chat's probe may have found it meanwhile
+            if tries == MAX_PROBES:
+                break
+            tries += 1
+            try:
+                await probe(candidate)
+            except BadRequest as exc:
+                if NOT_MODIFIED in exc.message.lower():
+                    logger.info("a send to chat %s had reached Telegram already", chat)
+                    self._saw(candidate)
+                    return candidate
+                # "not found": another chat's id (or none yet); "can't be edited": the
+                # person's own message; "no text/caption": a message of another kind
+            else:  # an unrecorded bot message of this chat: it shows this row's content now
+                logger.warning("probe of chat %s edited message %s", chat, candidate)
+                self._saw(candidate)
+                return candidate
+        logger.debug("probe of chat %s: not sent before (%s tries)", chat, tries)
         return None
 
     async def _file(self, row: Outgoing, limits: dict[str, Any]) -> int | None:
@@ -389,20 +502,49 @@ class Sender:
         if built is None:
             return None
         if isinstance(built, str):
-            message = await self.bot.send_message(
-                row.chat_id, built, parse_mode=ParseMode.HTML, rate_limit_args=limits
+            text = built
+            if row.claims > 1:
+                found = await self._sent_before(
+                    row,
+                    lambda message_id: self.bot.edit_message_text(
+                        text,
+                        chat_id=row.chat_id,
+                        message_id=message_id,
+                        parse_mode=ParseMode.HTML,
+                        rate_limit_args=limits,
+                    ),
+                )
+                if found is not None:
+                    return found
+            return await self._numbered(
+                lambda: self.bot.send_message(
+                    row.chat_id, text, parse_mode=ParseMode.HTML, rate_limit_args=limits
+                )
             )
-            return message.message_id
+        if row.claims > 1:  # a document or photo is found by its caption, as a text is
+            found = await self._sent_before(
+                row,
+                lambda message_id: self.bot.edit_message_caption(
+                    chat_id=row.chat_id,
+                    message_id=message_id,
+                    caption=built.caption,
+                    rate_limit_args=limits,
+                ),
+            )
+            if found is not None:
+                return found
         upload = InputFile(io.BytesIO(built.content), filename=built.filename)
         if built.photo:
-            message = await self.bot.send_photo(
+            return await self._numbered(
+                lambda: self.bot.send_photo(
+                    row.chat_id, upload, caption=built.caption, rate_limit_args=limits
+                )
+            )
+        return await self._numbered(
+            lambda: self.bot.send_document(
                 row.chat_id, upload, caption=built.caption, rate_limit_args=limits
             )
-        else:
-            message = await self.bot.send_document(
-                row.chat_id, upload, caption=built.caption, rate_limit_args=limits
-            )
-        return message.message_id
+        )
 
 
 def _markup(data: dict[str, Any] | None) -> InlineKeyboardMarkup | None:
