@@ -14,6 +14,7 @@ terminal's width. The words are in dialogs/chat.yaml.
 from __future__ import annotations
 
 import getpass
+import os
 import re
 import shutil
 import textwrap
@@ -95,7 +96,7 @@ class TerminalChat:
         self.numbers = numbers or EmergencyNumbers.load()
         self.suggested: Country | None = self.numbers.suggest_from_locale(locale)
         self.width = width
-        """Columns to wrap at; None: the terminal's width at each message."""
+        """Columns to wrap at; None: the terminal's width at each message (see `columns`)."""
         self.book = book or chat_book()
         self.reply: Reply | None = None
         self.shown: Step | None = None
@@ -350,9 +351,20 @@ class TerminalChat:
                 self.note_for = cid
                 self.say(self.book.text("note", "terminal_prompt"))
 
+    def columns(self) -> int | None:
+        """Where to wrap: the width given, else the terminal's (COLUMNS first, as
+        `shutil.get_terminal_size` reads it); None for output that is no terminal (a pipe, a
+        file), which keeps its lines whole."""
+        if self.width:
+            return self.width
+        isatty = getattr(self.out, "isatty", None)
+        if os.environ.get("COLUMNS") or (isatty is not None and isatty()):
+            return shutil.get_terminal_size().columns
+        return None
+
     def say(self, text: str, *, conversation_id: int | None = None, log: bool = False) -> None:
-        width = self.width or shutil.get_terminal_size().columns
-        self.out.write(wrap(text, width - 1) + "\n\n")
+        width = self.columns()
+        self.out.write((wrap(text, width - 1) if width else text) + "\n\n")
         self.out.flush()
         if log:
             self.service.log_out(self.who, text, conversation_id=conversation_id)

@@ -545,3 +545,17 @@ def test_enter_after_the_result_skips_the_note(service: FlowService) -> None:
     assert CHAT_BOOK.text("note", "terminal_skipped") in output
     assert latest(service).note is None
     assert "can't answer typed questions" in output
+
+
+def test_output_that_is_no_terminal_keeps_its_lines_whole(
+    service: FlowService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    out = io.StringIO()
+    TerminalChat(service, lines=iter([""]), out=out, who=WHO, numbers=NUMBERS).run()
+    question = FLOW.content.questions[0].text
+    assert question in out.getvalue(), "a file or pipe gets no line breaks of the bot's"
+    monkeypatch.setenv("COLUMNS", "40")
+    out = io.StringIO()
+    TerminalChat(service, lines=iter([]), out=out, who=WHO, numbers=NUMBERS).run()
+    assert max(len(line) for line in out.getvalue().splitlines()) <= 40
