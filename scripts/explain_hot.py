@@ -4,10 +4,11 @@
     .venv/bin/python scripts/explain_hot.py sqlite:////tmp/big.db --only outbox.prune
 
 Each hot operation (a tap's lookups and writes, the outbox sender's claims, the dispatchers'
-due queries, the periodic prunes, the lookups behind `/delete`'s cascades) runs once through
-the bot's own `Repo`, inside one transaction that is rolled back at the end, so the database
-is left as it was. Every SQL statement it sends is caught on its way to the driver and
-printed with its time and its plan (`EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN` on
+due queries, the periodic prunes, the lookups behind `/delete`'s cascades) runs through the
+bot's own `Repo`, once and then --repeat times more for its median time, inside one
+transaction that is rolled back at the end, so the database is left as it was. Every SQL
+statement of its first run is caught on its way to the driver and printed with its time
+and its plan (`EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN` on
 PostgreSQL), so the plans are those of the very statements the bot runs. A plan that reads a
 whole big table ("SCAN <table>" without an index, "Seq Scan") is marked `<-- full scan`.
 
@@ -18,6 +19,7 @@ The person it acts as is `scripts/fill_db.py`'s two-year diary keeper (any perso
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -111,11 +113,27 @@ def full_scan(line: str) -> bool:
     ) or "Seq Scan" in line
 
 
+def print_plans(connection: Connection, statements: list[tuple[str, Any, float]]) -> None:
+    """Each distinct statement once, with how often it ran, its time and its plan."""
+    seen: dict[str, list[Any]] = {}  # statement -> [params, times, seconds]
+    for statement, params, seconds in statements:
+        entry = seen.setdefault(statement, [params, 0, 0.0])
+        entry[1] += 1
+        entry[2] += seconds
+    for statement, (params, times, seconds) in seen.items():
+        repeat = f" x{times}" if times > 1 else ""
+        print(f"  {' '.join(statement.split())[:160]}  ({seconds * 1000:.1f} ms{repeat})")
+        for line in explain(connection, statement, params):
+            mark = "   <-- full scan" if full_scan(line) else ""
+            print(f"      {line}{mark}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("url")
     parser.add_argument("--telegram-id", default=TWO_YEAR_ID)
     parser.add_argument("--only", help="only operations whose name contains this")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs of each operation")
     args = parser.parse_args()
     store = Store.open(args.url)
     caught: list[tuple[str, Any, float]] = []
@@ -141,23 +159,17 @@ def main() -> None:
             if args.only and args.only not in name:
                 continue
             caught.clear()
-            began = time.perf_counter()
-            operation()
+            operation()  # the statements of one run, compiled and cached as in a running bot
             session.flush()
-            took = (time.perf_counter() - began) * 1000
-            print(f"\n## {name}: {took:.1f} ms")
-            seen: dict[str, list[Any]] = {}  # statement -> [params, times, seconds]
-            for statement, params, seconds in caught:
-                entry = seen.setdefault(statement, [params, 0, 0.0])
-                entry[1] += 1
-                entry[2] += seconds
-            connection = session.connection()
-            for statement, (params, times, seconds) in seen.items():
-                repeat = f" x{times}" if times > 1 else ""
-                print(f"  {' '.join(statement.split())[:160]}  ({seconds * 1000:.1f} ms{repeat})")
-                for line in explain(connection, statement, params):
-                    mark = "   <-- full scan" if full_scan(line) else ""
-                    print(f"      {line}{mark}")
+            statements = list(caught)
+            took = []
+            for _ in range(args.repeat):
+                began = time.perf_counter()
+                operation()
+                session.flush()
+                took.append((time.perf_counter() - began) * 1000)
+            print(f"\n## {name}: {statistics.median(took):.2f} ms (median of {args.repeat})")
+            print_plans(session.connection(), statements)
         connection = session.connection()
         for name, statement in foreign_key_lookups(connection).items():
             if args.only and args.only not in name:
