@@ -238,7 +238,7 @@ class DiaryEntry(Base):
     findings: Mapped[dict[str, bool]] = mapped_column(JSON)
     red_flags: Mapped[list[str]] = mapped_column(JSON)
     conversation_id: Mapped[int | None] = mapped_column(
-        ForeignKey("conversations.id", ondelete="SET NULL")
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
