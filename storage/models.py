@@ -148,7 +148,7 @@ class Message(Base):
     direction: Mapped[str] = mapped_column(String(3))
     text: Mapped[str] = mapped_column(Text)
     meta: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
     user: Mapped[User] = relationship(back_populates="messages")
 
