@@ -490,6 +490,19 @@ def sqlite_fill_pragmas(engine: Engine) -> None:
         cursor.close()
 
 
+def advance_sequences(engine: Engine) -> None:
+    """PostgreSQL: the rows were given their ids, so move each id sequence past them (else
+    the bot's next insert would take id 1 again)."""
+    with engine.begin() as connection:
+        for table in ORDER:
+            if "id" not in table.c or not table.c.id.autoincrement:
+                continue
+            connection.exec_driver_sql(
+                f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                f"(SELECT coalesce(max(id), 0) + 1 FROM {table.name}), false)"
+            )
+
+
 def chunks(total: int, size: int) -> Iterator[range]:
     for start in range(0, total, size):
         yield range(start, min(total, start + size))
@@ -535,6 +548,7 @@ def fill(url: str, people: int, seed: int) -> dict[str, int]:
         with engine.connect() as connection:
             connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     elif engine.dialect.name == "postgresql":
+        advance_sequences(engine)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("VACUUM ANALYZE")  # as autovacuum would have by now
     store.dispose()
