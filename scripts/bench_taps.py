@@ -12,6 +12,7 @@ the Bot API calls the bot makes, so the same script measures today's bot and a r
     .venv/bin/python scripts/bench_taps.py --quick             # smoke run, under a minute
     .venv/bin/python scripts/bench_taps.py read fast --json out.json
     .venv/bin/python scripts/bench_taps.py read fast --database postgresql --instances 2
+    .venv/bin/python scripts/bench_taps.py read fast --skip-bare --database-url sqlite:////tmp/big.db
 
 Databases and instances
 -----------------------
@@ -23,6 +24,12 @@ a free loopback port (WEBHOOK_LISTEN, INSTANCE_NAME=instance-<n>), and the stand
 every update to them in turn, as Telegram does behind a load balancer
 (`BotApiStub.deliver_webhooks`; an answer other than 200 is posted again to the next one).
 One instance runs in webhook mode too, so 1 against N instances compares like with like.
+--database-url URL: nightlegs runs on that existing database (say one `scripts/fill_db.py`
+filled with a million people; a `postgresql+psycopg://` URL means webhook mode) instead of a
+fresh one. Its rows are kept; the simulated people of each run are new people on top of it
+(fresh Telegram ids), and the stand-in numbers its updates after the highest update id the
+database has processed. --skip-bare leaves out the bare PTB runs (for a big-against-empty
+comparison, run the same scenarios with and without --database-url, back to back).
 The bot counts as ready when all N have called setWebhook. With several instances, CPU per
 tap is the sum over the instances, and peak RSS the largest instance's (the JSON also has
 the sum); "DB CPU/tap" is the PostgreSQL server's own CPU (all its processes) per tap, which
@@ -185,6 +192,34 @@ class Deployment:
     postgres: Any = None  #: the tests' PostgresServer when --database postgresql
     logs_dir: Path | None = None
     runs = 0  #: runs so far, to name kept logs
+    database_url: str | None = None  #: an existing database to run on (--database-url)
+    skip_bare = False
+    first_update_id = 1  #: of the next stand-in (above the ids the database processed)
+    people_blocks = 0  #: blocks of fresh Telegram ids handed out on an existing database
+
+    @classmethod
+    def first_person(cls) -> int:
+        """The first simulated person's Telegram id for a run: on an existing database, a
+        block no earlier run used (ids below 10**8, clear of `scripts/fill_db.py`'s)."""
+        if cls.database_url is None:
+            return FIRST_PERSON
+        cls.people_blocks += 1
+        return 30_000_000 + (int(time.time()) % 100_000) * 600 + cls.people_blocks * 100
+
+    @classmethod
+    def next_update_id(cls) -> int:
+        """Above every update id the existing database has processed (1 on a fresh one)."""
+        if cls.database_url is None:
+            return 1
+        from sqlalchemy import create_engine, text  # noqa: PLC0415
+
+        engine = create_engine(cls.database_url.replace("postgresql://", "postgresql+psycopg://"))
+        try:
+            with engine.connect() as connection:
+                found = connection.execute(text("SELECT max(update_id) FROM processed_updates"))
+                return int(found.scalar() or 0) + 1
+        finally:
+            engine.dispose()
 
     @classmethod
     def webhook(cls) -> bool:
@@ -192,6 +227,9 @@ class Deployment:
 
     @classmethod
     def describe(cls) -> str:
+        if cls.database_url is not None:
+            where = cls.database_url.rsplit("@", 1)[-1]
+            return f"nightlegs on the existing database {where}, one process"
         if cls.database == "sqlite":
             return "nightlegs on SQLite, one process, polling"
         if cls.instances == 1:
@@ -257,7 +295,11 @@ class ObservedStub(BotApiStub):
         self.watched_sends: dict[int, list[float]] = {}
         self.watch_target = 0
         self.watch_done: asyncio.Future[float] | None = None
-        super().__init__(default_timeout=30.0, latency=type(self).latency)
+        super().__init__(
+            default_timeout=30.0,
+            latency=type(self).latency,
+            first_update_id=Deployment.first_update_id,
+        )
 
     def _notify(self) -> None:
         super()._notify()
@@ -869,6 +911,8 @@ def _database(kind: str, workdir: Path) -> Any:
     on the PostgreSQL server (dropped afterwards). None for the bare bot, which has none."""
     if kind != "nightlegs":
         yield None
+    elif Deployment.database_url is not None:
+        yield Deployment.database_url
     elif Deployment.postgres is not None:
         with Deployment.postgres.database() as url:
             yield url
@@ -880,6 +924,7 @@ def _database(kind: str, workdir: Path) -> Any:
 async def running(kind: str, seed: Callable[[str], None] | None = None) -> Any:
     """A fresh stand-in, a fresh database (seeded if asked) and the bot's process(es) on them;
     in webhook mode, the stand-in delivering updates to the instances until the run ends."""
+    Deployment.first_update_id = Deployment.next_update_id() if kind == "nightlegs" else 1
     async with ObservedStub() as api:
         with (
             tempfile.TemporaryDirectory(prefix="bench_taps_") as tmp,
@@ -924,12 +969,13 @@ async def run_crowd(
     `arrival`: people come in over this many seconds (measuring starts once all are in)."""
     async with running(kind) as (api, bot, ready):
         crowd = Crowd(api, tap_timeout)
+        first = Deployment.first_person()
         start = ready + arrival + warmup
         end = start + seconds
         window = Window()
         meter = asyncio.create_task(_measure(bot, window, start, end))
         await asyncio.gather(
-            *(crowd.person(FIRST_PERSON + i, end, read, arrival=arrival) for i in range(people))
+            *(crowd.person(first + i, end, read, arrival=arrival) for i in range(people))
         )
         await meter
         rss, rss_total = bot.peak_rss_mb(), bot.peak_rss_total_mb()
@@ -974,11 +1020,24 @@ async def run_crowd(
     return result
 
 
+_SKIPPED = {
+    key: None
+    for key in ("people", "taps", "p50_ms", "p99_ms", "timeouts", "taps_per_s", "peak_rss_mb")
+} | {"api_calls_per_tap": None, "chat_bound_calls_per_tap": None, "ceiling_taps_per_s": None}
+
+
+async def run_bare(people: int, **kwargs: Any) -> dict[str, Any]:
+    """The bare PTB baseline, or empty figures with --skip-bare."""
+    if Deployment.skip_bare:
+        return dict(_SKIPPED, cpu_ms_per_tap=None)
+    return await run_crowd("bare", people, **kwargs)
+
+
 async def scenario_read(args: argparse.Namespace) -> dict[str, Any]:
     common = {"read": READ_RANGE, "warmup": args.warmup, "tap_timeout": args.tap_timeout}
     many = common | {"seconds": args.seconds, "arrival": args.arrival}
     crowd = await run_crowd("nightlegs", args.people, **many)
-    bare = await run_crowd("bare", args.people, **many)
+    bare = await run_bare(args.people, **many)
     alone = await run_crowd("nightlegs", 1, seconds=args.solo_seconds, **common)
     return {
         "nightlegs": crowd,
@@ -992,7 +1051,7 @@ async def scenario_read(args: argparse.Namespace) -> dict[str, Any]:
 async def scenario_fast(args: argparse.Namespace) -> dict[str, Any]:
     common = {"read": None, "warmup": args.warmup, "tap_timeout": args.tap_timeout}
     nightlegs = await run_crowd("nightlegs", args.people, seconds=args.fast_seconds, **common)
-    bare = await run_crowd("bare", args.people, seconds=args.fast_seconds, **common)
+    bare = await run_bare(args.people, seconds=args.fast_seconds, **common)
     return {
         "nightlegs": nightlegs,
         "bare": bare,
@@ -1381,6 +1440,12 @@ def parse_args() -> argparse.Namespace:
         default=1,
         help="nightlegs processes on the one database (2 or more need --database postgresql)",
     )
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="run nightlegs on this existing database (kept; new people on top of its rows)",
+    )
+    parser.add_argument("--skip-bare", action="store_true", help="leave out the bare PTB runs")
     parser.add_argument("--logs", type=Path, help="keep a copy of every process's log here")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--people", type=int, default=50)
@@ -1455,6 +1520,9 @@ def main() -> None:
     ObservedStub.latency = args.latency
     Deployment.database, Deployment.instances = args.database, args.instances
     Deployment.logs_dir = args.logs
+    Deployment.database_url, Deployment.skip_bare = args.database_url, args.skip_bare
+    if args.database_url is not None and args.database_url.startswith("postgres"):
+        Deployment.database = "postgresql"  # webhook mode, on that server
     chosen = [s for s in SCENARIOS if s in args.scenarios] or list(SCENARIOS)
     runners = {
         "read": scenario_read,
@@ -1478,7 +1546,7 @@ def main() -> None:
     }
     began = time.monotonic()
     load_before = round(os.getloadavg()[0], 2)
-    if args.database == "postgresql":
+    if args.database == "postgresql" and args.database_url is None:
         from tests.postgres import PostgresServer  # noqa: PLC0415 (only for PostgreSQL)
 
         Deployment.postgres = PostgresServer.start_new()

@@ -15,10 +15,10 @@ from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Engine, bindparam, func, select, text
+from sqlalchemy import Engine, bindparam, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from dialogs.records import AnswerRecord, Conclusion, ConversationState
 from dialogs.vocabulary import Pattern, Urgency
@@ -311,6 +311,9 @@ class Repo:
             select(Conversation)
             .where(Conversation.user_id == user_id)
             .order_by(Conversation.started_at, Conversation.id)
+            # Every conversation's answers in one more query, not one query per conversation
+            # (730 for two years of diary).
+            .options(selectinload(Conversation.answers))
         )
         return [(row.id, _state(row)) for row in rows]
 
@@ -427,12 +430,16 @@ class Repo:
             self._session.flush()
 
     def prune_messages(self, before: datetime) -> int:
-        """Delete transcript messages older than `before` (the data-retention setting)."""
-        rows = self._session.scalars(select(Message).where(Message.created_at < before)).all()
-        for row in rows:
-            self._session.delete(row)
-        self._session.flush()
-        return len(rows)
+        """Delete transcript messages older than `before` (the data-retention setting).
+
+        One DELETE on the `created_at` index: the rows are never loaded (nothing in a
+        transaction holds a transcript row as an object; see `add_message`)."""
+        result = self._session.execute(
+            delete(Message)
+            .where(Message.created_at < before)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount or 0)
 
     def lock_chat(self, chat_id: int) -> None:
         """Hold the chat's lock until this transaction ends, so that several processes on one
@@ -458,13 +465,12 @@ class Repo:
 
     def prune_updates(self, before: datetime) -> int:
         """Forget processed updates older than `before` (Telegram redelivers for 24 h at most)."""
-        rows = self._session.scalars(
-            select(ProcessedUpdate).where(ProcessedUpdate.processed_at < before)
-        ).all()
-        for row in rows:
-            self._session.delete(row)
-        self._session.flush()
-        return len(rows)
+        result = self._session.execute(
+            delete(ProcessedUpdate)
+            .where(ProcessedUpdate.processed_at < before)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount or 0)
 
     def user_row_counts(self, user_id: int) -> dict[str, int]:
         """How many rows of each table belong to the user."""

@@ -18,6 +18,7 @@ from bot.telegram.delivery import LEASE, PROBE_IDS, BuiltFile, Sender
 from bot.telegram.pacing import LanePacer
 from storage import Store
 from storage.models import OutboxMessage
+from storage.outbox import PRUNE_LOOKBACK
 from tests.botapi_stub import BotApiStub
 
 CHAT = 5151
@@ -81,6 +82,19 @@ def test_prune_keeps_each_chats_highest_message_id_and_deletes_the_rest(
         assert repo.outbox.last_message_id(OTHER) == 6
         assert repo.outbox.last_message_id(CHAT + 1) is None
         assert repo.outbox.prune(NOW + timedelta(days=1)) == 0, "the kept rows stay kept"
+
+
+def test_prune_looks_only_at_chats_with_a_row_that_came_of_age_in_the_last_day(
+    store: Store, clock: Clock
+) -> None:
+    older, newest = deliver(store, CHAT, 10), deliver(store, CHAT, 11)
+    with store.transaction() as repo:  # the bot was away for the day these came of age
+        assert repo.outbox.prune(NOW + PRUNE_LOOKBACK + timedelta(days=2)) == 0
+    clock.now = NOW + timedelta(days=5)
+    latest = deliver(store, CHAT, 12)
+    with store.transaction() as repo:  # the chat's next row comes of age: all its old go
+        assert repo.outbox.prune(NOW + timedelta(days=5, hours=1)) == 2
+    assert row_ids(store) == {latest} and not {older, newest} & row_ids(store)
 
 
 def test_forgetting_a_chat_deletes_its_kept_row_too(store: Store) -> None:
