@@ -57,6 +57,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.metrics import DISCARD, Metrics
 from bot.services.flow import Clock
+from bot.telegram.trouble import TROUBLE
 from storage import Repo, Store
 from storage.outbox import FORGET, Outgoing
 
@@ -225,8 +226,9 @@ class Sender:
                     with self.store.transaction() as repo:
                         repo.outbox.prune(now - KEEP_DELIVERED)
                     pruned_at = now
-            except Exception:  # the database is away: try again at the next sweep
-                logger.exception("outbox sweep failed; trying again in %s s", SWEEP_EVERY)
+            except Exception as exc:  # the database is away: try again at the next sweep
+                if not TROUBLE.failed(exc):
+                    logger.exception("outbox sweep failed; trying again in %s s", SWEEP_EVERY)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=SWEEP_EVERY)
 
@@ -275,8 +277,9 @@ class Sender:
                         return  # a long wait: the sweep comes back for it
                     waited_for = row.id
                     await asyncio.sleep(wait)
-        except Exception:
-            logger.exception("delivery to a chat failed; the sweep will try again")
+        except Exception as exc:
+            if not TROUBLE.failed(exc):
+                logger.exception("delivery to a chat failed; the sweep will try again")
         finally:
             self._ahead.pop(chat_id, None)
             del self._workers[chat_id]

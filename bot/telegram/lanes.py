@@ -20,6 +20,7 @@ from telegram.ext import BaseUpdateProcessor
 
 from bot.metrics import DISCARD, Metrics
 from bot.telegram import render
+from bot.telegram.trouble import TROUBLE
 from bot.telegram.turn import Turn, begin, end
 from storage import Repo, Store
 
@@ -76,7 +77,10 @@ class ChatLanes(BaseUpdateProcessor):
                 await self._handle(update, coroutine)
         except Exception as exc:
             error = exc
-            logger.exception("update could not be committed; it will come again")
+            if not TROUBLE.failed(exc):  # a full disk or a lost database: told once
+                logger.exception("update could not be committed; it will come again")
+        else:
+            TROUBLE.worked()
         finally:
             self._users[key] -= 1
             if not self._users[key]:
