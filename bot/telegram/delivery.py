@@ -66,7 +66,10 @@ logger = logging.getLogger(__name__)
 SWEEP_EVERY = 5.0
 """Seconds between looks for rows no worker has (after a restart, or waiting out a 429)."""
 KEEP_DELIVERED = timedelta(days=2)
-MAX_BACKOFF = timedelta(minutes=5)
+MAX_BACKOFF = timedelta(seconds=8)
+"""Longest wait between tries of a row the Bot API failed (5xx, timeout, network): a reply
+goes out at most this long after Telegram is back (tests/test_faults.py). It was 5 minutes,
+so replies queued during a 30 s outage waited 20 s more after it."""
 LEASE = timedelta(seconds=15)
 """How long a row stays with the instance sending it; if that instance dies, another takes the
 chat over after this (longer than any wait a worker does itself)."""
