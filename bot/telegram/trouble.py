@@ -11,6 +11,7 @@ module's: callers log them as before.
 from __future__ import annotations
 
 import logging
+import time
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -50,6 +51,8 @@ class Trouble:
 
     def __init__(self) -> None:
         self.now: str | None = None
+        self.since = 0.0
+        """When the current trouble was first seen (monotonic)."""
 
     def failed(self, exc: BaseException) -> bool:
         """Tell a database fault once; False (nothing logged) for any other error."""
@@ -57,7 +60,7 @@ class Trouble:
         if found is None:
             return False
         if found != self.now:
-            self.now = found
+            self.now, self.since = found, time.monotonic()
             logger.error(_SAID[found], type(exc).__name__) if found == AWAY else logger.error(
                 _SAID[found]
             )
@@ -65,9 +68,11 @@ class Trouble:
             logger.debug("database still %s (%s)", found, type(exc).__name__)
         return True
 
-    def worked(self) -> None:
-        """A transaction committed: say so once if the database was in trouble."""
-        if self.now is not None:
+    def worked(self, began: float) -> None:
+        """Work begun at `began` (monotonic) committed: say so once if the database was in
+        trouble. Work begun before the trouble was seen proves nothing (it may have committed
+        just before)."""
+        if self.now is not None and began > self.since:
             was, self.now = self.now, None
             logger.warning("the database works again (it was %s)", was)
 
