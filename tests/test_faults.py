@@ -26,7 +26,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -77,6 +77,34 @@ def webhook_bot(api: BotApiStub, tmp: Path, database_url: str) -> tuple[BotProce
         "INSTANCE_NAME": "faults",
     }
     return process, f"http://127.0.0.1:{port}"
+
+
+@contextlib.asynccontextmanager
+async def running_webhook_bot(
+    api: BotApiStub, tmp: Path, database_url: str
+) -> AsyncIterator[tuple[BotProcess, str]]:
+    """The bot in webhook mode, the stand-in delivering to it; killed if still up at the end."""
+    bot, base = webhook_bot(api, tmp, database_url)
+    stop = asyncio.Event()
+    delivery: asyncio.Task[None] | None = None
+    try:
+        await bot.start()
+        delivery = asyncio.create_task(
+            api.deliver_webhooks([f"{base}{PATH}"], secret=SECRET, stop=stop)
+        )
+        yield bot, base
+    finally:
+        stop.set()
+        if delivery is not None:
+            await delivery
+        if bot.process is not None and bot.process.returncode is None:
+            await bot.kill()
+
+
+def stuck(api: BotApiStub, replay: str, people: list[Person], exc: BaseException) -> AssertionError:
+    """The failure, with the chats of the first few people who did not finish."""
+    detail = "\n".join(f"chat {p.chat}:\n{api.transcript(p.chat)}" for p in people if not p.done)
+    return AssertionError(f"{replay}: {exc}\n{detail[:20000]}")
 
 
 async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float) -> float:
@@ -204,62 +232,47 @@ async def test_postgresql_stopped_hard_mid_traffic_loses_and_repeats_nothing(
     replay = f"seed {chosen} ({crash.SEED_VARIABLE}={chosen})"
     people = make_people(rng)[:PEOPLE]
     began = time.monotonic()
+    timings: dict[str, float] = {}
     with own_postgres.database() as database_url:
-        async with BotApiStub(latency=crash.LATENCY, seed=chosen) as api:
-            bot, base = webhook_bot(api, tmp_path, database_url)
-            stop = asyncio.Event()
-            delivery: asyncio.Task[None] | None = None
-            timings: dict[str, float] = {}
+        async with (
+            BotApiStub(latency=crash.LATENCY, seed=chosen) as api,
+            running_webhook_bot(api, tmp_path, database_url) as (bot, base),
+            aiohttp.ClientSession() as http,
+        ):
+
+            async def up() -> bool:
+                return await health(http, base) == 200
+
+            await until(up, "/healthz 200 at the start", 30)
+            talks = [asyncio.create_task(converse(api, p)) for p in people]
             try:
-                await bot.start()
-                delivery = asyncio.create_task(
-                    api.deliver_webhooks([f"{base}{PATH}"], secret=SECRET, stop=stop)
-                )
-                async with aiohttp.ClientSession() as http:
-                    async def up() -> bool:
-                        return await health(http, base) == 200
 
-                    await until(up, "/healthz 200 at the start", 30)
-                    talks = [asyncio.create_task(converse(api, p)) for p in people]
-                    try:
+                async def busy() -> bool:
+                    return presses(people) >= 2 * PEOPLE
 
-                        async def busy() -> bool:
-                            return presses(people) >= 2 * PEOPLE
+                await until(busy, "people tapping", 60)
+                taps_before = presses(people)
+                await asyncio.to_thread(stop_hard, own_postgres)
+                stopped = time.monotonic()
 
-                        await until(busy, "people tapping", 60)
-                        taps_before = presses(people)
-                        await asyncio.to_thread(stop_hard, own_postgres)
-                        stopped = time.monotonic()
+                async def down() -> bool:
+                    return await health(http, base) == 503
 
-                        async def down() -> bool:
-                            return await health(http, base) == 503
-
-                        timings["503 after"] = await until(down, "/healthz 503", 20)
-                        await asyncio.sleep(DOWN_FOR)  # the outage itself, not a wait for a result
-                        assert await health(http, base) == 503
-                        assert bot.process is not None and bot.process.returncode is None
-                        await asyncio.to_thread(start_again, own_postgres)
-                        timings["down"] = time.monotonic() - stopped
-
-                        timings["200 after"] = await until(up, "/healthz 200", 30)
-                        await talk_until_done(api, database_url, people, talks)
-                    except (AssertionError, TimeoutError) as exc:
-                        stuck = [p for p in people if not p.done]
-                        detail = "\n".join(
-                            f"chat {p.chat}:\n{api.transcript(p.chat)}" for p in stuck[:3]
-                        )
-                        raise AssertionError(f"{replay}: {exc}\n{detail}") from exc
-                    finally:
-                        for task in talks:
-                            task.cancel()
-                        await asyncio.gather(*talks, return_exceptions=True)
-                assert await bot.terminate() == 0, replay
+                timings["503 after"] = await until(down, "/healthz 503", 20)
+                await asyncio.sleep(DOWN_FOR)  # the outage itself, not a wait for a result
+                assert await health(http, base) == 503
+                assert bot.process is not None and bot.process.returncode is None
+                await asyncio.to_thread(start_again, own_postgres)
+                timings["down"] = time.monotonic() - stopped
+                timings["200 after"] = await until(up, "/healthz 200", 30)
+                await talk_until_done(api, database_url, people, talks)
+            except (AssertionError, TimeoutError) as exc:
+                raise stuck(api, replay, people, exc) from exc
             finally:
-                stop.set()
-                if delivery is not None:
-                    await delivery
-                if bot.process is not None and bot.process.returncode is None:
-                    await bot.kill()
+                for task in talks:
+                    task.cancel()
+                await asyncio.gather(*talks, return_exceptions=True)
+            assert await bot.terminate() == 0, replay
         found = verdict(api, database_url, people)
     refused = sum(1 for _, _, status in api.webhook_attempts if status != 200)
     logs = bot.logs()
@@ -290,52 +303,39 @@ async def test_bot_api_500_then_silent_for_30_s_delays_replies_and_sends_each_on
     early, late = everyone[: PEOPLE // 2], everyone[PEOPLE // 2 :]
     database_url = f"sqlite:///{tmp_path / 'nightlegs.db'}"
     began = time.monotonic()
-    async with BotApiStub(seed=chosen) as api:
-        bot, base = webhook_bot(api, tmp_path, database_url)
-        stop = asyncio.Event()
-        delivery: asyncio.Task[None] | None = None
+    async with (
+        BotApiStub(seed=chosen) as api,
+        running_webhook_bot(api, tmp_path, database_url) as (bot, _base),
+    ):
+        talks = [asyncio.create_task(converse(api, p)) for p in early]
         try:
-            await bot.start()
-            delivery = asyncio.create_task(
-                api.deliver_webhooks([f"{base}{PATH}"], secret=SECRET, stop=stop)
-            )
-            talks = [asyncio.create_task(converse(api, p)) for p in early]
-            try:
 
-                async def busy() -> bool:
-                    return presses(early) >= len(early)
+            async def busy() -> bool:
+                return presses(early) >= len(early)
 
-                await until(busy, "people tapping", 60)
-                api.outage(*API_OUTAGE)
-                outage_began = time.monotonic()
-                # Others arrive while Telegram is away: their /start is taken, not answered.
-                talks += [asyncio.create_task(converse(api, p)) for p in late]
-                await api.outage_over()
-                back = time.monotonic()
-                mark = len(api.calls)
+            await until(busy, "people tapping", 60)
+            api.outage(*API_OUTAGE)
+            outage_began = time.monotonic()
+            # Others arrive while Telegram is away: their /start is taken, not answered.
+            talks += [asyncio.create_task(converse(api, p)) for p in late]
+            await api.outage_over()
+            back = time.monotonic()
+            mark = len(api.calls)
 
-                async def answered() -> bool:
-                    return any(c.ok for c in api.calls[mark:])
+            async def answered() -> bool:
+                return any(c.ok for c in api.calls[mark:])
 
-                await until(answered, "a call answered after the outage", 60)
-                first_ok = time.monotonic() - back
-                await talk_until_done(api, database_url, everyone, talks)
-                settled = time.monotonic() - back
-            except (AssertionError, TimeoutError) as exc:
-                stuck = [p for p in everyone if not p.done]
-                detail = "\n".join(f"chat {p.chat}:\n{api.transcript(p.chat)}" for p in stuck[:3])
-                raise AssertionError(f"{replay}: {exc}\n{detail}") from exc
-            finally:
-                for task in talks:
-                    task.cancel()
-                await asyncio.gather(*talks, return_exceptions=True)
-            assert await bot.terminate() == 0, replay
+            await until(answered, "a call answered after the outage", 60)
+            first_ok = time.monotonic() - back
+            await talk_until_done(api, database_url, everyone, talks)
+            settled = time.monotonic() - back
+        except (AssertionError, TimeoutError) as exc:
+            raise stuck(api, replay, everyone, exc) from exc
         finally:
-            stop.set()
-            if delivery is not None:
-                await delivery
-            if bot.process is not None and bot.process.returncode is None:
-                await bot.kill()
+            for task in talks:
+                task.cancel()
+            await asyncio.gather(*talks, return_exceptions=True)
+        assert await bot.terminate() == 0, replay
     during = [c for c in api.calls if outage_began <= c.at < back]
     applied_during = [c for c in during if c.applied is not None]
     found = verdict(api, database_url, everyone)
@@ -420,13 +420,7 @@ async def test_sqlite_on_a_full_disk_logs_once_keeps_its_rows_and_applies_the_ta
         bot = BotProcess(api, tmp_path, database_url)
         try:
             await bot.start()
-            await api.wait_until_confirmed(api.feed_message(chat, "/start"), timeout=20)
-            intro = await api.wait_for_message(chat, lambda m: m.has_inline_keyboard)
-            consent = crash.button_data(intro, lambda k: k == crash.MenuKey("consent"))
-            await api.wait_until_confirmed(api.feed_callback(chat, intro.message_id, consent))
-            await outbox_empty(database_url, 20)
-            shown = crash.view(api, chat)
-            assert shown is not None and shown.question_id == "emergency_signs"
+            shown = await first_question(api, chat, database_url)
             checkpoint(database)
             filler = fill(small_disk)
             logged = len(bot.logs())
@@ -485,6 +479,18 @@ async def test_sqlite_on_a_full_disk_logs_once_keeps_its_rows_and_applies_the_ta
         f"full disk: the tap applied {room_to_reply:.1f} s after room was made; "
         f"{time.monotonic() - began:.1f} s in all; log: {full_lines[0]}"
     )
+
+
+async def first_question(api: BotApiStub, chat: int, database_url: str) -> crash.View:
+    """/start and agree: the check's first question, on screen and every reply delivered."""
+    await api.wait_until_confirmed(api.feed_message(chat, "/start"), timeout=20)
+    intro = await api.wait_for_message(chat, lambda m: m.has_inline_keyboard)
+    consent = crash.button_data(intro, lambda k: k == crash.MenuKey("consent"))
+    await api.wait_until_confirmed(api.feed_callback(chat, intro.message_id, consent))
+    await outbox_empty(database_url, 20)
+    shown = crash.view(api, chat)
+    assert shown is not None and shown.question_id == "emergency_signs"
+    return shown
 
 
 def stored_answers(database_url: str, chat: int) -> list[tuple[str, tuple[str, ...]]]:
