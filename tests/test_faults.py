@@ -506,3 +506,19 @@ def stored_answers(database_url: str, chat: int) -> list[tuple[str, tuple[str, .
             return [(a.question_id, a.option_ids) for a in found[1].answers]
     finally:
         store.dispose()
+
+
+def test_a_full_disk_and_a_lost_database_are_told_apart_from_other_errors() -> None:
+    from sqlalchemy.exc import OperationalError  # noqa: PLC0415
+
+    from bot.telegram.trouble import AWAY, FULL, kind  # noqa: PLC0415
+
+    full = OperationalError("INSERT", {}, sqlite3.OperationalError("database or disk is full"))
+    gone = OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+    assert kind(full) == FULL
+    assert kind(gone) == AWAY
+    try:
+        raise RuntimeError("while saving") from full
+    except RuntimeError as wrapped:
+        assert kind(wrapped) == FULL
+    assert kind(ValueError("a bug")) is None

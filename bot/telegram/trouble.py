@@ -24,8 +24,8 @@ _FULL_WORDS = ("database or disk is full", "no space left on device", "disk full
 _SAID = {
     FULL: "the database's disk is full: nothing new can be saved, so updates are not "
     "confirmed (Telegram sends them again) and replies wait in the outbox; free some space",
-    AWAY: "the database is unreachable (%s): updates are not confirmed (Telegram sends them "
-    "again) and replies wait in the outbox until it is back",
+    AWAY: "the database is unreachable or refuses work (%s): updates are not confirmed "
+    "(Telegram sends them again) and replies wait in the outbox until it is back",
 }
 
 
@@ -61,9 +61,7 @@ class Trouble:
             return False
         if found != self.now:
             self.now, self.since = found, time.monotonic()
-            logger.error(_SAID[found], type(exc).__name__) if found == AWAY else logger.error(
-                _SAID[found]
-            )
+            logger.error(_SAID[found].replace("%s", type(exc).__name__))
         else:
             logger.debug("database still %s (%s)", found, type(exc).__name__)
         return True
