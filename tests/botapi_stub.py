@@ -68,8 +68,10 @@ What it models
   an unknown or already answered callback query, "message is not modified" edits, invalid
   commands, ... are answered with Telegram's ``400 Bad Request`` *and* appended to
   :attr:`BotApiStub.violations`. Every 400 the stub produces by itself counts as a violation.
-* Faults: :meth:`fail_next`, :meth:`rate_limit_next` (HTTP 429 with ``retry_after``) and
-  :meth:`block_user` (403 ``Forbidden: bot was blocked by the user``).
+* Faults: :meth:`fail_next`, :meth:`rate_limit_next` (HTTP 429 with ``retry_after``),
+  :meth:`block_user` (403 ``Forbidden: bot was blocked by the user``) and :meth:`outage`
+  (every call answered with an error status, or not answered at all, for a while; nothing
+  is applied meanwhile).
 * Holds: :meth:`hold_next` keeps the next matching request waiting, neither applied nor
   answered, until :meth:`Hold.release` (then it is handled as usual) or until the client goes
   away (a killed bot: the call is recorded with ``status=499`` and never applied). A test can so
@@ -858,6 +860,8 @@ class BotApiStub:
         self._faults: dict[str, deque[_Fault]] = {}
         #: Holds waiting for their request (see :meth:`hold_next`), oldest first.
         self._holds: list[Hold] = []
+        #: Outage phases (status or None for no answer, monotonic end), see :meth:`outage`.
+        self._outage: list[tuple[int | None, float]] = []
         self._ids = itertools.count(1)
         self._poll_generation = 0
         self._changed = asyncio.Event()
@@ -1485,6 +1489,34 @@ class BotApiStub:
         """Drop all pending injected faults."""
         self._faults.clear()
 
+    def outage(self, *phases: tuple[int | None, float]) -> None:
+        """Telegram is away: each ``(status, seconds)`` phase, one after the other from now.
+
+        During a phase with a status every call (of any method) is answered with it at once;
+        with ``None`` no call is answered until the phase ends, then it gets 502 Bad Gateway
+        (a client that gave up meanwhile hears nothing, ``status=499``). Nothing is applied
+        during an outage. :meth:`outage_over` waits for its end.
+        """
+        end = time.monotonic()
+        self._outage = []
+        for status, seconds in phases:
+            end += seconds
+            self._outage.append((status, end))
+
+    def outage_phase(self) -> tuple[int | None, float] | None:
+        """The outage phase now in force, as ``(status, monotonic end)``; None when none."""
+        now = time.monotonic()
+        return next(((s, end) for s, end in self._outage if now < end), None)
+
+    async def outage_over(self, *, timeout: float | None = None) -> None:
+        """Wait until the last phase of :meth:`outage` has ended."""
+        end = max((e for _, e in self._outage), default=0.0)
+        remaining = end - time.monotonic()
+        if timeout is not None and remaining > timeout:
+            raise TimeoutError(f"BotApiStub: the outage lasts {remaining:.1f} s more")
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+
     def hold_next(
         self, *methods: str, chat_id: int | None = None, after_applying: bool = False
     ) -> Hold:
@@ -1591,6 +1623,7 @@ class BotApiStub:
             self._check_token(token)
             if body_error is not None:
                 raise body_error
+            await self._outage_answer()
             hold = await self._take_hold(call)
             queue = self._faults.get(method.lower())
             if queue:
@@ -1648,6 +1681,21 @@ class BotApiStub:
         call.status, call.response = status, body
         self._notify()
         return web.json_response(body, status=status)
+
+    async def _outage_answer(self) -> None:
+        """During an outage: raise its status at once, or hang until the phase ends."""
+        phase = self.outage_phase()
+        if phase is None:
+            return
+        status, end = phase
+        if status is None:
+            await asyncio.sleep(max(0.0, end - time.monotonic()))
+            status = 502
+        try:
+            description = HTTPStatus(status).phrase
+        except ValueError:
+            description = "Injected failure"
+        raise _ApiError(status, description, injected=True)
 
     async def _take_hold(self, call: Call) -> Hold | None:
         """The hold this request matches, if any; without `after_applying`, wait here."""

@@ -136,6 +136,7 @@ def build_application(settings: Settings, core: Core, *, rate_limit: bool = True
         SettingsFeature(core.service, numbers),
         followups,
     )
+    application.add_error_handler(lanes.on_error)  # before the router's: database faults
     router.install(application)
     application.bot_data[WIRING] = Wiring(lanes, sender, router, diary, followups, metrics=metrics)
 

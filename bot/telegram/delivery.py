@@ -57,6 +57,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.metrics import DISCARD, Metrics
 from bot.services.flow import Clock
+from bot.telegram.trouble import TROUBLE
 from storage import Repo, Store
 from storage.outbox import FORGET, Outgoing
 
@@ -65,7 +66,10 @@ logger = logging.getLogger(__name__)
 SWEEP_EVERY = 5.0
 """Seconds between looks for rows no worker has (after a restart, or waiting out a 429)."""
 KEEP_DELIVERED = timedelta(days=2)
-MAX_BACKOFF = timedelta(minutes=5)
+MAX_BACKOFF = timedelta(seconds=8)
+"""Longest wait between tries of a row the Bot API failed (5xx, timeout, network): a reply
+goes out at most this long after Telegram is back (tests/test_faults.py). It was 5 minutes,
+so replies queued during a 30 s outage waited 20 s more after it."""
 LEASE = timedelta(seconds=15)
 """How long a row stays with the instance sending it; if that instance dies, another takes the
 chat over after this (longer than any wait a worker does itself)."""
@@ -225,8 +229,9 @@ class Sender:
                     with self.store.transaction() as repo:
                         repo.outbox.prune(now - KEEP_DELIVERED)
                     pruned_at = now
-            except Exception:  # the database is away: try again at the next sweep
-                logger.exception("outbox sweep failed; trying again in %s s", SWEEP_EVERY)
+            except Exception as exc:  # the database is away: try again at the next sweep
+                if not TROUBLE.failed(exc):
+                    logger.exception("outbox sweep failed; trying again in %s s", SWEEP_EVERY)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=SWEEP_EVERY)
 
@@ -275,8 +280,9 @@ class Sender:
                         return  # a long wait: the sweep comes back for it
                     waited_for = row.id
                     await asyncio.sleep(wait)
-        except Exception:
-            logger.exception("delivery to a chat failed; the sweep will try again")
+        except Exception as exc:
+            if not TROUBLE.failed(exc):
+                logger.exception("delivery to a chat failed; the sweep will try again")
         finally:
             self._ahead.pop(chat_id, None)
             del self._workers[chat_id]

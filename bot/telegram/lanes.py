@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from telegram import Update
-from telegram.ext import BaseUpdateProcessor
+from telegram.ext import ApplicationHandlerStop, BaseUpdateProcessor
 
 from bot.metrics import DISCARD, Metrics
 from bot.telegram import render
+from bot.telegram.trouble import TROUBLE, kind
 from bot.telegram.turn import Turn, begin, end
 from storage import Repo, Store
 
@@ -58,6 +60,8 @@ class ChatLanes(BaseUpdateProcessor):
         offset, a webhook answers Telegram."""
         self._locks: dict[int | None, asyncio.Lock] = {}
         self._users: dict[int | None, int] = {}
+        self._faulted: dict[int, BaseException] = {}
+        """Updates whose handler hit a database fault: retried, never apologised for."""
 
     async def initialize(self) -> None:
         """Nothing to set up: locks are made as chats appear."""
@@ -65,9 +69,26 @@ class ChatLanes(BaseUpdateProcessor):
     async def shutdown(self) -> None:
         """Nothing to tear down."""
 
+    async def on_error(self, update: object, context: Any) -> None:
+        """PTB's first error handler: a database fault (full disk, database away) is told once
+        and ends the update unapplied, so it comes again; other errors go on to the router's.
+
+        Without this, the router's handler would log a traceback and the lane would commit an
+        apology with the update's claim: the tap would be lost once the database is back.
+        """
+        error = getattr(context, "error", None)
+        if error is None or kind(error) is None:
+            return
+        if isinstance(update, Update):
+            self._faulted[update.update_id] = error
+        else:
+            TROUBLE.failed(error)  # a job: its next run finds the same rows
+        raise ApplicationHandlerStop
+
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         key = chat_key(update)
         self.metrics.arrived(update)
+        began = time.monotonic()
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._users[key] = self._users.get(key, 0) + 1
         error: BaseException | None = None
@@ -76,7 +97,10 @@ class ChatLanes(BaseUpdateProcessor):
                 await self._handle(update, coroutine)
         except Exception as exc:
             error = exc
-            logger.exception("update could not be committed; it will come again")
+            if not TROUBLE.failed(exc):  # a full disk or a lost database: told once
+                logger.exception("update could not be committed; it will come again")
+        else:
+            TROUBLE.worked(began)
         finally:
             self._users[key] -= 1
             if not self._users[key]:
@@ -111,6 +135,7 @@ class ChatLanes(BaseUpdateProcessor):
             return await self._apply(update, turn, coroutine)
         finally:
             _discard(coroutine)  # never started (the database failed first): close it
+            self._faulted.pop(update.update_id, None)
 
     async def _apply(self, update: Update, turn: Turn, coroutine: Awaitable[Any]) -> list[int]:
         # Handlers make no network calls (replies go to the outbox), so nothing else runs on
@@ -123,6 +148,9 @@ class ChatLanes(BaseUpdateProcessor):
                 logger.info("update %s was handled before; not applied again", update.update_id)
                 return [] if key is None else [key]  # its replies may still be waiting
             await coroutine
+            fault = self._faulted.pop(update.update_id, None)
+            if fault is not None:  # rolled back; Telegram sends the update again
+                raise fault
             if turn.failed:
                 raise _Failed
             chats = turn.queue(repo)
