@@ -48,7 +48,7 @@ def build_core(settings: Settings, *, clock: Clock = utc_now) -> Core:
     flow = Flow.load("triage")
     advice = AdviceBook.load()
     numbers = EmergencyNumbers.load()
-    store = Store.open(settings.database_url, clock=clock)
+    store = Store.open(settings.database_url, clock=clock, keyring=settings.keyring())
     service = FlowService(
         store,
         flow,

@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
-from storage.models import OutboxMessage
+from storage.models import OutboxMessage, User
+from storage.sealing import Sealer
 
 REPLY, TRAIL, BULK = "reply", "trail", "bulk"
 """A tap's reply (up to the message the person taps next), what trails it (the rest of the
@@ -38,18 +39,11 @@ class Outgoing:
     """Times handed to a sender, this one included (see `OutboxMessage.claims`)."""
 
 
-def _outgoing(row: OutboxMessage | Any) -> Outgoing:
-    """From an ORM row or a Core result row (same attribute names)."""
-    return Outgoing(
-        row.id,
-        row.chat_id,
-        row.lane,
-        row.kind,
-        dict(row.payload or {}),
-        row.attempts,
-        row.not_before,
-        row.claims,
-    )
+PAYLOAD = "outbox.payload"
+"""Where payloads are bound when sealed (`storage.sealing`)."""
+_PERSON_OF_CHAT = select(User.id).where(
+    User.channel == "telegram", User.external_id == bindparam("external")
+)
 
 
 # The sender's statements run for every message, so they are built once and executed as Core
@@ -118,16 +112,47 @@ _DELIVERED = (
 class OutboxRepo:
     """Outbox rows within the caller's Session; never commits."""
 
-    def __init__(self, session: Session, now: datetime) -> None:
+    def __init__(self, session: Session, now: datetime, sealer: Sealer) -> None:
         self._session = session
         self._now = now
+        self._sealer = sealer
+
+    def _person(self, chat_id: int) -> int | None:
+        """The stored person of a private chat (whose key seals its payloads), or None."""
+        people = self._sealer.keyring.chats
+        if chat_id in people:
+            return people[chat_id]
+        found = self._session.scalar(_PERSON_OF_CHAT, {"external": str(chat_id)})
+        if found is not None:  # only people are remembered: one may appear later in a chat
+            people[chat_id] = found
+        return found
+
+    def _outgoing(self, row: OutboxMessage | Any) -> Outgoing:
+        """From an ORM row or a Core result row (same attribute names)."""
+        payload = self._sealer.open(self._person(row.chat_id), PAYLOAD, row.payload)
+        return Outgoing(
+            row.id,
+            row.chat_id,
+            row.lane,
+            row.kind,
+            dict(payload or {}),
+            row.attempts,
+            row.not_before,
+            row.claims,
+        )
 
     def add(self, chat_id: int, kind: str, payload: dict[str, Any], *, lane: str = REPLY) -> int:
         if lane not in LANES:
             raise ValueError(f"unknown lane {lane!r}")
         result = self._execute(
             _ADD,
-            {"chat_id": chat_id, "lane": lane, "kind": kind, "payload": payload, "now": self._now},
+            {
+                "chat_id": chat_id,
+                "lane": lane,
+                "kind": kind,
+                "payload": self._sealer.seal_if_known(self._person(chat_id), PAYLOAD, payload),
+                "now": self._now,
+            },
         )
         return int(result.inserted_primary_key[0])
 
@@ -150,7 +175,7 @@ class OutboxRepo:
                 "until": self._now + lease,
             },
         ).first()
-        return None if claimed is None else _outgoing(claimed)
+        return None if claimed is None else self._outgoing(claimed)
 
     def reserve_send(self, interval: timedelta) -> float:
         """Take the next free moment of the send budget all instances share (PostgreSQL);
@@ -218,13 +243,14 @@ class OutboxRepo:
                 OutboxMessage.chat_id == chat_id, OutboxMessage.delivered_at.is_(None)
             )
         ).all()
-        dropped = [_outgoing(row) for row in rows]
+        dropped = [self._outgoing(row) for row in rows]
         for row_id in (row.id for row in rows):
             self.delivered(row_id, message_id=None, outcome=outcome)
         return dropped
 
     def forget_chat(self, chat_id: int) -> int:
         """Delete every row of a chat, delivered or not (the person erased their data)."""
+        self._sealer.keyring.chats.pop(chat_id, None)
         result = self._session.execute(
             delete(OutboxMessage).where(OutboxMessage.chat_id == chat_id)
         )
