@@ -33,6 +33,9 @@ PLAIN, SEALED = b"\x00", b"\x01"
 whose person is gone), or sealed under the person's key."""
 NONCE = 12
 KEY_BYTES = 32
+UNSEALED_FOR_BENCHMARK = False
+"""Set only by `scripts/bench_taps.py` in a bot process it starts, for the baseline of the
+sealing cost: no setting turns sealing off."""
 CACHE_SIZE = 10_000
 """Unwrapped data keys kept in memory per process, the most recently used."""
 
@@ -106,11 +109,15 @@ class Keyring:
     benchmark's baseline only)."""
 
     def __init__(
-        self, master: MasterKey, *, older: tuple[MasterKey, ...] = (), enabled: bool = True
+        self,
+        master: MasterKey,
+        *,
+        older: tuple[MasterKey, ...] = (),
+        enabled: bool | None = None,
     ) -> None:
         self.master = master
         self._masters = {key.key_id: key for key in (*older, master)}
-        self.enabled = enabled
+        self.enabled = not UNSEALED_FOR_BENCHMARK if enabled is None else enabled
         self._cache: OrderedDict[int, AESGCM] = OrderedDict()
         self.chats: dict[int, int] = {}
         """Telegram chat id -> person id, for sealing outbox payloads (cleared on erasure)."""
