@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from storage.models import OutboxMessage, User
-from storage.sealing import Sealer
+from storage.sealing import Sealer, SealingError
 
 REPLY, TRAIL, BULK = "reply", "trail", "bulk"
 """A tap's reply (up to the message the person taps next), what trails it (the rest of the
@@ -129,7 +129,13 @@ class OutboxRepo:
 
     def _outgoing(self, row: OutboxMessage | Any) -> Outgoing:
         """From an ORM row or a Core result row (same attribute names)."""
-        payload = self._sealer.open(self._person(row.chat_id), PAYLOAD, row.payload)
+        try:
+            payload = self._sealer.open(self._person(row.chat_id), PAYLOAD, row.payload)
+        except SealingError:
+            # Another instance may have erased the person since this one remembered the chat
+            # (and the chat may have a new person now): ask the database again, once.
+            self._sealer.keyring.chats.pop(row.chat_id, None)
+            payload = self._sealer.open(self._person(row.chat_id), PAYLOAD, row.payload)
         return Outgoing(
             row.id,
             row.chat_id,
