@@ -254,3 +254,69 @@ def test_a_store_opens_again_with_its_key_file_and_reads_its_data(tmp_path: Path
     with again.transaction() as repo:
         assert [m.text for m in repo.messages(user.id)] == [TYPED]
     again.dispose()
+
+
+def test_the_upgrade_seals_rows_written_before_sealing_and_loses_none(tmp_path: Path) -> None:
+    from alembic import command  # noqa: PLC0415
+
+    from storage.db import alembic_config, make_engine  # noqa: PLC0415
+
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    keyring = Keyring(MasterKey.generate())
+    store = Store.open(url, keyring=keyring)
+    anna_with_everything(store)
+    store.dispose()
+    engine = make_engine(url)
+    config = alembic_config()
+    with engine.begin() as connection:  # back to 0009: the plain columns, as before sealing
+        config.attributes.update(connection=connection, keyring=keyring)
+        command.downgrade(config, "0009")
+    plain = b"".join(p.read_bytes() for p in tmp_path.glob("bot.db*"))
+    assert all(readable(plain, word) for word in WORDS), "0009 keeps them plain"
+    with engine.begin() as connection:
+        config.attributes.update(connection=connection, keyring=keyring)
+        command.upgrade(config, "head")
+    with engine.connect() as connection:
+        connection.exec_driver_sql("VACUUM")  # the plain pages freed by the upgrade go too
+    engine.dispose()
+    sealed = b"".join(p.read_bytes() for p in tmp_path.glob("bot.db*"))
+    assert not any(readable(sealed, word) for word in WORDS)
+    again = Store.open(url, keyring=Keyring(keyring.master))  # as the bot starts again
+    with again.transaction() as repo:
+        anna = repo.find_user(ANNA.channel, ANNA.external_id)
+        assert anna is not None
+        found = repo.latest_conversation(anna.id, "triage")
+        assert found is not None and found[1].note == NOTE
+        assert found[1].conclusion is not None and found[1].conclusion.pattern == "restless_legs"
+        assert repo.diary.entries(anna.id)[0].values["note"] == DIARY_NOTE
+        assert TYPED in [m.text for m in repo.messages(anna.id)]
+    again.dispose()
+
+
+def test_admin_rekey_rewraps_every_key_and_replaces_the_key_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.admin import main  # noqa: PLC0415
+
+    monkeypatch.delenv("MASTER_KEY", raising=False)
+    monkeypatch.delenv("MASTER_KEY_FILE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    store = Store.open(url)
+    anna_with_everything(store)
+    store.dispose()
+    key_file = tmp_path / "master.key"
+    before = MasterKey.from_file(key_file, create=False)
+
+    assert main(["--database-url", url, "rekey"]) == 0
+
+    after = MasterKey.from_file(key_file, create=False)
+    assert after != before and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert not (tmp_path / "master.key.new").exists()
+    with Session(create_engine(url)) as session:
+        assert set(session.scalars(select(PersonKey.key_id))) == {after.key_id}
+    again = Store.open(url)  # the bot starts on the new key file and reads everything
+    with again.transaction() as repo:
+        anna = repo.find_user(ANNA.channel, ANNA.external_id)
+        assert anna is not None and TYPED in [m.text for m in repo.messages(anna.id)]
+    again.dispose()
