@@ -13,6 +13,7 @@ Only the repositories in `storage/` call this module; features see plain values.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -88,10 +89,19 @@ class MasterKey:
             if not path.parent.exists():
                 path.parent.mkdir(parents=True, mode=0o700)
             key = cls.generate()
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as file:
-                file.write(key.to_base64() + "\n")
-            return key
+            # Written whole to a file of its own, then linked into place: a kill leaves no
+            # empty key file, and of processes starting together the first one's key wins.
+            staged = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "w") as file:
+                    file.write(key.to_base64() + "\n")
+                    file.flush()
+                    os.fsync(file.fileno())
+                with contextlib.suppress(FileExistsError):  # another process was first
+                    os.link(staged, path)
+            finally:
+                staged.unlink()
         return cls.from_base64(path.read_text())
 
     def wrap(self, data_key: bytes, user_id: int) -> bytes:
