@@ -32,8 +32,7 @@ from sqlalchemy.exc import OperationalError
 from bot.settings import Settings, SettingsError, load_settings
 from storage import Repo, Store, UserInfo, utc_now
 from storage.export import export_user
-from storage.sealing import MasterKey
-from storage.store import default_key_file
+from storage.sealing import MasterKey, default_key_file
 
 TELEGRAM = "telegram"
 

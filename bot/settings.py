@@ -90,8 +90,11 @@ class Settings:
 
     def keyring(self) -> Keyring:
         """The master key from MASTER_KEY, else from the key file (made on first run)."""
-        from storage.sealing import Keyring, MasterKey  # noqa: PLC0415
-        from storage.store import default_key_file  # noqa: PLC0415
+        from storage.sealing import (  # noqa: PLC0415
+            Keyring,
+            MasterKey,
+            default_key_file,
+        )
 
         if self.master_key is not None:
             return Keyring(MasterKey.from_base64(self.master_key.get_secret_value()))

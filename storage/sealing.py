@@ -25,6 +25,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete, insert, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from storage.models import PersonKey
@@ -257,3 +258,27 @@ class Sealer:
             row.key_id = new_master.key_id
         self._session.flush()
         return len(rows)
+
+
+def default_key_file(url: str) -> Path | None:
+    """Where the master key file is by default: next to a SQLite database file, else
+    `data/master.key` under the working directory (the bot's data folder); None for an
+    in-memory database (its key lives as long as it does)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return Path("data") / "master.key"
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database).parent / "master.key"
+
+
+def keyring_from_environment(url: str) -> Keyring:
+    """The master key as a process without the bot's settings finds it (`Store.open`'s
+    default, the migrations): `MASTER_KEY`, else the file `MASTER_KEY_FILE`, else
+    `default_key_file(url)`, created on first run; a fresh key for an in-memory database."""
+    if os.environ.get("MASTER_KEY", "").strip():
+        return Keyring(MasterKey.from_base64(os.environ["MASTER_KEY"]))
+    named = os.environ.get("MASTER_KEY_FILE", "").strip()
+    path = Path(named) if named else default_key_file(url)
+    return Keyring(MasterKey.generate() if path is None else MasterKey.from_file(path))

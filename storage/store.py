@@ -13,14 +13,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialogs.records import AnswerRecord, Conclusion, ConversationState
@@ -39,7 +37,7 @@ from storage.models import (
     ProcessedUpdate,
     User,
 )
-from storage.sealing import Keyring, MasterKey, Sealer
+from storage.sealing import Keyring, MasterKey, Sealer, keyring_from_environment
 
 if TYPE_CHECKING:
     from storage.diary import DiaryRepo
@@ -544,19 +542,6 @@ _EPHEMERAL = Keyring(MasterKey.generate())
 """For a Repo made without a keyring (tests of one repository): keys live in memory only."""
 
 
-def default_key_file(url: str) -> Path | None:
-    """Where the master key file is by default: next to a SQLite database file, else
-    `data/master.key` under the working directory (the bot's data folder); None for an
-    in-memory database (its key lives as long as it does)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return Path("data") / "master.key"
-    database = parsed.database or ""
-    if database in ("", ":memory:") or database.startswith("file:"):
-        return None
-    return Path(database).parent / "master.key"
-
-
 class Store:
     """The database of one bot process: opens transactions and hands out `Repo`s."""
 
@@ -581,12 +566,12 @@ class Store:
         """Connect to `url`, bring its schema to head, and return the Store.
 
         `pool_size` is PostgreSQL's connection pool per process (see `make_engine`).
-        `keyring` holds the master key; by default the key file next to a SQLite database
-        (`default_key_file`), created on first run.
+        `keyring` holds the master key; by default `MASTER_KEY`, else `MASTER_KEY_FILE`, else
+        the key file next to a SQLite database (`storage.sealing.keyring_from_environment`),
+        as the bot's settings and the migrations find it.
         """
         if keyring is None:
-            path = default_key_file(url)
-            keyring = Keyring(MasterKey.generate() if path is None else MasterKey.from_file(path))
+            keyring = keyring_from_environment(url)
         engine = make_engine(url, pool_size=pool_size)
         migrate(engine, keyring)
         return cls(engine, clock=clock, keyring=keyring)

@@ -242,7 +242,11 @@ def test_the_key_file_is_made_once_private_and_the_key_never_shows(tmp_path: Pat
     assert key.key_id in shown
 
 
-def test_a_store_opens_again_with_its_key_file_and_reads_its_data(tmp_path: Path) -> None:
+def test_a_store_opens_again_with_its_key_file_and_reads_its_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MASTER_KEY", raising=False)
+    monkeypatch.delenv("MASTER_KEY_FILE", raising=False)
     url = f"sqlite:///{tmp_path / 'bot.db'}"
     store = Store.open(url)
     with store.transaction() as repo:

@@ -16,8 +16,6 @@ opens everything again into plain columns.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -45,22 +43,12 @@ _PLAIN: dict[str, list[tuple[str, Any]]] = {
 
 
 def _keyring() -> Any:
-    from storage.sealing import Keyring, MasterKey  # noqa: PLC0415
-    from storage.store import default_key_file  # noqa: PLC0415
+    from storage.sealing import keyring_from_environment  # noqa: PLC0415
 
     given = op.get_context().config.attributes.get("keyring") if op.get_context().config else None
     if given is not None:
         return given
-    if os.environ.get("MASTER_KEY"):
-        return Keyring(MasterKey.from_base64(os.environ["MASTER_KEY"]))
-    path = os.environ.get("MASTER_KEY_FILE")
-    if path:
-        return Keyring(MasterKey.from_file(Path(path)))
-    url = op.get_bind().engine.url.render_as_string(hide_password=False)
-    found = default_key_file(url)
-    if found is None:
-        raise RuntimeError("sealing existing rows needs a master key: set MASTER_KEY")
-    return Keyring(MasterKey.from_file(found))
+    return keyring_from_environment(op.get_bind().engine.url.render_as_string(False))
 
 
 def _table(name: str, *columns: tuple[str, Any]) -> sa.TableClause:
