@@ -17,7 +17,7 @@ logger = logging.getLogger("bot")
 
 def run(settings: Settings) -> int:
     if settings.telegram_bot_token is not None:
-        migrate_apart(settings.database_url)  # the long-running bot never loads alembic
+        migrate_apart(settings.database_url, settings)  # the long-running bot never loads alembic
     core = build_core(settings)
     try:
         if settings.telegram_bot_token is None:

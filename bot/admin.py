@@ -4,6 +4,7 @@
     python -m bot.admin [--database-url URL] export-all --out-dir DIR
     python -m bot.admin [--database-url URL] delete-user --user TELEGRAM_ID --yes
     python -m bot.admin [--database-url URL] retention --days N
+    python -m bot.admin [--database-url URL] rekey [--new-key-file FILE]
 
 The database is DATABASE_URL (from the environment or .env, as for the bot) unless
 --database-url is given; a SQLite file that does not exist is an error, not a new database.
@@ -28,9 +29,10 @@ from urllib.parse import quote
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from bot.settings import SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings
 from storage import Repo, Store, UserInfo, utc_now
 from storage.export import export_user
+from storage.sealing import MasterKey, default_key_file
 
 TELEGRAM = "telegram"
 
@@ -110,10 +112,37 @@ def _delete_user(store: Store, args: argparse.Namespace) -> str:
     with store.transaction() as repo:
         user = _find(repo, args.user)
         counts = repo.user_row_counts(user.id)
-        repo.delete_user(user.id)
-    store.erase_traces()
+    store.erase_user(user.id)  # the person's key is destroyed first, in its own transaction
     detail = ", ".join(f"{table} {count}" for table, count in counts.items() if count)
     return f"deleted Telegram user {args.user}: {sum(counts.values())} rows ({detail})"
+
+
+def _rekey(store: Store, args: argparse.Namespace) -> str:
+    """Rewrap every person's data key under a new master key (the data stays as it is).
+
+    With --new-key-file the new key is read from that file (e.g. written by a secrets
+    manager): set MASTER_KEY or MASTER_KEY_FILE to it afterwards. Without it, the master key
+    file in use is replaced: the new key is written next to it (mode 600), the rewrap commits,
+    then the new file takes the old one's place and the old key is gone."""
+    settings = args.settings
+    if args.new_key_file is not None:
+        new = MasterKey.from_file(args.new_key_file, create=False)
+        with store.transaction() as repo:
+            count = repo.sealer.rewrap(new)
+        return f"rewrapped {count} people's keys under master key {new.key_id}; use it from now on"
+    if settings.master_key is not None:
+        raise AdminError("MASTER_KEY is set: give the new key with --new-key-file")
+    current = settings.master_key_file or default_key_file(settings.database_url)
+    if current is None:
+        raise AdminError("an in-memory database has no key file to rotate")
+    staged = current.with_name(current.name + ".new")
+    if staged.exists():
+        staged.unlink()  # left by a rotation that stopped before its commit
+    new = MasterKey.from_file(staged)
+    with store.transaction() as repo:
+        count = repo.sealer.rewrap(new)
+    staged.replace(current)
+    return f"rewrapped {count} people's keys under master key {new.key_id} in {current}"
 
 
 def _retention(store: Store, args: argparse.Namespace) -> str:
@@ -150,14 +179,21 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
     command.set_defaults(run=_delete_user)
 
+    command = commands.add_parser(
+        "rekey", help="rewrap every person's key under a new master key (rotation)"
+    )
+    command.add_argument("--new-key-file", type=Path, metavar="FILE", help="the new key (base64)")
+    command.set_defaults(run=_rekey)
+
     command = commands.add_parser("retention", help="remove transcript messages older than N days")
     command.add_argument("--days", type=_days, required=True, metavar="N")
     command.set_defaults(run=_retention)
     return parser
 
 
-def _open(url: str) -> Store:
-    """Open the database at `url`, refusing to create a SQLite file that is not there."""
+def _open(settings: Settings) -> Store:
+    """Open the database at DATABASE_URL, refusing to create a SQLite file that is not there."""
+    url = settings.database_url
     parsed = make_url(url)
     database = parsed.database or ""
     if (
@@ -167,7 +203,7 @@ def _open(url: str) -> Store:
         and not Path(database).is_file()
     ):
         raise AdminError(f"no database file at {database} (check DATABASE_URL or --database-url)")
-    return Store.open(url)
+    return Store.open(url, keyring=settings.keyring())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -178,7 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Command = args.run
     overrides = {} if args.database_url is None else {"database_url": args.database_url}
     try:
-        store = _open(load_settings(**overrides).database_url)
+        settings = load_settings(**overrides)
+        args.settings = settings
+        store = _open(settings)
         try:
             print(run(store, args))
         finally:

@@ -19,9 +19,10 @@ from storage import Store, make_engine
 from storage.db import at_head
 
 
-def migrate_apart(url: str) -> None:
+def migrate_apart(url: str, settings: Settings | None = None) -> None:
     """Bring the schema to head in a child process, so a long-running bot never loads
-    alembic; nothing to do (and no child) when it is already there."""
+    alembic; nothing to do (and no child) when it is already there. The child gets the
+    master key setting too: an upgrade may seal rows written before sealing (0010)."""
     engine = make_engine(url)
     try:
         if at_head(engine):
@@ -29,6 +30,10 @@ def migrate_apart(url: str) -> None:
     finally:
         engine.dispose()
     env = {**os.environ, "DATABASE_URL": url}
+    if settings is not None and settings.master_key is not None:
+        env["MASTER_KEY"] = settings.master_key.get_secret_value()
+    elif settings is not None and settings.master_key_file is not None:
+        env["MASTER_KEY_FILE"] = str(settings.master_key_file)
     subprocess.run([sys.executable, "-m", "storage", "migrate"], env=env, check=True)
 
 
@@ -48,7 +53,7 @@ def build_core(settings: Settings, *, clock: Clock = utc_now) -> Core:
     flow = Flow.load("triage")
     advice = AdviceBook.load()
     numbers = EmergencyNumbers.load()
-    store = Store.open(settings.database_url, clock=clock)
+    store = Store.open(settings.database_url, clock=clock, keyring=settings.keyring())
     service = FlowService(
         store,
         flow,

@@ -7,18 +7,23 @@ nine settings. `.env` is read with python-dotenv, as pydantic-settings did.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+if TYPE_CHECKING:
+    from storage.sealing import Keyring
 
 TOKEN_SHAPE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
 WEBHOOK_SECRET_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
@@ -77,6 +82,24 @@ class Settings:
     /metrics itself); empty: off."""
     log_format: str = "text"
     """Either "text" (one readable line per record) or "json" (one JSON object per line)."""
+    master_key: Secret | None = None
+    """The master key (32 bytes, base64) that wraps each person's data key; never logged."""
+    master_key_file: Path | None = None
+    """Used when MASTER_KEY is empty: a file holding the key, created (mode 600) on first run.
+    Default: `master.key` next to a SQLite database, `data/master.key` for PostgreSQL."""
+
+    def keyring(self) -> Keyring:
+        """The master key from MASTER_KEY, else from the key file (made on first run)."""
+        from storage.sealing import (  # noqa: PLC0415
+            Keyring,
+            MasterKey,
+            default_key_file,
+        )
+
+        if self.master_key is not None:
+            return Keyring(MasterKey.from_base64(self.master_key.get_secret_value()))
+        path = self.master_key_file or default_key_file(self.database_url)
+        return Keyring(MasterKey.generate() if path is None else MasterKey.from_file(path))
 
     @property
     def api_root(self) -> str:
@@ -195,6 +218,22 @@ def _log_format(raw: str) -> str:
     return fmt
 
 
+def _master_key(raw: str) -> Secret | None:
+    if _blank(raw):
+        return None
+    try:
+        key = base64.b64decode(raw.strip(), validate=True)
+    except binascii.Error:
+        raise ValueError("must be base64 (e.g. from: openssl rand -base64 32)") from None
+    if len(key) != 32:
+        raise ValueError("must be 32 bytes in base64 (e.g. from: openssl rand -base64 32)")
+    return Secret(raw.strip())
+
+
+def _master_key_file(raw: str) -> Path | None:
+    return None if _blank(raw) else Path(raw.strip())
+
+
 def _instance_name(raw: str) -> str:
     name = raw.strip() or socket.gethostname()
     if len(name) > MAX_INSTANCE_NAME:
@@ -214,6 +253,8 @@ CHECKS: dict[str, Callable[[str], Any]] = {
     "instance_name": _instance_name,
     "metrics_listen": _metrics_listen,
     "log_format": _log_format,
+    "master_key": _master_key,
+    "master_key_file": _master_key_file,
 }
 
 

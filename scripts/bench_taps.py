@@ -11,6 +11,7 @@ the Bot API calls the bot makes, so the same script measures today's bot and a r
     .venv/bin/python scripts/bench_taps.py                     # all four, ~5 min on 2 cores
     .venv/bin/python scripts/bench_taps.py --quick             # smoke run, under a minute
     .venv/bin/python scripts/bench_taps.py read fast --json out.json
+    .venv/bin/python scripts/bench_taps.py seal                # CPU/tap, sealing on vs off
     .venv/bin/python scripts/bench_taps.py read fast --database postgresql --instances 2
     .venv/bin/python scripts/bench_taps.py read fast --skip-bare --database-url sqlite:////tmp/big.db
 
@@ -119,7 +120,9 @@ sys.path.insert(0, str(ROOT))
 
 from tests.botapi_stub import BotApiStub, Call, SentMessage  # noqa: E402
 
-SCENARIOS = ("read", "fast", "export", "fanout", "first")
+SCENARIOS = ("read", "fast", "export", "fanout", "first", "seal")
+DEFAULT_SCENARIOS = SCENARIOS[:-1]
+"""`seal` (sealing on against off) runs only when named."""
 CHAT_BOUND = frozenset(
     {
         "sendMessage",
@@ -410,6 +413,8 @@ class BotProcess:
 
     #: False: the bare baseline runs without AIORateLimiter (--bare-no-limiter)
     bare_limiter = True
+    unsealed = False
+    """Start nightlegs with sealing off (the `seal` scenario's baseline only)."""
 
     def __init__(
         self,
@@ -461,7 +466,9 @@ class BotProcess:
         return env
 
     async def spawn(self) -> None:
-        if self.kind == "nightlegs":
+        if self.kind == "nightlegs" and BotProcess.unsealed:
+            argv = [sys.executable, "-c", UNSEALED_BOT]
+        elif self.kind == "nightlegs":
             argv = [sys.executable, "-m", "bot"]
         else:
             argv = [sys.executable, str(ROOT / "scripts" / "bare_ptb_bot.py")]
@@ -1033,6 +1040,38 @@ async def run_bare(people: int, **kwargs: Any) -> dict[str, Any]:
     return await run_crowd("bare", people, **kwargs)
 
 
+UNSEALED_BOT = (
+    "import runpy, storage.sealing as s; s.UNSEALED_FOR_BENCHMARK = True; "
+    "runpy.run_module('bot', run_name='__main__')"
+)
+"""`python -m bot` with sealing off: the baseline of the `seal` scenario, and nothing else."""
+
+
+async def scenario_seal(args: argparse.Namespace) -> dict[str, Any]:
+    """The `fast` crowd on nightlegs with sealing on and off, alternating, `--seal-rounds`
+    times each: the CPU a tap spends on sealing."""
+    common = {"read": None, "warmup": args.warmup, "tap_timeout": args.tap_timeout}
+    runs: dict[str, list[dict[str, Any]]] = {"sealed": [], "unsealed": []}
+    for _ in range(args.seal_rounds):
+        for name in ("unsealed", "sealed"):
+            BotProcess.unsealed = name == "unsealed"
+            try:
+                runs[name].append(
+                    await run_crowd("nightlegs", args.people, seconds=args.fast_seconds, **common)
+                )
+            finally:
+                BotProcess.unsealed = False
+    cpu = {
+        name: round(sum(r["cpu_ms_per_tap"] for r in found) / len(found), 2)
+        for name, found in runs.items()
+    }
+    return {
+        "runs": runs,
+        "cpu_ms_per_tap": cpu,
+        "cpu_per_tap_sealed_over_unsealed": ratio(cpu["sealed"], cpu["unsealed"]),
+    }
+
+
 async def scenario_read(args: argparse.Namespace) -> dict[str, Any]:
     common = {"read": READ_RANGE, "warmup": args.warmup, "tap_timeout": args.tap_timeout}
     many = common | {"seconds": args.seconds, "arrival": args.arrival}
@@ -1383,6 +1422,19 @@ def report(results: dict[str, Any]) -> str:
             f", p99 {_fmt(t['p99_ms'], ' ms')}, max {_fmt(t['max_ms'], ' ms')}, timeouts "
             f"{t['timeouts']}   (target p99 <= 500 ms)"
         )
+    if "seal" in results:
+        r = results["seal"]
+        cpu = r["cpu_ms_per_tap"]
+        out.append(
+            f"\nseal: the fast crowd with sealing on and off, {len(r['runs']['sealed'])} runs each"
+        )
+        for name in ("sealed", "unsealed"):
+            each = ", ".join(_fmt(x["cpu_ms_per_tap"], " ms") for x in r["runs"][name])
+            out.append(f"  {name}: CPU/tap {_fmt(cpu[name], ' ms')} (runs: {each})")
+        out.append(
+            f"  CPU per tap sealed / unsealed = {_fmt(r['cpu_per_tap_sealed_over_unsealed'])}"
+            "   (target <= 1.10)"
+        )
     if "first" in results:
         r = results["first"]
         out.append(
@@ -1466,6 +1518,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--fast-seconds", type=float, default=15.0)
     parser.add_argument(
+        "--seal-rounds", type=int, default=2, help="seal: runs with sealing on and off, each"
+    )
+    parser.add_argument(
         "--warmup",
         type=float,
         default=8.0,
@@ -1523,13 +1578,14 @@ def main() -> None:
     Deployment.database_url, Deployment.skip_bare = args.database_url, args.skip_bare
     if args.database_url is not None and args.database_url.startswith("postgres"):
         Deployment.database = "postgresql"  # webhook mode, on that server
-    chosen = [s for s in SCENARIOS if s in args.scenarios] or list(SCENARIOS)
+    chosen = [s for s in SCENARIOS if s in args.scenarios] or list(DEFAULT_SCENARIOS)
     runners = {
         "read": scenario_read,
         "fast": scenario_fast,
         "export": scenario_export,
         "fanout": scenario_fanout,
         "first": scenario_first,
+        "seal": scenario_seal,
     }
     results: dict[str, Any] = {
         "cores": os.cpu_count(),

@@ -24,6 +24,8 @@ from storage.models import Base
 if TYPE_CHECKING:
     from alembic.config import Config
 
+    from storage.sealing import Keyring
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -171,10 +173,11 @@ def at_head(engine: Engine) -> bool:
         return list(current) == [head_revision()]
 
 
-def migrate(engine: Engine) -> None:
+def migrate(engine: Engine, keyring: Keyring | None = None) -> None:
     """Upgrade the database behind `engine` to the newest revision, in one transaction.
 
     A database already at the newest revision is left alone without loading alembic.
+    `keyring` seals the plaintext rows of a database older than sealing (migration 0010).
     """
     if at_head(engine):
         return
@@ -186,4 +189,5 @@ def migrate(engine: Engine) -> None:
             # Released at commit; a process that waited finds the schema at head.
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
+        config.attributes["keyring"] = keyring
         command.upgrade(config, "head")

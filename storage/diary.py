@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from dialogs.nights import next_due
 from storage.base import Clock, NotFound
 from storage.models import DiaryCheckin, DiaryEntry, DiarySchedule, User
+from storage.sealing import Sealer
 
 STALE_AFTER = timedelta(minutes=2)
 """A send attempt older than this was cut short (by a restart) and may be tried again."""
@@ -121,15 +122,20 @@ def _checkin(row: DiaryCheckin) -> CheckIn:
     )
 
 
-def _entry(row: DiaryEntry) -> Entry:
+ENTRY = "diary_entries.sealed"
+"""Where an entry's values are bound when sealed (`storage.sealing`)."""
+
+
+def _entry(row: DiaryEntry, sealer: Sealer) -> Entry:
+    values, findings, red_flags = sealer.open(row.user_id, ENTRY, row.sealed)
     return Entry(
         id=row.id,
         user_id=row.user_id,
         night=row.night,
         backfilled=row.backfilled,
-        values=dict(row.values),
-        findings=dict(row.findings),
-        red_flags=tuple(row.red_flags),
+        values=dict(values),
+        findings=dict(findings),
+        red_flags=tuple(red_flags),
         conversation_id=row.conversation_id,
         created_at=row.created_at,
     )
@@ -138,8 +144,9 @@ def _entry(row: DiaryEntry) -> Entry:
 class DiaryRepo:
     """Diary reads and writes within one Session; it never commits."""
 
-    def __init__(self, session: Session, clock: Clock) -> None:
+    def __init__(self, session: Session, clock: Clock, sealer: Sealer) -> None:
         self._session = session
+        self._sealer = sealer
         self._clock = clock
 
     def _schedule_row(self, user_id: int) -> DiarySchedule | None:
@@ -472,17 +479,18 @@ class DiaryRepo:
         if row is None:
             row = DiaryEntry(user_id=user_id, night=night, created_at=self._clock())
             self._session.add(row)
-        row.values = dict(values)
-        row.findings = dict(findings)
-        row.red_flags = list(red_flags)
+        row.sealed = self._sealer.seal(
+            user_id, ENTRY, [dict(values), dict(findings), list(red_flags)]
+        )
         row.backfilled = backfilled
         row.conversation_id = conversation_id
         self._session.flush()
-        return _entry(row)
+        return _entry(row, self._sealer)
 
     def entries(self, user_id: int, since: date | None = None) -> list[Entry]:
         """The user's entries, by night, from `since` on if given."""
         query = select(DiaryEntry).where(DiaryEntry.user_id == user_id)
         if since is not None:
             query = query.where(DiaryEntry.night >= since)
-        return [_entry(row) for row in self._session.scalars(query.order_by(DiaryEntry.night))]
+        rows = self._session.scalars(query.order_by(DiaryEntry.night))
+        return [_entry(row, self._sealer) for row in rows]

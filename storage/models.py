@@ -7,10 +7,8 @@ Constraint names follow `NAMING_CONVENTION`, so migrations can name them exactly
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -19,9 +17,9 @@ from sqlalchemy import (
     Dialect,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
-    Text,
     TypeDecorator,
     UniqueConstraint,
 )
@@ -97,17 +95,13 @@ class Conversation(Base):
     flow: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(64))
     """The current question id, or a final state."""
-    pending: Mapped[list[str]] = mapped_column(JSON)
-    findings: Mapped[dict[str, bool]] = mapped_column(JSON)
-    conclusion_pattern: Mapped[str | None] = mapped_column(String(64))
-    conclusion_urgency: Mapped[str | None] = mapped_column(String(32))
-    conclusion_red_flags: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """Sealed (`storage.sealing`): the questions still to ask, the findings, the conclusion
+    (pattern, urgency, red flags) and the note for the doctor."""
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     """None while the conversation is open."""
-    note: Mapped[str | None] = mapped_column(Text)
-    """Spec v3 item 10: what the person wants their doctor to know, in their own words."""
     note_asked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     """When the bot asked for the note and is waiting for it; None when not waiting."""
 
@@ -129,11 +123,10 @@ class Answer(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(Integer)
-    question_id: Mapped[str] = mapped_column(String(64))
-    option_ids: Mapped[list[str]] = mapped_column(JSON)
     answered_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    text: Mapped[str | None] = mapped_column(Text)
-    """What was typed, for a question that takes text (the diary note)."""
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """Sealed: the question id, the options chosen, and what was typed for a question that
+    takes text (the diary note)."""
 
     conversation: Mapped[Conversation] = relationship(back_populates="answers")
 
@@ -150,8 +143,8 @@ class Message(Base):
         ForeignKey("conversations.id", ondelete="CASCADE"), index=True
     )
     direction: Mapped[str] = mapped_column(String(3))
-    text: Mapped[str] = mapped_column(Text)
-    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """Sealed: the message's text and its meta (e.g. the button pressed)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
     user: Mapped[User] = relationship(back_populates="messages")
@@ -237,10 +230,9 @@ class DiaryEntry(Base):
     night: Mapped[date] = mapped_column(Date)
     backfilled: Mapped[bool] = mapped_column(Boolean)
     """Entered later for a past night rather than in answer to its check-in."""
-    values: Mapped[dict[str, Any]] = mapped_column(JSON)
-    """Field -> value, e.g. {"cramps": true, "worst_pain": 8, "helped": ["stretching"]}."""
-    findings: Mapped[dict[str, bool]] = mapped_column(JSON)
-    red_flags: Mapped[list[str]] = mapped_column(JSON)
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """Sealed: the values (field -> value, e.g. {"cramps": true, "worst_pain": 8}), findings
+    and red flags."""
     conversation_id: Mapped[int | None] = mapped_column(
         ForeignKey("conversations.id", ondelete="SET NULL"), index=True
     )
@@ -263,7 +255,8 @@ class OutboxMessage(Base):
     chat_id: Mapped[int] = mapped_column(BigInteger, index=True)
     lane: Mapped[str] = mapped_column(String(8))
     kind: Mapped[str] = mapped_column(String(16))
-    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """What to send, sealed for the chat's person (plain only when no person is stored)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -282,6 +275,21 @@ class OutboxMessage(Base):
     probe_floor: Mapped[int | None] = mapped_column(BigInteger)
     """The highest Telegram message id the sender knew, in any chat, when it first took the
     row: a send an earlier try made took a higher id from the bot's one counter."""
+
+
+class PersonKey(Base):
+    """A person's data key, wrapped by the master key `key_id` names (`storage.sealing`).
+
+    Deleting this row first (crypto-shredding) makes every sealed value of the person, in
+    every copy of the database, unreadable."""
+
+    __tablename__ = "person_keys"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    key_id: Mapped[str] = mapped_column(String(32))
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class SendBudget(Base):

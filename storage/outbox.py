@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import BigInteger, bindparam, case, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
-from storage.models import OutboxMessage
+from storage.models import OutboxMessage, User
+from storage.sealing import Sealer, SealingError
 
 REPLY, TRAIL, BULK = "reply", "trail", "bulk"
 """A tap's reply (up to the message the person taps next), what trails it (the rest of the
@@ -47,19 +48,11 @@ class Outgoing:
     send an earlier try made has a higher id (see `OutboxMessage.probe_floor`)."""
 
 
-def _outgoing(row: OutboxMessage | Any) -> Outgoing:
-    """From an ORM row or a Core result row (same attribute names)."""
-    return Outgoing(
-        row.id,
-        row.chat_id,
-        row.lane,
-        row.kind,
-        dict(row.payload or {}),
-        row.attempts,
-        row.not_before,
-        row.claims,
-        row.probe_floor,
-    )
+PAYLOAD = "outbox.payload"
+"""Where payloads are bound when sealed (`storage.sealing`)."""
+_PERSON_OF_CHAT = select(User.id).where(
+    User.channel == "telegram", User.external_id == bindparam("external")
+)
 
 
 # The sender's statements run for every message, so they are built once and executed as Core
@@ -136,9 +129,41 @@ _DELIVERED = (
 class OutboxRepo:
     """Outbox rows within the caller's Session; never commits."""
 
-    def __init__(self, session: Session, now: datetime) -> None:
+    def __init__(self, session: Session, now: datetime, sealer: Sealer) -> None:
         self._session = session
         self._now = now
+        self._sealer = sealer
+
+    def _person(self, chat_id: int) -> int | None:
+        """The stored person of a private chat (whose key seals its payloads), or None."""
+        people = self._sealer.keyring.chats
+        if chat_id in people:
+            return people[chat_id]
+        found = self._session.scalar(_PERSON_OF_CHAT, {"external": str(chat_id)})
+        if found is not None:  # only people are remembered: one may appear later in a chat
+            people[chat_id] = found
+        return found
+
+    def _outgoing(self, row: OutboxMessage | Any) -> Outgoing:
+        """From an ORM row or a Core result row (same attribute names)."""
+        try:
+            payload = self._sealer.open(self._person(row.chat_id), PAYLOAD, row.payload)
+        except SealingError:
+            # Another instance may have erased the person since this one remembered the chat
+            # (and the chat may have a new person now): ask the database again, once.
+            self._sealer.keyring.chats.pop(row.chat_id, None)
+            payload = self._sealer.open(self._person(row.chat_id), PAYLOAD, row.payload)
+        return Outgoing(
+            row.id,
+            row.chat_id,
+            row.lane,
+            row.kind,
+            dict(payload or {}),
+            row.attempts,
+            row.not_before,
+            row.claims,
+            row.probe_floor,
+        )
 
     def add(self, chat_id: int, kind: str, payload: dict[str, Any], *, lane: str = REPLY) -> int:
         if lane not in LANES:
@@ -151,7 +176,7 @@ class OutboxRepo:
                 "chat_id": chat_id,
                 "lane": lane,
                 "kind": kind,
-                "payload": payload,
+                "payload": self._sealer.seal_if_known(self._person(chat_id), PAYLOAD, payload),
                 "now": self._now,
                 "after_id": payload.get("after"),
             },
@@ -181,7 +206,7 @@ class OutboxRepo:
                 "floor": floor,
             },
         ).first()
-        return None if claimed is None else _outgoing(claimed)
+        return None if claimed is None else self._outgoing(claimed)
 
     def reserve_send(self, interval: timedelta) -> float:
         """Take the next free moment of the send budget all instances share (PostgreSQL);
@@ -289,7 +314,7 @@ class OutboxRepo:
                 OutboxMessage.chat_id == chat_id, OutboxMessage.delivered_at.is_(None)
             )
         ).all()
-        dropped = [_outgoing(row) for row in rows]
+        dropped = [self._outgoing(row) for row in rows]
         for row in dropped:
             self.delivered(row.id, message_id=None, outcome=outcome, forget=FORGET in row.payload)
         return dropped
@@ -298,6 +323,7 @@ class OutboxRepo:
         """Delete every row of a chat, delivered or not (the person erased their data). Rows
         this transaction queues to the chat afterwards (the confirmation that all is erased)
         are deleted once delivered, instead of kept: no row names the chat then."""
+        self._sealer.keyring.chats.pop(chat_id, None)
         result = self._session.execute(
             delete(OutboxMessage).where(OutboxMessage.chat_id == chat_id)
         )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, bindparam, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -36,6 +37,7 @@ from storage.models import (
     ProcessedUpdate,
     User,
 )
+from storage.sealing import Keyring, MasterKey, Sealer, keyring_from_environment
 
 if TYPE_CHECKING:
     from storage.diary import DiaryRepo
@@ -100,8 +102,7 @@ _ADD_MESSAGE = Message.__table__.insert().values(
     user_id=bindparam("user"),
     conversation_id=bindparam("conversation"),
     direction=bindparam("direction"),
-    text=bindparam("text"),
-    meta=bindparam("meta"),
+    sealed=bindparam("sealed"),
     created_at=bindparam("now"),
 )
 
@@ -119,40 +120,24 @@ def _user_info(user: User) -> UserInfo:
     )
 
 
-def _message_info(message: Message) -> MessageInfo:
-    return MessageInfo(
-        id=message.id,
-        user_id=message.user_id,
-        conversation_id=message.conversation_id,
-        direction=message.direction,
-        text=message.text,
-        meta=message.meta,
-        created_at=message.created_at,
-    )
+# Where each sealed column's values are bound (the associated data, with the person's id).
+CONVERSATION, ANSWER, MESSAGE = "conversations.sealed", "answers.sealed", "messages.sealed"
 
 
-def _state(conversation: Conversation) -> ConversationState:
-    conclusion = None
-    if conversation.conclusion_pattern is not None and conversation.conclusion_urgency is not None:
-        conclusion = Conclusion(
-            pattern=Pattern(conversation.conclusion_pattern),
-            urgency=Urgency(conversation.conclusion_urgency),
-            red_flags=tuple(conversation.conclusion_red_flags or ()),
-        )
-    return ConversationState(
-        flow=conversation.flow,
-        state=conversation.state,
-        answers=[
-            AnswerRecord(a.question_id, tuple(a.option_ids), a.answered_at, a.text)
-            for a in conversation.answers
-        ],
-        pending=tuple(conversation.pending),
-        findings=dict(conversation.findings),
-        conclusion=conclusion,
-        started_at=conversation.started_at,
-        finished_at=conversation.finished_at,
-        note=conversation.note,
-    )
+def _conversation_body(state: ConversationState) -> dict[str, Any]:
+    conclusion = state.conclusion
+    return {
+        "pending": list(state.pending),
+        "findings": dict(state.findings),
+        "conclusion": None
+        if conclusion is None
+        else [str(conclusion.pattern), str(conclusion.urgency), list(conclusion.red_flags)],
+        "note": state.note,
+    }
+
+
+def _answer_body(record: AnswerRecord) -> list[Any]:
+    return [record.question_id, list(record.option_ids), record.text]
 
 
 def _check_country(country: str | None) -> str | None:
@@ -175,7 +160,7 @@ class Repo:
     or read from the clock) raises SQLAlchemy's StatementError wrapping a ValueError.
     """
 
-    def __init__(self, session: Session, clock: Clock) -> None:
+    def __init__(self, session: Session, clock: Clock, keyring: Keyring | None = None) -> None:
         self._session = session
         self._clock = clock
         self._held: list[object] = []
@@ -183,6 +168,11 @@ class Repo:
         only weakly, and without this every repeated read would go to the database again."""
         self.committed: list[Callable[[], None]] = []
         """Run after this transaction commits (e.g. wiping the traces of a deletion)."""
+        self.sealer = Sealer(session, keyring if keyring is not None else _EPHEMERAL)
+        """Seals and opens this transaction's values (`storage.sealing`); storage only."""
+        self._opened: WeakKeyDictionary[object, Any] = WeakKeyDictionary()
+        """Each sealed row's plain value as last read or written, so an unchanged value is
+        not sealed again (a new nonce would rewrite the row)."""
 
     def after_commit(self, action: Callable[[], None]) -> None:
         self.committed.append(action)
@@ -192,7 +182,7 @@ class Repo:
         """The night diary's reads and writes, in this same transaction."""
         from storage.diary import DiaryRepo  # noqa: PLC0415 - storage.diary imports this module
 
-        return DiaryRepo(self._session, self._clock)
+        return DiaryRepo(self._session, self._clock, self.sealer)
 
     @property
     def followups(self) -> FollowUpRepo:
@@ -206,7 +196,60 @@ class Repo:
         """What the bot will send, queued in this same transaction."""
         from storage.outbox import OutboxRepo  # noqa: PLC0415 - keeps this module's imports small
 
-        return OutboxRepo(self._session, self._clock())
+        return OutboxRepo(self._session, self._clock(), self.sealer)
+
+    def _body(self, row: Conversation | Answer) -> Any:
+        """A conversation's or answer row's sealed value, opened (once per transaction)."""
+        if row in self._opened:
+            return self._opened[row]
+        if isinstance(row, Conversation):
+            body = self.sealer.open(row.user_id, CONVERSATION, row.sealed)
+        else:
+            body = self.sealer.open(row.conversation.user_id, ANSWER, row.sealed)
+        self._opened[row] = body
+        return body
+
+    def _reseal(self, row: Conversation | Answer, user_id: int, where: str, body: Any) -> None:
+        """Seal `body` onto the row unless it already holds exactly that."""
+        if row in self._opened and self._opened[row] == body:
+            return
+        row.sealed = self.sealer.seal(user_id, where, body)
+        self._opened[row] = body
+
+    def _state(self, conversation: Conversation) -> ConversationState:
+        body = self._body(conversation) or {}
+        found = body.get("conclusion")
+        conclusion = None
+        if found is not None:
+            pattern, urgency, red_flags = found
+            conclusion = Conclusion(Pattern(pattern), Urgency(urgency), tuple(red_flags))
+        answers = []
+        for row in conversation.answers:
+            question_id, option_ids, typed = self._body(row)
+            answers.append(AnswerRecord(question_id, tuple(option_ids), row.answered_at, typed))
+        return ConversationState(
+            flow=conversation.flow,
+            state=conversation.state,
+            answers=answers,
+            pending=tuple(body.get("pending", ())),
+            findings=dict(body.get("findings", {})),
+            conclusion=conclusion,
+            started_at=conversation.started_at,
+            finished_at=conversation.finished_at,
+            note=body.get("note"),
+        )
+
+    def _message_info(self, message: Message) -> MessageInfo:
+        text, meta = self.sealer.open(message.user_id, MESSAGE, message.sealed)
+        return MessageInfo(
+            id=message.id,
+            user_id=message.user_id,
+            conversation_id=message.conversation_id,
+            direction=message.direction,
+            text=text,
+            meta=meta,
+            created_at=message.created_at,
+        )
 
     def _hold(self, row: _Row) -> _Row:
         if row is not None:
@@ -242,11 +285,17 @@ class Repo:
             user = User(channel=channel, external_id=external_id, created_at=self._clock())
             self._session.add(user)
             self._session.flush()
+            if self.sealer.keyring.enabled:
+                self.sealer.create_key(user.id)
         return _user_info(user)
 
     def user_ids(self) -> list[int]:
         """Every user's id, oldest first (for an operator's export of all users)."""
         return list(self._session.scalars(select(User.id).order_by(User.id)))
+
+    def find_user_by_id(self, user_id: int) -> UserInfo | None:
+        user = self._session.get(User, user_id)
+        return None if user is None else _user_info(user)
 
     def user_by_id(self, user_id: int) -> UserInfo:
         return _user_info(self._user(user_id))
@@ -298,12 +347,12 @@ class Repo:
     def open_conversation(self, user_id: int, flow: str) -> tuple[int, ConversationState] | None:
         """The user's newest unfinished conversation in `flow`, as (id, state)."""
         conversation = self._newest(user_id, flow, open_only=True)
-        return None if conversation is None else (conversation.id, _state(conversation))
+        return None if conversation is None else (conversation.id, self._state(conversation))
 
     def latest_conversation(self, user_id: int, flow: str) -> tuple[int, ConversationState] | None:
         """The user's newest conversation in `flow`, finished or not, as (id, state)."""
         conversation = self._newest(user_id, flow, open_only=False)
-        return None if conversation is None else (conversation.id, _state(conversation))
+        return None if conversation is None else (conversation.id, self._state(conversation))
 
     def conversations(self, user_id: int) -> list[tuple[int, ConversationState]]:
         """Every conversation of the user, oldest first, as (id, state)."""
@@ -315,7 +364,7 @@ class Repo:
             # (730 for two years of diary).
             .options(selectinload(Conversation.answers))
         )
-        return [(row.id, _state(row)) for row in rows]
+        return [(row.id, self._state(row)) for row in rows]
 
     def flow_of(self, conversation_id: int) -> str | None:
         """The flow a conversation belongs to, or None if there is no such conversation."""
@@ -324,7 +373,7 @@ class Repo:
     def load_conversation(self, conversation_id: int) -> tuple[int, ConversationState] | None:
         """A conversation as (owner's user id, state), or None."""
         conversation = self._session.get(Conversation, conversation_id)
-        return None if conversation is None else (conversation.user_id, _state(conversation))
+        return None if conversation is None else (conversation.user_id, self._state(conversation))
 
     def save_conversation(self, conversation_id: int, state: ConversationState) -> None:
         """Make the stored conversation, and its answer rows, equal `state`."""
@@ -334,14 +383,11 @@ class Repo:
     def _write(self, conversation: Conversation, state: ConversationState, now: datetime) -> None:
         """Copy `state` onto the row; a final state without `finished_at` is stamped `now`."""
         conversation.state = state.state
-        conversation.pending = list(state.pending)
-        conversation.findings = dict(state.findings)
-        conclusion = state.conclusion
-        conversation.conclusion_pattern = None if conclusion is None else str(conclusion.pattern)
-        conversation.conclusion_urgency = None if conclusion is None else str(conclusion.urgency)
-        conversation.conclusion_red_flags = (
-            None if conclusion is None else list(conclusion.red_flags)
-        )
+        user_id = conversation.user_id if conversation.user_id is not None else conversation.user.id
+        body = _conversation_body(state)
+        if conversation.sealed is not None:
+            body["note"] = self._body(conversation).get("note")  # the note has its own setter
+        self._reseal(conversation, user_id, CONVERSATION, body)
         conversation.finished_at = (state.finished_at or now) if state.finished else None
         conversation.updated_at = now
         rows = conversation.answers
@@ -350,10 +396,8 @@ class Repo:
             if seq == len(rows):
                 rows.append(Answer(seq=seq))
             row = rows[seq]
-            row.question_id = record.question_id
-            row.option_ids = list(record.option_ids)
             row.answered_at = record.answered_at
-            row.text = record.text
+            self._reseal(row, user_id, ANSWER, _answer_body(record))
 
     # --- the note for the doctor (spec v3 item 10) ----------------------------------------------
 
@@ -365,7 +409,9 @@ class Repo:
     def set_note(self, conversation_id: int, note: str | None) -> None:
         """Keep `note` with the conversation's result (None removes it); no longer waiting."""
         conversation = self._conversation(conversation_id)
-        conversation.note = note
+        body = dict(self._body(conversation) or {})
+        body["note"] = note
+        self._reseal(conversation, conversation.user_id, CONVERSATION, body)
         conversation.note_asked_at = None
         self._session.flush()
 
@@ -402,8 +448,7 @@ class Repo:
                 "user": user_id,
                 "conversation": conversation_id,
                 "direction": direction,
-                "text": text,
-                "meta": meta,
+                "sealed": self.sealer.seal(user_id, MESSAGE, [text, meta]),
                 "now": self._clock(),
             },
         )
@@ -413,12 +458,22 @@ class Repo:
         rows = self._session.scalars(
             select(Message).where(Message.user_id == user_id).order_by(Message.id)
         )
-        return [_message_info(row) for row in rows]
+        return [self._message_info(row) for row in rows]
+
+    def shred_key(self, user_id: int) -> bool:
+        """Destroy the person's data key (crypto-shredding): every sealed value of theirs, in
+        every copy of the database, can no longer be opened. Commit it on its own, before
+        `delete_user`; False if the person had no key."""
+        return self.sealer.shred(user_id)
 
     def delete_user(self, user_id: int) -> None:
-        """Remove the user and, by cascade, every row about them; unknown ids are a no-op."""
+        """Remove the user and, by cascade, every row about them; unknown ids are a no-op.
+
+        Callers erasing a person shred their key first, in a transaction of its own
+        (`Store.erase_user` does both)."""
         user = self._session.get(User, user_id)
         if user is not None:
+            self.shred_key(user_id)  # first; `Store.erase_user` commits it on its own
             if user.channel == "telegram" and user.external_id.lstrip("-").isdigit():
                 self.outbox.forget_chat(int(user.external_id))
             self._held = [
@@ -428,6 +483,7 @@ class Repo:
             ]
             self._session.delete(user)
             self._session.flush()
+            self.sealer.keyring.forget(user_id)
 
     def prune_messages(self, before: datetime) -> int:
         """Delete transcript messages older than `before` (the data-retention setting).
@@ -488,26 +544,47 @@ class Repo:
         return {table: self._session.scalar(query) or 0 for table, query in queries.items()}
 
 
+_EPHEMERAL = Keyring(MasterKey.generate())
+"""For a Repo made without a keyring (tests of one repository): keys live in memory only."""
+
+
 class Store:
     """The database of one bot process: opens transactions and hands out `Repo`s."""
 
-    def __init__(self, engine: Engine, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, engine: Engine, *, clock: Clock = utc_now, keyring: Keyring | None = None
+    ) -> None:
         self._engine = engine
         self._clock = clock
+        self._keyring = keyring if keyring is not None else Keyring(MasterKey.generate())
         self._sessions = sessionmaker(engine)
         self._current: ContextVar[Repo | None] = ContextVar(f"transaction-{id(self)}", default=None)
 
     @classmethod
     def open(
-        cls, url: str, *, clock: Clock = utc_now, pool_size: int = POSTGRES_POOL_SIZE
+        cls,
+        url: str,
+        *,
+        clock: Clock = utc_now,
+        pool_size: int = POSTGRES_POOL_SIZE,
+        keyring: Keyring | None = None,
     ) -> Store:
         """Connect to `url`, bring its schema to head, and return the Store.
 
         `pool_size` is PostgreSQL's connection pool per process (see `make_engine`).
+        `keyring` holds the master key; by default `MASTER_KEY`, else `MASTER_KEY_FILE`, else
+        the key file next to a SQLite database (`storage.sealing.keyring_from_environment`),
+        as the bot's settings and the migrations find it.
         """
+        if keyring is None:
+            keyring = keyring_from_environment(url)
         engine = make_engine(url, pool_size=pool_size)
-        migrate(engine)
-        return cls(engine, clock=clock)
+        migrate(engine, keyring)
+        return cls(engine, clock=clock, keyring=keyring)
+
+    @property
+    def keyring(self) -> Keyring:
+        return self._keyring
 
     @property
     def engine(self) -> Engine:
@@ -527,14 +604,28 @@ class Store:
             yield outer
             return
         with self._sessions.begin() as session:
-            repo = Repo(session, self._clock)
+            repo = Repo(session, self._clock, self._keyring)
             token = self._current.set(repo)
             try:
                 yield repo
             finally:
                 self._current.reset(token)
+        repo.sealer.committed()
         for action in repo.committed:
             action()
+
+    def erase_user(self, user_id: int) -> bool:
+        """Erase a person: first destroy their key in a transaction of its own (so every copy
+        of their sealed data is unreadable even if what follows fails), then delete every row
+        about them, then wipe the deleted rows' traces. False if there was no such person."""
+        with self.transaction() as repo:
+            repo.shred_key(user_id)
+        with self.transaction() as repo:
+            if repo.find_user_by_id(user_id) is None:
+                return False
+            repo.delete_user(user_id)
+        self.erase_traces()
+        return True
 
     def erase_traces(self) -> None:
         """Call after a deletion commits: no copy of deleted rows stays in the database files.

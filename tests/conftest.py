@@ -7,13 +7,18 @@ PostgreSQL server is started once per session (`tests/postgres.py`). Without its
 PostgreSQL half is skipped with one message, unless CI=true, where that is a failure.
 """
 
+import base64
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("PTB_TIMEDELTA", "true")
+# One master key for the session, in the environment: the bot processes the tests start and
+# the tests' own `Store.open` find the same key, whatever their working folder.
+os.environ.setdefault("MASTER_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
 
 from tests.postgres import PostgresServer, PostgresUnavailable
 

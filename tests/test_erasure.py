@@ -1,5 +1,9 @@
 """Deleted means unreadable: no byte of a deleted person's words stays in the database files,
-and the files are readable by their owner only."""
+and the files are readable by their owner only.
+
+The wiping tests here run with sealing off (`UNSEALED`), so the words are plain bytes that the
+wipe alone must remove: it still guards what stays plain (the Telegram id in `users`). With
+sealing on, the words are never plain on disk at all (`tests/test_sealing.py`)."""
 
 from __future__ import annotations
 
@@ -15,11 +19,13 @@ from bot.telegram.keys import MenuKey, decode
 from dialogs.advice import AdviceBook
 from dialogs.engine import Flow
 from storage import Store
+from storage.sealing import Keyring, MasterKey
 from tests.botapi_stub import BotApiStub
 from tests.postgres import PostgresServer, postgresql_only
 from tests.telegram_harness import RunningBot
 
 SENTINEL = "zebra-quartz-7731-sentinel"
+UNSEALED = Keyring(MasterKey.generate(), enabled=False)
 ANNA, BEN = Who("telegram", "5550001234"), Who("telegram", "2")
 """Anna's Telegram id is in the users table and its unique index, so it is a sentinel too."""
 
@@ -32,7 +38,7 @@ def test_delete_leaves_no_byte_of_the_persons_words_in_the_database_files(
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "data" / "bot.db"
-    store = Store.open(f"sqlite:///{db}")
+    store = Store.open(f"sqlite:///{db}", keyring=UNSEALED)
     service = FlowService(store, Flow.load("triage"), AdviceBook.load())
     anna, ben = Who("telegram", "1"), Who("telegram", "2")
     for who in (anna, ben):
@@ -77,7 +83,7 @@ def database_files(connection: Connection) -> dict[str, bytes]:
 
 def anna_and_ben(url: str) -> tuple[Store, FlowService]:
     """Anna wrote the sentinel 101 times, once in a note long enough to go to TOAST; Ben not."""
-    store = Store.open(url)
+    store = Store.open(url, keyring=UNSEALED)
     service = FlowService(store, Flow.load("triage"), AdviceBook.load())
     for who in (ANNA, BEN):
         service.consent(who, language_code="en")

@@ -124,7 +124,7 @@ def test_the_note_migration_goes_down_and_up_again_keeping_the_checks(
         assert "note" not in columns and "note_asked_at" not in columns
         command.upgrade(config, "head")
         columns = {c["name"] for c in inspect(engine).get_columns("conversations")}
-        assert {"note", "note_asked_at"} <= columns
+        assert {"sealed", "note_asked_at"} <= columns, "the note is sealed with the result"
     finally:
         engine.dispose()
     again = Store.open(database_url)

@@ -144,7 +144,7 @@ def test_migrate_creates_the_tables_and_stamps_head(store: Store) -> None:
         tables = set(inspect(connection).get_table_names())
         revision = MigrationContext.configure(connection).get_current_revision()
     assert TABLES | {"alembic_version"} <= tables
-    assert head == "0012"
+    assert head == "0013"
     assert revision == head
 
 
@@ -194,7 +194,7 @@ def test_new_connections_use_wal_and_enforce_foreign_keys(store: Store) -> None:
         with pytest.raises(IntegrityError):
             connection.execute(
                 text(
-                    "INSERT INTO messages (user_id, direction, text, created_at)"
+                    "INSERT INTO messages (user_id, direction, sealed, created_at)"
                     " VALUES (999, 'in', 'hi', '2025-01-01 00:00:00')"
                 )
             )
@@ -204,7 +204,7 @@ def test_the_database_refuses_a_message_of_an_unknown_user(store: Store) -> None
     with store.engine.connect() as connection, pytest.raises(IntegrityError):
         connection.execute(
             text(
-                "INSERT INTO messages (user_id, direction, text, created_at)"
+                "INSERT INTO messages (user_id, direction, sealed, created_at)"
                 " VALUES (999, 'in', 'hi', '2025-01-01 00:00:00')"
             )
         )
@@ -396,7 +396,7 @@ def test_the_database_rejects_an_unknown_direction(store: Store) -> None:
     with store.engine.connect() as connection, pytest.raises(IntegrityError):
         connection.execute(
             text(
-                "INSERT INTO messages (user_id, direction, text, created_at)"
+                "INSERT INTO messages (user_id, direction, sealed, created_at)"
                 " VALUES (:user_id, 'up', 'hi', '2025-01-01 00:00:00')"
             ),
             {"user_id": user_id},
