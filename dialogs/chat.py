@@ -59,6 +59,9 @@ _SCHEMA: dict[str, dict[str, tuple[frozenset[str], bool]]] = {
         "terminal_prompt": (frozenset(), False),
         "terminal_skipped": (frozenset(), False),
     },
+    "tap": {
+        "old_copy": (frozenset(), False),
+    },
     "terminal": {
         "country": (frozenset(), False),
         "country_suggested": (frozenset({"country"}), False),

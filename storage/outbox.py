@@ -273,6 +273,22 @@ class OutboxRepo:
             select(func.max(OutboxMessage.message_id)).where(OutboxMessage.chat_id == chat_id)
         )
 
+    def last_edited(self, chat_id: int) -> int | None:
+        """The message the chat's newest edit is of (delivered or not): in a check, its one
+        message as the bot last showed it."""
+        row = self._session.execute(
+            select(OutboxMessage.message_id, OutboxMessage.payload)
+            .where(OutboxMessage.chat_id == chat_id, OutboxMessage.kind == "edit")
+            .order_by(OutboxMessage.id.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            return None
+        message_id, payload = row
+        if message_id is None and payload:
+            message_id = payload.get("message_id")
+        return None if message_id is None else int(message_id)
+
     def highest_message_id(self) -> int | None:
         """The highest Telegram message id the outbox recorded, in any chat."""
         return self._session.scalar(select(func.max(OutboxMessage.message_id)))

@@ -24,7 +24,7 @@ from dialogs.records import Conclusion
 from dialogs.vocabulary import RED_FLAG_MINIMUM, Pattern, Urgency
 from storage import Store
 from tests.cases import CASES, CLASSIC_CRAMP, NO_RED_FLAGS
-from tests.walker import plan_answer, walk
+from tests.walker import plan_answer, random_path, walk
 
 FLOW = Flow.load("triage")
 BOOK = AdviceBook.load()
@@ -45,25 +45,6 @@ def group_text(advice: Advice, level: Urgency) -> str:
 
 
 # --- The property: every reachable outcome --------------------------------------------------------
-
-
-@st.composite
-def reachable(draw: st.DrawFn) -> Outcome:
-    """An outcome reached by tapping through the triage at random."""
-    conversation = FLOW.start(NOW)
-    step = conversation.step()
-    while isinstance(step, Prompt):
-        question = step.question
-        if question.multi:
-            tickable = [o.id for o in question.options if not o.exclusive]
-            exclusive = [o.id for o in question.options if o.exclusive]
-            ticks = draw(st.lists(st.sampled_from(tickable), unique=True, max_size=4))
-            ids = ticks or [draw(st.sampled_from(exclusive))]
-        else:
-            ids = [draw(st.sampled_from([o.id for o in question.options]))]
-        step = conversation.answer(ids, NOW)
-    assert isinstance(step, Outcome)
-    return step
 
 
 def check_words_hold_to_the_rules(outcome: Outcome, number: str | None) -> None:
@@ -108,11 +89,11 @@ def check_words_hold_to_the_rules(outcome: Outcome, number: str | None) -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(reachable(), st.sampled_from([None, "112", "999 (or 112)"]))
+@given(random_path(FLOW, most_ticks=4), st.sampled_from([None, "112", "999 (or 112)"]))
 def test_no_safety_net_line_contradicts_its_tier_or_repeats_a_confirmed_answer(
-    outcome: Outcome, number: str | None
+    path: tuple[Outcome, int], number: str | None
 ) -> None:
-    check_words_hold_to_the_rules(outcome, number)
+    check_words_hold_to_the_rules(path[0], number)
 
 
 @pytest.mark.parametrize("flag", sorted(RED_FLAG_MINIMUM))

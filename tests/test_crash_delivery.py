@@ -9,10 +9,13 @@ The stand-in numbers messages as Telegram does (one counter for all the bot's pr
 and answers each call `LATENCY` late (50-300 ms, as Telegram answers a bot that is not next
 door), so a kill often comes while Telegram has applied a call whose answer is on its way.
 Twenty people, each in their own chat, /start, agree and answer a triage check by pressing the
-buttons they see (five stop half-way, as people do). Each waits for the bot's reply to a tap
-before the next one, and never types anything to get unstuck. Meanwhile the bot is killed 20
-times and restarted each time. Four kinds of kill point, in a seeded random order (the last is
-always ``held``):
+buttons they see (five stop half-way, as people do). A check is one message: the introduction
+(a send), which agreeing turns into the first question and each answer edits on, into the
+result at last. So that kills land around sends too, some who reach a result tap its "New
+check" (a send) and answer the new check's first question, then stop there. Each waits for
+the bot's reply to a tap before the next one, and never types anything to get unstuck.
+Meanwhile the bot is killed 20 times and restarted each time. Four kinds of kill point, in a
+seeded random order (the last is always ``held``):
 
 * ``held`` (6): between commit and send, deterministically. The stand-in holds back (neither
   applies nor answers) one person's next ``editMessageText``/``sendMessage``: the bot has
@@ -27,9 +30,9 @@ always ``held``):
 
 Then, with nobody tapping: every stored answer as pressed and once, every press logged once,
 every press answered (a repeat only as "query is too old"), each chat's messages sent once
-and in order, the check's one message through exactly the states its person saw, the result
-after the check closed, the outbox empty, and for those who stopped half-way the newest
-message with buttons is the question the database has open.
+and in order, each check's one message through exactly the states its person saw (a
+finished one ends as the result), the outbox empty, and for those who stopped half-way (or
+in the new check) the newest message with buttons is the question the database has open.
 
 The seed is in every failure message; ``NIGHTLEGS_CRASH_SEED=<seed>`` replays its choices (the
 timing of a real process is not replayable).
@@ -66,7 +69,7 @@ import aiohttp
 import pytest
 from sqlalchemy import Engine, select
 
-from bot.telegram.keys import AnswerKey, DoneKey, FollowUpKey, MenuKey, decode
+from bot.telegram.keys import AnswerKey, DoneKey, MenuKey, decode
 from dialogs.engine import Flow
 from dialogs.vocabulary import Urgency
 from storage import Store
@@ -82,6 +85,8 @@ FLOW = Flow.load("triage")
 PEOPLE = 20
 STOPPERS = 5
 """People who answer part of the check and then put the phone away."""
+AGAIN = 8
+"""People who, after their result, tap "New check" and answer the new check's first question."""
 KILL_KINDS = ["held"] * 6 + ["unconfirmed"] * 5 + ["fetched"] * 5 + ["timed"] * 4
 FIRST_CHAT = 810_001
 WINDOW = 1.0
@@ -101,6 +106,8 @@ QUERY_TOO_OLD = "query is too old"
 SEED_VARIABLE = "NIGHTLEGS_CRASH_SEED"
 LATENCY = (0.05, 0.3)
 """Seconds the stand-in takes to answer each call, uniformly at random."""
+NEW = MenuKey("new")
+"""The result's "New check" button."""
 
 
 # --- what a person sees -------------------------------------------------------------------------
@@ -152,10 +159,6 @@ def kind_of(message: SentMessage) -> str:
         return "intro"
     if "new" in menu:
         return "outcome"
-    if menu & {"country", "countries"}:
-        return "country"
-    if any(isinstance(k, FollowUpKey) for k in keys):
-        return "follow-up offer"
     return f"other: {(message.plain_text or '')[:60]!r}"
 
 
@@ -182,27 +185,39 @@ class Person:
     """The callback query id of every button press, in order."""
     tapped_at: list[int] = field(default_factory=list)
     """`api.mark()` at each press: the calls the bot had made by then."""
+    again: bool = False
+    """After the result, taps "New check" and answers its first question (`plans[0]`)."""
     views: list[View | None] = field(default_factory=list)
     """Each state of the check's message the person saw (None: the check ended)."""
     living: int | None = None
-    """The check's one message, once it was sent: the person answers there."""
+    """The check's one message, once it asks: the person answers there."""
+    earlier: list[tuple[int, list[View | None]]] = field(default_factory=list)
+    """(message, views) of the check before the new one, for those who start again."""
     done: bool = False
 
     @property
     def planned_taps(self) -> int:
-        """Agreeing, then one tap per answer, or one per tick and "Done"."""
-        return 1 + sum(len(p.option_ids) + 1 if p.ticks else 1 for p in self.plans)
+        """Agreeing, then one tap per answer, or one per tick and "Done" (and, starting
+        again, "New check" and the first answer)."""
+        again = 1 + _taps(self.plans[:1]) if self.again else 0
+        return 1 + _taps(self.plans) + again
 
     @property
     def taps_left(self) -> int:
         return self.planned_taps - len(self.taps)
 
     def expected_sends(self) -> list[str]:
-        if not self.finishes:
-            return ["intro", "question"]
-        country = [] if self.urgency is Urgency.EMERGENCY else ["country"]
-        offer = ["follow-up offer"] if self.urgency in (Urgency.URGENT, Urgency.SOON) else []
-        return ["intro", "question", "outcome", *offer, *country]
+        """The introduction (edited into the check, then its result); starting again, the
+        new check's message."""
+        return ["intro", "question"] if self.again else ["intro"]
+
+    def checks(self) -> list[tuple[int | None, list[View | None]]]:
+        """(message, views) of each check, oldest first."""
+        return [*self.earlier, (self.living, self.views)]
+
+
+def _taps(plans: list[Plan]) -> int:
+    return sum(len(p.option_ids) + 1 if p.ticks else 1 for p in plans)
 
 
 def make_people(rng: random.Random) -> list[Person]:
@@ -215,6 +230,10 @@ def make_people(rng: random.Random) -> list[Person]:
         if not finishes:
             plans = plans[: rng.randint(1, len(plans) - 1)]
         people.append(Person(FIRST_CHAT + i, case["id"], Urgency(case["urgency"]), plans, finishes))
+    # The new check stays open after its first answer (an emergency sign would end it).
+    finishers = [p for p in people if p.finishes and len(p.plans) > 1]
+    for person in rng.sample(finishers, min(AGAIN, len(finishers))):
+        person.again = True
     return people
 
 
@@ -273,7 +292,21 @@ async def converse(api: BotApiStub, person: Person) -> None:
         ) from exc
     consent = button_data(intro, lambda k: k == MenuKey("consent"))
     await tap(api, person, intro.message_id, consent)
-    for plan in person.plans:
+    await answer(api, person, person.plans)
+    if person.again:
+        assert person.living is not None
+        result = api.message(person.chat, person.living)
+        assert kind_of(result) == "outcome", f"chat {person.chat}: no result to start again on"
+        person.earlier.append((person.living, person.views))
+        person.living, person.views = None, []
+        await tap(api, person, result.message_id, button_data(result, lambda k: k == NEW))
+        await answer(api, person, person.plans[:1])
+    person.done = True
+
+
+async def answer(api: BotApiStub, person: Person, plans: list[Plan]) -> None:
+    """Answer `plans` on the check's message by its buttons."""
+    for plan in plans:
         while True:
             shown = view(api, person.chat, person.living)
             assert shown is not None and shown.question_id == plan.question_id, (
@@ -285,7 +318,6 @@ async def converse(api: BotApiStub, person: Person) -> None:
             key = decode(data)
             if not (isinstance(key, AnswerKey) and key.tick):
                 break
-    person.done = True
 
 
 # --- the chaos -----------------------------------------------------------------------------------
@@ -545,41 +577,36 @@ def check_sends(api: BotApiStub, person: Person, kills: list[Kill], found: Findi
 
 
 def check_living_message(api: BotApiStub, person: Person, found: Findings) -> None:
-    """The check's one message went through exactly the states the person saw, in order."""
-    first = next((v for v in person.views if v is not None), None)
-    if first is None:
-        found.errors.append(f"chat {person.chat}: never saw a question")
-        return
-    message = api.message(person.chat, first.message_id)
-    versions = [markup for _, markup in message.history] + [message.reply_markup]
-    states: list[tuple[str, frozenset[str]] | None] = []
-    for markup in versions:
-        state = question_of(markup)
-        if not states or states[-1] != state:
-            states.append(state)
-    seen = []
-    for shown in person.views:
-        state = None if shown is None else (shown.question_id, shown.ticked)
-        if not seen or seen[-1] != state:
-            seen.append(state)
-    if states != seen:
-        found.errors.append(
-            f"chat {person.chat}: the check's message went {states}, the person saw {seen}"
-        )
-    if person.finishes:
-        calls = chat_calls(api, person.chat)
-        closed = [
-            c
-            for c in calls
-            if c.method == "editMessageText"
-            and str(c.params.get("message_id")) == str(first.message_id)
-            and not _asks(c)
-        ]
-        outcome = [c for c in calls if c.method == "sendMessage" and kind_sent(c) == "outcome"]
-        # The result goes first (it is what the person waits for); the check's message is
-        # closed right after it.
-        if not closed or not outcome or closed[-1].index < outcome[0].index:
-            found.errors.append(f"chat {person.chat}: the check closed before its result came")
+    """Each check's one message went through exactly the states the person saw, in order: the
+    introduction, turned into the first question, each answer, and (finished) the result."""
+    for number, (living, views) in enumerate(person.checks()):
+        if living is None:
+            found.errors.append(f"chat {person.chat}: check {number + 1} never asked")
+            continue
+        message = api.message(person.chat, living)
+        versions = [markup for _, markup in message.history] + [message.reply_markup]
+        states: list[tuple[str, frozenset[str]] | None] = []
+        for markup in versions:
+            state = question_of(markup)
+            if not states or states[-1] != state:
+                states.append(state)
+        if number == 0 and states and states[0] is None:
+            states = states[1:]  # the introduction, before it asked
+        seen: list[tuple[str, frozenset[str]] | None] = []
+        for shown in views:
+            state = None if shown is None else (shown.question_id, shown.ticked)
+            if not seen or seen[-1] != state:
+                seen.append(state)
+        if states != seen:
+            found.errors.append(
+                f"chat {person.chat}: check {number + 1}'s message went {states}, the person "
+                f"saw {seen}"
+            )
+        if person.finishes and number == 0 and kind_of(message) != "outcome":
+            found.errors.append(
+                f"chat {person.chat}: the check's message ends as {kind_of(message)!r}, "
+                "not its result"
+            )
 
 
 def _asks(call: Call) -> bool:
@@ -660,28 +687,33 @@ def check_database(
                     found.errors.append(f"chat {person.chat}: no user stored")
                     continue
                 conversations = repo.conversations(user.id)
-                if len(conversations) != 1:
+                checks = [(person.plans, person.finishes)]
+                if person.again:
+                    checks.append((person.plans[:1], False))
+                if len(conversations) != len(checks):
                     found.errors.append(f"chat {person.chat}: {len(conversations)} checks")
                     continue
-                state = conversations[0][1]
-                stored = [(a.question_id, tuple(sorted(a.option_ids))) for a in state.answers]
-                pressed = [(p.question_id, tuple(sorted(p.option_ids))) for p in person.plans]
-                asked = [q for q, _ in stored]
-                if len(set(asked)) != len(asked):
-                    found.errors.append(f"chat {person.chat}: a question answered twice {asked}")
-                if stored != pressed:
-                    found.errors.append(f"chat {person.chat}: stored {stored}, pressed {pressed}")
-                if person.finishes != state.finished or (
-                    person.finishes and state.conclusion is None
-                ):
-                    found.errors.append(f"chat {person.chat}: check state {state.state!r}")
+                for (_, state), (plans, finishes) in zip(conversations, checks, strict=True):
+                    stored = [(a.question_id, tuple(sorted(a.option_ids))) for a in state.answers]
+                    pressed = [(p.question_id, tuple(sorted(p.option_ids))) for p in plans]
+                    asked = [q for q, _ in stored]
+                    if len(set(asked)) != len(asked):
+                        found.errors.append(
+                            f"chat {person.chat}: a question answered twice {asked}"
+                        )
+                    if stored != pressed:
+                        found.errors.append(
+                            f"chat {person.chat}: stored {stored}, pressed {pressed}"
+                        )
+                    if finishes != state.finished or (finishes and state.conclusion is None):
+                        found.errors.append(f"chat {person.chat}: check state {state.state!r}")
                 logged = [m for m in repo.messages(user.id) if m.direction == "in"]
                 if len(logged) != len(person.taps):
                     found.errors.append(
                         f"chat {person.chat}: {len(logged)} presses logged, "
                         f"{len(person.taps)} made: {[m.text for m in logged]}"
                     )
-                if not person.finishes:
+                if not person.finishes or person.again:
                     check_not_stranded(api, person, state.state, state.pending, found)
     finally:
         store.dispose()
@@ -778,15 +810,6 @@ async def test_kill_9_at_20_points_loses_and_repeats_no_reply_and_strands_nobody
             try:
                 await first_failure([killing, *talks], WHOLE_RUN)
                 kills = killing.result()
-                for person in people:  # the result and the country question, unasked for
-                    last = person.expected_sends()[-1]
-                    await api.wait_for_message(
-                        person.chat,
-                        lambda _m, c=person.chat, k=last: any(
-                            kind_of(m) == k for m in api.messages(c)
-                        ),
-                        timeout=STEP_TIMEOUT,
-                    )
                 # No Bot API call tells that the last "delivered" is committed: ask the
                 # database (a SIGTERM now would cancel a delivery in flight, see below).
                 await outbox_empty(database_url, STEP_TIMEOUT)
@@ -864,14 +887,13 @@ async def test_a_held_request_is_applied_on_release_and_never_when_its_client_di
     assert api.violations == [] and api.internal_errors == []
 
 
-async def agree_while_the_question_is_held(api: BotApiStub, chat: int) -> tuple[Hold, Call]:
-    """/start, then agree: the introduction is edited and the first question sent, which
-    Telegram applies while its answer to the bot is held."""
-    mark = api.mark()
+async def start_while_the_intro_is_held(
+    api: BotApiStub, chat: int, *, after_applying: bool
+) -> tuple[Hold, Call]:
+    """/start: the introduction is sent (the check's one message from then on), and Telegram's
+    answer to the bot is held, `after_applying` it or before."""
+    hold = api.hold_next("sendMessage", chat_id=chat, after_applying=after_applying)
     api.feed_message(chat, "/start")
-    intro = await api.wait_for_message(chat, lambda m: kind_of(m) == "intro", after=mark)
-    hold = api.hold_next("sendMessage", chat_id=chat, after_applying=True)
-    api.feed_callback(chat, intro.message_id, button_data(intro, lambda k: k == MenuKey("consent")))
     return hold, await api.wait_for_hold(hold)
 
 
@@ -893,16 +915,16 @@ async def test_a_send_applied_but_not_acknowledged_shows_once(tmp_path: Path) ->
         bot = BotProcess(api, tmp_path, f"sqlite:///{tmp_path / 'nightlegs.db'}")
         try:
             await bot.start()
-            # Telegram shows the first question, and the bot is killed before it hears so.
-            _hold, held = await agree_while_the_question_is_held(api, chat)
+            # Telegram shows the introduction, and the bot is killed before it hears so.
+            _hold, held = await start_while_the_intro_is_held(api, chat, after_applying=True)
             await bot.kill()
             await restart_and_see_the_queue_worked(api, bot, chat)
         finally:
             if bot.process is not None and bot.process.returncode is None:
                 await bot.kill()
-    questions = [m for m in api.messages(chat) if kind_of(m) == "question"]
-    assert len(questions) == 1, api.transcript(chat)
-    [lost] = questions
+    intros = [m for m in api.messages(chat) if kind_of(m) == "intro"]
+    assert len(intros) == 1, api.transcript(chat)
+    [lost] = intros
     probe = api.calls_of("editMessageText")[-1]
     assert probe.index > held.index and probe.params["message_id"] == lost.message_id
     assert NOT_MODIFIED in (probe.description or ""), "found by the probe, not sent again"
@@ -925,8 +947,8 @@ async def test_a_graceful_stop_lets_a_send_in_flight_finish(tmp_path: Path) -> N
         bot = BotProcess(api, tmp_path, f"sqlite:///{tmp_path / 'nightlegs.db'}")
         try:
             await bot.start()
-            # Telegram shows the question; its answer is pending.
-            hold, held = await agree_while_the_question_is_held(api, chat)
+            # The introduction is on its way to Telegram; the answer is pending.
+            hold, held = await start_while_the_intro_is_held(api, chat, after_applying=False)
             stopping = asyncio.create_task(bot.terminate())
             # A bot that drains keeps waiting for the answer; one that cancels hangs up (499).
             with contextlib.suppress(TimeoutError):
@@ -939,5 +961,5 @@ async def test_a_graceful_stop_lets_a_send_in_flight_finish(tmp_path: Path) -> N
         finally:
             if bot.process is not None and bot.process.returncode is None:
                 await bot.kill()
-    questions = [m for m in api.messages(chat) if kind_of(m) == "question"]
-    assert len(questions) == 1, api.transcript(chat)
+    intros = [m for m in api.messages(chat) if kind_of(m) == "intro"]
+    assert len(intros) == 1, api.transcript(chat)

@@ -269,8 +269,8 @@ def test_a_user_with_nothing_gives_an_empty_collection(store: Store) -> None:
     Bundle.model_validate(bundle)
 
 
-def test_the_spec_v2_findings_are_link_ids_and_infection_a_red_flag_code() -> None:
-    v2 = {"infection_signs", "loc_knee_back", "loc_shin", "loc_buttock_hip", "male", "female"}
+def one_emergency_check(findings: set[str], pattern: str, red_flags: list[str]) -> dict[str, Any]:
+    """The FHIR items of a bundle holding one emergency check with these findings said yes."""
     data = {
         "exported_at": "2025-03-01T03:00:00+00:00",
         "user": {"channel": "telegram", "external_id": "1", "created_at": "2025-03-01T02:00:00"},
@@ -281,18 +281,19 @@ def test_the_spec_v2_findings_are_link_ids_and_infection_a_red_flag_code() -> No
                 "state": "emergency",
                 "started_at": "2025-03-01T02:00:00+00:00",
                 "finished_at": "2025-03-01T02:01:00+00:00",
-                "findings": dict.fromkeys(sorted(v2), True),
-                "conclusion": {
-                    "pattern": "unclear",
-                    "urgency": "emergency",
-                    "red_flags": ["infection_signs"],
-                },
+                "findings": dict.fromkeys(sorted(findings), True),
+                "conclusion": {"pattern": pattern, "urgency": "emergency", "red_flags": red_flags},
             }
         ],
         "diary": {"entries": []},
     }
     [entry] = fhir_bundle(data)["entry"]
-    items = {i["linkId"]: i["answer"] for i in entry["resource"]["item"]}
+    return {i["linkId"]: i["answer"] for i in entry["resource"]["item"]}
+
+
+def test_the_spec_v2_findings_are_link_ids_and_infection_a_red_flag_code() -> None:
+    v2 = {"infection_signs", "loc_knee_back", "loc_shin", "loc_buttock_hip", "male", "female"}
+    items = one_emergency_check(v2, "unclear", ["infection_signs"])
     assert v2 <= set(items)
     assert items["conclusion.red_flags"][0]["valueCoding"]["code"] == "infection_signs"
 
@@ -300,29 +301,8 @@ def test_the_spec_v2_findings_are_link_ids_and_infection_a_red_flag_code() -> No
 def test_the_spec_v3_findings_are_link_ids_and_sciatica_a_pattern_code() -> None:
     v3 = {"stroke_signs", "leg_weakness_sudden", "cauda_equina_signs", "muscle_breakdown_signs"}
     v3 |= {"shooting_down_leg", "back_pain", "onset_recent", "one_leg", "lump_behind_knee"}
-    data = {
-        "exported_at": "2025-03-01T03:00:00+00:00",
-        "user": {"channel": "telegram", "external_id": "1", "created_at": "2025-03-01T02:00:00"},
-        "conversations": [
-            {
-                "id": 1,
-                "flow": "triage",
-                "state": "emergency",
-                "started_at": "2025-03-01T02:00:00+00:00",
-                "finished_at": "2025-03-01T02:01:00+00:00",
-                "findings": dict.fromkeys(sorted(v3), True),
-                "conclusion": {
-                    "pattern": "nerve_root_pain",
-                    "urgency": "emergency",
-                    "red_flags": ["cauda_equina_signs", "muscle_breakdown_signs"],
-                },
-            }
-        ],
-        "diary": {"entries": []},
-    }
-    [entry] = fhir_bundle(data)["entry"]
-    items = {i["linkId"]: i["answer"] for i in entry["resource"]["item"]}
+    flags = ["cauda_equina_signs", "muscle_breakdown_signs"]
+    items = one_emergency_check(v3, "nerve_root_pain", flags)
     assert v3 <= set(items)
-    codes = [a["valueCoding"]["code"] for a in items["conclusion.red_flags"]]
-    assert codes == ["cauda_equina_signs", "muscle_breakdown_signs"]
+    assert [a["valueCoding"]["code"] for a in items["conclusion.red_flags"]] == flags
     assert items["conclusion.pattern"][0]["valueCoding"]["code"] == "nerve_root_pain"

@@ -21,7 +21,7 @@ from dialogs.engine import Flow, Outcome, Prompt
 from dialogs.records import Conclusion
 from dialogs.vocabulary import FINDINGS, RED_FLAGS, Pattern, Urgency
 from tests.cases import CLASSIC_CRAMP, NO_RED_FLAGS
-from tests.walker import walk
+from tests.walker import random_path, walk
 
 FLOW = Flow.load("triage")
 BOOK = AdviceBook.load()
@@ -360,27 +360,6 @@ def test_without_a_country_the_common_numbers_are_listed_once() -> None:
 # --- Properties over every reachable outcome (issue 16 item 11) -------------------------------
 
 
-@st.composite
-def reachable_path(draw: st.DrawFn) -> tuple[Outcome, int]:
-    """An outcome reached by tapping through the triage at random, and the questions asked."""
-    conversation = FLOW.start(NOW)
-    step = conversation.step()
-    asked = 0
-    while isinstance(step, Prompt):
-        asked += 1
-        question = step.question
-        if question.multi:
-            tickable = [o.id for o in question.options if not o.exclusive]
-            exclusive = [o.id for o in question.options if o.exclusive]
-            ticks = draw(st.lists(st.sampled_from(tickable), unique=True, max_size=5))
-            ids = ticks or [draw(st.sampled_from(exclusive))]
-        else:
-            ids = [draw(st.sampled_from([o.id for o in question.options]))]
-        step = conversation.answer(ids, NOW)
-    assert isinstance(step, Outcome)
-    return step, asked
-
-
 HEADINGS_BY_LEVEL = {
     Urgency.EMERGENCY: ("at once", "straight away"),
     Urgency.URGENT: ("same day", "emergency department if"),
@@ -389,7 +368,7 @@ HEADINGS_BY_LEVEL = {
 
 
 @settings(max_examples=400, deadline=None)
-@given(reachable_path(), st.sampled_from([None, "112", "999 (or 112)"]), st.booleans())
+@given(random_path(FLOW), st.sampled_from([None, "112", "999 (or 112)"]), st.booleans())
 def test_every_reachable_outcome_reads_right(
     path: tuple[Outcome, int], number: str | None, night_line: bool
 ) -> None:

@@ -795,6 +795,67 @@ async def test_a_stale_button_gets_a_toast_and_changes_nothing(
     assert state(bot) == before
 
 
+async def test_a_tap_on_an_older_copy_of_an_answered_question_shows_the_open_one(
+    bot: RunningBot, api: BotApiStub
+) -> None:
+    """Issue 18: a question shown twice (here /start during a check shows it again; after a
+    kill, a send Telegram applied unheard can be), answered on one copy, then tapped on the
+    other. The tap is answered, the answer stands, and that copy shows the open question."""
+    await consent(bot)
+    first = open_question(bot)
+    assert first is not None and question_id(first) == "emergency_signs"
+    await bot.send("/start")
+    again = open_question(bot)
+    assert again is not None and again.message_id != first.message_id
+    assert question_id(again) == "emergency_signs"
+    none = option_label(again, "none")
+    unsure = data_of(again, option_label(again, "unsure"))
+    await tap(bot, first, none)
+    assert question_id(api.message(CHAT, first.message_id)) == "feeling"
+    before = state(bot)
+
+    mark = api.mark()
+    shown = await bot.feed(api.feed_callback(CHAT, again.message_id, unsure))
+    assert bot.toasts(mark) == [views.old_copy()]
+    assert state(bot) == before, "the older copy's answer is not applied"
+    assert chat_bound(api, mark) == ["editMessageText"], "that copy edited, nothing sent"
+    assert [m.message_id for m in shown] == [again.message_id]
+    assert question_id(api.message(CHAT, again.message_id)) == "feeling"
+
+    # Either copy now takes the open question's answer; the other then catches up the same way.
+    await answer_open_question(bot, CRAMP)
+    assert answered(bot) == ["emergency_signs", "feeling"]
+    [ahead, behind] = sorted(
+        (first, again), key=lambda m: question_id(api.message(CHAT, m.message_id)) == "feeling"
+    )
+    mark = api.mark()
+    stale = api.message(CHAT, behind.message_id)
+    await tap(bot, stale, option_label(stale, "knot"))
+    assert bot.toasts(mark) == [views.old_copy()]
+    assert question_id(api.message(CHAT, behind.message_id)) == question_id(
+        api.message(CHAT, ahead.message_id)
+    )
+    assert answered(bot) == ["emergency_signs", "feeling"]
+    assert await answer_all(bot, CRAMP)
+
+
+async def test_a_second_press_on_the_check_message_only_gets_a_toast(
+    bot: RunningBot, api: BotApiStub
+) -> None:
+    """A press on the check's own message after its answer (the edit on its way, or made)
+    is not shown again: the message shows the open question already."""
+    await consent(bot)
+    question = open_question(bot)
+    assert question is not None
+    none = data_of(question, option_label(question, "none"))
+    await bot.feed(api.feed_callback(CHAT, question.message_id, none))
+    mark = api.mark()
+    await bot.feed(api.feed_callback(CHAT, question.message_id, none))
+    assert bot.toasts(mark) == [views.ALREADY]
+    assert chat_bound(api, mark) == []
+    assert answered(bot) == ["emergency_signs"]
+
+
 async def test_a_button_of_a_finished_check_gets_a_toast_and_changes_nothing(
     bot: RunningBot, api: BotApiStub
 ) -> None:

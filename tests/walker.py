@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from hypothesis import strategies as st
+
 from dialogs.content import Option, Question
 from dialogs.engine import Flow, Outcome, Prompt
 
@@ -100,3 +102,24 @@ def walk(flow: Flow, facts: Facts, *, now: datetime = WALK_START) -> Walk:
         else:
             step = conversation.choose(plan.option_id, now, question_id=plan.question_id)
     raise AssertionError(f"the triage did not conclude after {len(plans)} answers: {plans}")
+
+
+@st.composite
+def random_path(draw: st.DrawFn, flow: Flow, *, most_ticks: int = 5) -> tuple[Outcome, int]:
+    """An outcome reached by tapping through a flow at random, and how many questions it took."""
+    conversation = flow.start(WALK_START)
+    step = conversation.step()
+    asked = 0
+    while isinstance(step, Prompt):
+        asked += 1
+        question = step.question
+        if question.multi:
+            tickable = [o.id for o in question.options if not o.exclusive]
+            exclusive = [o.id for o in question.options if o.exclusive]
+            ticks = draw(st.lists(st.sampled_from(tickable), unique=True, max_size=most_ticks))
+            ids = ticks or [draw(st.sampled_from(exclusive))]
+        else:
+            ids = [draw(st.sampled_from([o.id for o in question.options]))]
+        step = conversation.answer(ids, WALK_START)
+    assert isinstance(step, Outcome)
+    return step, asked

@@ -33,6 +33,7 @@ from bot.telegram.turn import MAX_LOGGED_TEXT, Turn, plain
 from dialogs.countries import EmergencyNumbers
 from dialogs.engine import Prompt
 from dialogs.records import CANCELLED
+from storage import Repo
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ class Conversations:
         reply = self.triage.handle(turn.who, action, said=said)
         self.show(turn, reply, self.triage)
 
-    def on_answer(self, turn: Turn, key: AnswerKey | DoneKey | NavKey) -> None:
+    def on_answer(self, turn: Turn, key: AnswerKey | DoneKey | NavKey, repo: Repo) -> None:
         """A button of a question: answer, tick, done, back or cancel."""
         tapped = turn.tapped
         message_id = tapped.message_id if tapped is not None else None
@@ -183,7 +184,19 @@ class Conversations:
                 and answered
                 and answered[-1] == key.question_id
             ):
-                turn.toast(render.ALREADY)
+                chat = turn.chat_id
+                current = repo.outbox.last_edited(chat) if chat is not None else None
+                if (
+                    not isinstance(reply.step, Prompt)
+                    or message_id is None
+                    or message_id == current
+                ):
+                    turn.toast(render.ALREADY)  # a second press on the check's own message
+                    return
+                # An older copy of the question (say, a send Telegram shows twice): the
+                # answer stands, and that copy shows the open question (issue 18).
+                turn.toast(render.old_copy())
+                self.show(turn, reply, service, message_id=message_id)
                 return
             turn.toast(render.STALE)
             if isinstance(reply.step, Prompt):

@@ -316,6 +316,13 @@ CANCELLED = "Check cancelled. Nothing more will be asked. Send /check to start a
 STALE = "That button is from an earlier question."
 OPEN_CHECK = "You have a check open: here is where you are."
 ALREADY = "Got it already ✓"
+
+
+def old_copy(book: ChatBook | None = None) -> str:
+    """The notice for a press on an older copy of a question already answered."""
+    return (book or chat_book()).text("tap", "old_copy")
+
+
 EXPIRED = "That button doesn't work any more."
 TICK_FIRST = "Tick at least one answer first, or choose 'None of these' or 'Not sure'."
 ERROR = (

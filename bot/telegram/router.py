@@ -166,7 +166,7 @@ class Router:
         elif isinstance(key, FollowUpKey):
             self.followups.on_button(turn, repo, key)
         else:
-            self.conversations.on_answer(turn, key)
+            self.conversations.on_answer(turn, key, repo)
 
     def on_menu(self, turn: Turn, repo: Repo, key: MenuKey) -> None:
         if key.action == "decline":
