@@ -284,8 +284,9 @@ class OutboxRepo:
         ).first()
         if row is None:
             return None
-        message_id, payload = row
-        if message_id is None and payload:
+        message_id, sealed = row
+        if message_id is None and sealed:
+            payload = self._sealer.open(self._person(chat_id), PAYLOAD, sealed) or {}
             message_id = payload.get("message_id")
         return None if message_id is None else int(message_id)
 
