@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from dialogs.content import DIALOGS_DIR, Condition, ContentError, Where, parse_condition
+from dialogs.i18n import SOURCE, load_yaml
 from dialogs.records import Conclusion
 from dialogs.vocabulary import (
     FINDINGS,
@@ -349,9 +350,10 @@ class AdviceBook:
                 )
 
     @classmethod
-    def load(cls, path: Path = DIALOGS_DIR / "advice.yaml") -> AdviceBook:
+    def load(cls, path: Path = DIALOGS_DIR / "advice.yaml", lang: str = SOURCE) -> AdviceBook:
+        """Read and check the file, its texts in `lang`."""
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            raw = load_yaml(path, lang)
         except (OSError, yaml.YAMLError) as exc:
             raise ContentError(f"{path.name}: cannot read: {exc}") from exc
         return cls(raw, path.name)

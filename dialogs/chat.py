@@ -19,6 +19,7 @@ import yaml
 
 from dialogs.advice import Advice
 from dialogs.content import DIALOGS_DIR, ContentError
+from dialogs.i18n import SOURCE, load_yaml
 
 MAX_LABEL = 40
 """Button labels longer than this are cut by phones."""
@@ -119,9 +120,10 @@ class ChatBook:
         return cls(texts)
 
     @classmethod
-    def load(cls, path: Path = DIALOGS_DIR / "chat.yaml") -> ChatBook:
+    def load(cls, path: Path = DIALOGS_DIR / "chat.yaml", lang: str = SOURCE) -> ChatBook:
+        """Read and check the file, its texts in `lang`."""
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            raw = load_yaml(path, lang)
         except (OSError, yaml.YAMLError) as exc:
             raise ContentError(f"{path.name}: unreadable: {exc!r}") from exc
         return cls.from_dict(raw, path.name)
@@ -132,9 +134,9 @@ class ChatBook:
 
 
 @cache
-def chat_book() -> ChatBook:
-    """The bot's own `chat.yaml`, loaded and checked once."""
-    return ChatBook.load()
+def chat_book(lang: str = SOURCE) -> ChatBook:
+    """The bot's own `chat.yaml` in `lang`, loaded and checked once."""
+    return ChatBook.load(lang=lang)
 
 
 def one_line(advice: Advice) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from dialogs.i18n import SOURCE, load_yaml
 from dialogs.vocabulary import FINDINGS, IMPLIES, RED_FLAG_MINIMUM, RED_FLAGS, Urgency
 
 DIALOGS_DIR = Path(__file__).resolve().parent
@@ -144,11 +145,11 @@ class FlowContent:
         return next((q for q in self.questions if q.id == question_id), None)
 
 
-def load_flow(name: str, directory: Path = DIALOGS_DIR) -> FlowContent:
-    """Read and validate `<directory>/<name>.yaml`."""
+def load_flow(name: str, directory: Path = DIALOGS_DIR, lang: str = SOURCE) -> FlowContent:
+    """Read and validate `<directory>/<name>.yaml`, its texts in `lang`."""
     path = directory / f"{name}.yaml"
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path, lang)
     except (OSError, yaml.YAMLError) as exc:
         raise ContentError(f"{path.name}: cannot read: {exc}") from exc
     return parse_flow(raw, source=path.name)

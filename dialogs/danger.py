@@ -1,4 +1,5 @@
-"""Typed words read for danger (spec v2 item 5), from `dialogs/danger_phrases.yaml`.
+"""Typed words read for danger (spec v2 item 5), from `dialogs/danger_phrases.yaml` and one
+`dialogs/danger_phrases.<lang>.yaml` per language.
 
 `read(text)` returns the red flags (spec ids, in the spec's order) that free text names, such
 as "chest pain", "cant breath" or "my calf is swollen and hot", and not "no chest pain" or
@@ -6,6 +7,11 @@ as "chest pain", "cant breath" or "my calf is swollen and hot", and not "no ches
 `sudden_weakness` of the kind `stroke_signs`), so the advice names the right danger.
 The phrases are content: this module only reads them. They are loaded and compiled once;
 reading is pure and allocation-light, fit for every message.
+
+Each language has its own phrases, negations and ways of writing (they are not
+translations). A person's text is read with their language's phrases and with English's:
+people mix languages ("heart attack" in a German sentence), and a missed sign costs more
+than a false alarm.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 import yaml
 
 from dialogs.content import DIALOGS_DIR, ContentError, Where
+from dialogs.i18n import SOURCE
 from dialogs.vocabulary import IMPLIES, RED_FLAGS
 
 READ_IDS: tuple[str, ...] = (*RED_FLAGS, *IMPLIES)
@@ -30,9 +37,9 @@ MAX_TEXT = 1000
 """Longer text is read only this far: a chat message naming an emergency says so early."""
 BREAK = "|"
 """The token a clause break becomes."""
-_WORD = re.compile(r"[a-z0-9]+(?:\*)?~?")
-_PUNCTUATION = re.compile(r"[.,;:!?()\[\]\n]+")
-_OTHER = re.compile(r"[^a-z0-9| ]+")
+_WORD = re.compile(r"[^\W_]+(?:\*)?~?")
+_PUNCTUATION = re.compile(r"[.,;:!?()\[\]\n¡¿«»„“”]+")
+_OTHER = re.compile(r"[^\w| ]+|_")
 
 Matcher = Callable[[str], bool]
 
@@ -115,9 +122,9 @@ class DangerReader:
             negations = raw["negations"]
             if not all(isinstance(w, str) for w in negations):  # e.g. an unquoted no
                 raise where.at("negations").error("every word must be a quoted string")
-            self.negations = frozenset(negations)
-            self.breaks = frozenset(str(w) for w in raw.get("clause_breaks", ()))
-            same = {str(k): str(v) for k, v in raw.get("same_words", {}).items()}
+            self.negations = frozenset(fold(w) for w in negations)
+            self.breaks = frozenset(fold(str(w)) for w in raw.get("clause_breaks", ()))
+            same = {fold(str(k)): fold(str(v)) for k, v in raw.get("same_words", {}).items()}
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise where.error(f"malformed: {exc!r}") from exc
         self.same = sorted(
@@ -154,10 +161,10 @@ class DangerReader:
     def _phrase(raw: Any, where: Where) -> Phrase:
         if not isinstance(raw, str) or not raw.split():
             raise where.error("a phrase must be words")
-        words = raw.split()
+        words = fold(raw).split()
         for word in words:
             for alternative in word.split("|"):
-                if not _WORD.fullmatch(alternative):
+                if raw != raw.lower() or not _WORD.fullmatch(alternative):
                     raise where.error(
                         f"{alternative!r} in {raw!r}: use lowercase letters, `|`, `*` and `~`"
                     )
@@ -167,10 +174,7 @@ class DangerReader:
 
     def tokens(self, text: str) -> list[str]:
         """Lowercase words without accents or apostrophes; clause breaks as `BREAK`."""
-        folded = unicodedata.normalize("NFKD", text[:MAX_TEXT].lower())
-        folded = "".join(c for c in folded if not unicodedata.combining(c))
-        folded = folded.replace("'", "").replace("\u2019", "").replace("`", "")
-        folded = _PUNCTUATION.sub(f" {BREAK} ", folded)
+        folded = _PUNCTUATION.sub(f" {BREAK} ", fold(text[:MAX_TEXT]))
         words = [BREAK if w in self.breaks else w for w in _OTHER.sub(" ", folded).split()]
         return self._rewrite(words)
 
@@ -230,12 +234,31 @@ class DangerReader:
         return any(t in self.negations for t in (*inside, *before))
 
 
+def fold(text: str) -> str:
+    """Lowercase, without accents (ä is a, й is и) or apostrophes: how text and phrases are
+    compared, so "Schwäche", "schwache" and "can't", "cant" read the same."""
+    folded = unicodedata.normalize("NFKD", text.lower())
+    folded = "".join(c for c in folded if not unicodedata.combining(c))
+    return folded.replace("'", "").replace("\u2019", "").replace("`", "")
+
+
+def phrases_path(lang: str = SOURCE) -> Path:
+    """English: `danger_phrases.yaml`; another language: `danger_phrases.<lang>.yaml`."""
+    suffix = "" if lang == SOURCE else f".{lang}"
+    return DIALOGS_DIR / f"danger_phrases{suffix}.yaml"
+
+
 @cache
-def reader() -> DangerReader:
-    """The reader of `dialogs/danger_phrases.yaml`, loaded and compiled once."""
-    return DangerReader.load()
+def reader(lang: str = SOURCE) -> DangerReader:
+    """A language's reader, loaded and compiled once (English for a language without one)."""
+    path = phrases_path(lang)
+    return DangerReader.load(path if path.exists() else phrases_path())
 
 
-def read(text: str) -> tuple[str, ...]:
-    """The red flags that free text names in the spec's order, then their kinds (empty: none)."""
-    return reader().read(text)
+def read(text: str, lang: str = SOURCE) -> tuple[str, ...]:
+    """The red flags that free text names in the spec's order, then their kinds (empty:
+    none), read in the person's language and in English."""
+    found = set(reader(lang).read(text))
+    if lang != SOURCE:
+        found |= set(reader().read(text))
+    return tuple(i for i in READ_IDS if i in found)

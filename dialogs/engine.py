@@ -135,6 +135,8 @@ class Flow:
 
     @classmethod
     def load(cls, name: str) -> Flow:
+        """The flow's machine, on its English content (decisions never depend on a language:
+        each language's texts come from `dialogs.texts`)."""
         return cls(load_flow(name))
 
     def start(self, now: datetime) -> Conversation:

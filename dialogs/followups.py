@@ -19,6 +19,7 @@ import yaml
 
 from dialogs.advice import Advice
 from dialogs.content import DIALOGS_DIR, MAX_LABEL, ContentError, Where
+from dialogs.i18n import SOURCE, load_yaml
 from dialogs.nights import next_due
 from dialogs.vocabulary import Urgency
 
@@ -94,9 +95,10 @@ class FollowUpBook:
             raise where.error(f"labels must be 1 to {MAX_LABEL} characters: {too_long}")
 
     @classmethod
-    def load(cls, path: Path = DIALOGS_DIR / "followup.yaml") -> FollowUpBook:
+    def load(cls, path: Path = DIALOGS_DIR / "followup.yaml", lang: str = SOURCE) -> FollowUpBook:
+        """Read and check the file, its texts in `lang`."""
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            raw = load_yaml(path, lang)
         except (OSError, yaml.YAMLError) as exc:
             raise ContentError(f"{path.name}: cannot read: {exc}") from exc
         return cls(raw, path.name)
