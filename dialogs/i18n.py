@@ -51,6 +51,8 @@ TRANSLATED_FILES: tuple[str, ...] = (
     "followup.yaml",
     "chat.yaml",
     "screens.yaml",
+    "checkins.yaml",
+    "terminal.yaml",
     "documents.yaml",
 )
 """The content files whose texts are translated (`danger_phrases*.yaml` are per language,

@@ -31,6 +31,8 @@ class Texts:
     followups: FollowUpBook
     chat: ChatBook
     screens: Words
+    checkins: Words
+    terminal: Words
     documents: Words
 
     def flow(self, name: str) -> FlowContent:
@@ -69,6 +71,8 @@ def texts(lang: str = SOURCE) -> Texts:
         followups=FollowUpBook.load(lang=lang),
         chat=chat_book(lang),
         screens=words("screens", lang),
+        checkins=words("checkins", lang),
+        terminal=words("terminal", lang),
         documents=words("documents", lang),
     )
 

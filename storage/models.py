@@ -70,6 +70,10 @@ class User(Base):
     channel: Mapped[str] = mapped_column(String(32))
     external_id: Mapped[str] = mapped_column(String(64))
     language_code: Mapped[str | None] = mapped_column(String(35))
+    """The language the person's Telegram app is set to (as Telegram sends it)."""
+    language: Mapped[str | None] = mapped_column(String(8))
+    """The language the person chose with /language (`dialogs.i18n.LANGUAGES`); None: follow
+    their app's."""
     country: Mapped[str | None] = mapped_column(String(2))
     """ISO 3166-1 alpha-2."""
     consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

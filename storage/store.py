@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from dialogs.i18n import LANGUAGES, pick
 from dialogs.records import AnswerRecord, Conclusion, ConversationState
 from dialogs.vocabulary import Pattern, Urgency
 from storage.base import Clock, NotFound, utc_now
@@ -64,6 +65,13 @@ class UserInfo:
     consent_at: datetime | None
     created_at: datetime
     country_asked_at: datetime | None = None
+    language: str | None = None
+    """Chosen with /language; None: follow the app's (`lang`)."""
+
+    @property
+    def lang(self) -> str:
+        """The language to write to this person in: the one they chose, else their app's."""
+        return self.language or pick(self.language_code)
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,7 @@ def _user_info(user: User) -> UserInfo:
         consent_at=user.consent_at,
         created_at=user.created_at,
         country_asked_at=user.country_asked_at,
+        language=user.language,
     )
 
 
@@ -313,8 +322,10 @@ class Repo:
         language_code: str | _Unset | None = _UNSET,
         consent_at: datetime | _Unset | None = _UNSET,
         country_asked_at: datetime | _Unset | None = _UNSET,
+        language: str | _Unset | None = _UNSET,
     ) -> UserInfo:
-        """Change only the fields passed (None clears one); `country` is ISO alpha-2."""
+        """Change only the fields passed (None clears one); `country` is ISO alpha-2,
+        `language` one of `dialogs.i18n.LANGUAGES`."""
         user = self._user(user_id)
         if country is not _UNSET:
             user.country = _check_country(country)
@@ -324,6 +335,10 @@ class Repo:
             user.consent_at = consent_at
         if country_asked_at is not _UNSET:
             user.country_asked_at = country_asked_at
+        if language is not _UNSET:
+            if language is not None and language not in LANGUAGES:
+                raise ValueError(f"language {language!r} is not one of {LANGUAGES}")
+            user.language = language
         self._session.flush()
         return _user_info(user)
 
