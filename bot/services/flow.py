@@ -27,7 +27,9 @@ from dialogs.engine import (
     StaleAnswer,
     Step,
 )
+from dialogs.i18n import SOURCE
 from dialogs.records import CANCELLED, AnswerRecord, ConversationState
+from dialogs.texts import FLOWS, texts
 from storage import Repo, Store, UserInfo
 from storage.export import export_user
 
@@ -207,6 +209,16 @@ class FlowService:
                 user.id, consent_at=user.consent_at or self.clock(), language_code=language_code
             )
 
+    def set_language(
+        self, who: Who, language: str | None, *, update_id: int | None = None
+    ) -> UserInfo | None:
+        """Store the language the person chose (None: follow their app's again)."""
+        with self.unit(update_id) as repo:
+            user = repo.find_user(who.channel, who.external_id)
+            if user is None:
+                return None
+            return repo.update_user(user.id, language=language)
+
     def set_country(
         self, who: Who, country: str | None, *, update_id: int | None = None
     ) -> UserInfo | None:
@@ -248,7 +260,7 @@ class FlowService:
             conversation_id, state = found
             if not state.finished or state.state == CANCELLED or state.conclusion is None:
                 return None
-            advice = self.advice.advise(
+            advice = self.advice_for(user).advise(
                 state.conclusion,
                 state.findings,
                 emergency_number=self.emergency_number(user.country),
@@ -299,10 +311,21 @@ class FlowService:
             repo.skip_note(conversation_id)
             return True
 
+    def advice_for(self, user: UserInfo) -> AdviceBook:
+        """The advice in the person's language (English: this service's own book)."""
+        return self.advice if user.lang == SOURCE else texts(user.lang).advice
+
+    def localize(self, user: UserInfo, step: Step) -> Step:
+        """The engine's step with its question in the person's language. Decisions are made
+        on the English flow, so every language gives the same result."""
+        if user.lang == SOURCE or self.flow.name not in FLOWS:
+            return step
+        return texts(user.lang).localize(self.flow.name, step)
+
     def advise(self, user: UserInfo, outcome: Outcome) -> Advice | None:
         if outcome.conclusion is None:
             return None
-        return self.advice.advise(
+        return self.advice_for(user).advise(
             outcome.conclusion,
             outcome.findings,
             emergency_number=self.emergency_number(user.country),
@@ -406,6 +429,7 @@ class FlowService:
     ) -> Reply:
         step = step if step is not None else conversation.step()
         advice = self.advise(user, step) if isinstance(step, Outcome) else None
+        step = self.localize(user, step)
         answers = tuple(conversation.data.answers)
         return Reply(user, conversation_id, step, advice, refused, changed, answers)
 
