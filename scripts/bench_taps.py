@@ -83,6 +83,11 @@ fanout       --fanout-users consented people whose diary check-in is due now (se
              chats that got two), when the first and the last went out, the rate between them,
              and the tapper's p99 over the whole fan-out, from the first poll to the last
              check-in (the dispatcher's preparing the rows counts: target <= 500 ms).
+seal         (not in the default set) the fast crowd with sealing on and off, alternating.
+languages    (not in the default set) the fast crowd with Telegram apps set to en, de, es,
+             pt-br and ru, alternating, --seal-rounds runs each: CPU per tap, p99 and peak
+             RSS, each over English's (target <= 1.10). People press the same buttons in
+             every language: the labels they look for are looked up in the catalogs.
 
 The bare baseline always runs with AIORateLimiter() unless --bare-no-limiter is given (the
 issue's "214 taps/s" bare figure was without it; not the acceptance setup).
@@ -118,10 +123,11 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dialogs.i18n import pick, translations  # noqa: E402
 from tests.botapi_stub import BotApiStub, Call, SentMessage  # noqa: E402
 
-SCENARIOS = ("read", "fast", "export", "fanout", "first", "seal")
-DEFAULT_SCENARIOS = SCENARIOS[:-1]
+SCENARIOS = ("read", "fast", "export", "fanout", "first", "seal", "languages")
+DEFAULT_SCENARIOS = SCENARIOS[:-2]
 """`seal` (sealing on against off) runs only when named."""
 CHAT_BOUND = frozenset(
     {
@@ -641,10 +647,36 @@ class Tap:
         return None if self.done is None else self.done - self.fed
 
 
-def choose(buttons: Sequence[tuple[str, str | None]], rng: random.Random) -> tuple[str, str] | None:
+@dataclass(frozen=True)
+class Labels:
+    """The labels above in one language: each is a message of the catalogs, so a German
+    person presses "Nichts davon" where an English one presses "None of these"."""
+
+    start: tuple[str, ...] = START_LABELS
+    result: str = RESULT_LABEL
+    benign: frozenset[str] = BENIGN_LABELS
+    never: frozenset[str] = NEVER_LABELS
+
+    @classmethod
+    def of(cls, lang: str) -> Labels:
+        say = translations(lang).gettext
+        return cls(
+            tuple(say(x) for x in START_LABELS),
+            say(RESULT_LABEL),
+            frozenset(say(x) for x in BENIGN_LABELS),
+            frozenset(say(x) for x in NEVER_LABELS),
+        )
+
+
+ENGLISH = Labels()
+
+
+def choose(
+    buttons: Sequence[tuple[str, str | None]], rng: random.Random, labels: Labels = ENGLISH
+) -> tuple[str, str] | None:
     """The button a person presses on this keyboard, or None if there is none to press."""
     usable = [(text, data) for text, data in buttons if data is not None]
-    for label in START_LABELS:
+    for label in labels.start:
         for text, data in usable:
             if text == label:
                 return text, data
@@ -654,11 +686,11 @@ def choose(buttons: Sequence[tuple[str, str | None]], rng: random.Random) -> tup
     answers = [
         (t, d)
         for t, d in usable
-        if (t, d) != done and not t.startswith(NEVER_PREFIXES) and t not in NEVER_LABELS
+        if (t, d) != done and not t.startswith(NEVER_PREFIXES) and t not in labels.never
     ]
     if not answers:
         return None
-    benign = [(t, d) for t, d in answers if t in BENIGN_LABELS]
+    benign = [(t, d) for t, d in answers if t in labels.benign]
     if benign and rng.random() < BENIGN_SHARE:
         return rng.choice(benign)
     return rng.choice(answers)
@@ -670,21 +702,28 @@ class Crowd:
 
     api: ObservedStub
     tap_timeout: float
+    language_code: str = "en"
     taps: list[Tap] = field(default_factory=list)
     stuck: int = 0
     unanswered: int = 0
+
+    @property
+    def labels(self) -> Labels:
+        return Labels.of(pick(self.language_code))
 
     async def open_chat(self, chat: int, text: str = "/start") -> bool:
         """Send `text`; True once the chat shows a keyboard to tap."""
         before = _key(self.api.latest_keyboard(chat))
         future = self.api.expect_keyboard(chat, before)
-        self.api.feed_message(chat, text)
+        self.api.feed_message(chat, text, language_code=self.language_code)
         return await _within(future, time.monotonic() + self.tap_timeout) is not None
 
     async def tap(self, chat: int, message: SentMessage, label: str, data: str) -> Tap:
         future = self.api.expect_keyboard(chat, _key(message))
         fed = time.monotonic()
-        update = self.api.feed_callback(chat, message.message_id, data)
+        update = self.api.feed_callback(
+            chat, message.message_id, data, language_code=self.language_code
+        )
         answered = self.api.expect_answer(str(update["callback_query"]["id"]))
         deadline = fed + self.tap_timeout
         tap = Tap(chat, label, fed, await _within(future, deadline))
@@ -715,7 +754,7 @@ class Crowd:
                     return
                 await asyncio.sleep(pause)
             message = self.api.latest_keyboard(chat)
-            choice = None if message is None else choose(message.buttons, rng)
+            choice = None if message is None else choose(message.buttons, rng, self.labels)
             if message is None or choice is None:
                 if recovered or not await self.open_chat(chat):
                     self.stuck += 1
@@ -737,9 +776,9 @@ class Crowd:
         for taps in range(max_taps + 1):
             message = self.api.latest_keyboard(chat)
             labels = [] if message is None else [t for t, _ in message.buttons]
-            if RESULT_LABEL in labels:
+            if self.labels.result in labels:
                 return taps
-            choice = None if message is None else choose(message.buttons, rng)
+            choice = None if message is None else choose(message.buttons, rng, self.labels)
             if message is None or choice is None or taps == max_taps:
                 self.stuck += 1
                 return None
@@ -971,11 +1010,13 @@ async def run_crowd(
     seconds: float,
     tap_timeout: float,
     arrival: float = 0.0,
+    language_code: str = "en",
 ) -> dict[str, Any]:
     """`people` at once for `seconds` after `warmup`; latency, calls, CPU and RSS figures.
-    `arrival`: people come in over this many seconds (measuring starts once all are in)."""
+    `arrival`: people come in over this many seconds (measuring starts once all are in);
+    `language_code`: what their Telegram apps are set to."""
     async with running(kind) as (api, bot, ready):
-        crowd = Crowd(api, tap_timeout)
+        crowd = Crowd(api, tap_timeout, language_code)
         first = Deployment.first_person()
         start = ready + arrival + warmup
         end = start + seconds
@@ -1069,6 +1110,44 @@ async def scenario_seal(args: argparse.Namespace) -> dict[str, Any]:
         "runs": runs,
         "cpu_ms_per_tap": cpu,
         "cpu_per_tap_sealed_over_unsealed": ratio(cpu["sealed"], cpu["unsealed"]),
+    }
+
+
+LANGUAGE_CODES = ("en", "de", "es", "pt-br", "ru")
+
+
+async def scenario_languages(args: argparse.Namespace) -> dict[str, Any]:
+    """The `fast` crowd on nightlegs in each language, `--seal-rounds` times each,
+    alternating: CPU per tap, p99 and peak RSS against English's."""
+    common = {"read": None, "warmup": args.warmup, "tap_timeout": args.tap_timeout}
+    runs: dict[str, list[dict[str, Any]]] = {code: [] for code in LANGUAGE_CODES}
+    for _ in range(args.seal_rounds):
+        for code in LANGUAGE_CODES:
+            runs[code].append(
+                await run_crowd(
+                    "nightlegs",
+                    args.people,
+                    seconds=args.fast_seconds,
+                    language_code=code,
+                    **common,
+                )
+            )
+
+    def mean(code: str, key: str) -> float:
+        return round(sum(r[key] for r in runs[code]) / len(runs[code]), 2)
+
+    figures = {
+        code: {key: mean(code, key) for key in ("cpu_ms_per_tap", "p99_ms", "peak_rss_mb")}
+        for code in LANGUAGE_CODES
+    }
+    return {
+        "runs": runs,
+        "figures": figures,
+        "over_english": {
+            code: {key: ratio(value, figures["en"][key]) for key, value in f.items()}
+            for code, f in figures.items()
+            if code != "en"
+        },
     }
 
 
@@ -1286,6 +1365,24 @@ def _webhook_line(run: dict[str, Any], name: str) -> str | None:
     )
 
 
+def _languages_report(r: dict[str, Any]) -> list[str]:
+    out = [f"\nlanguages: the fast crowd in each language, {len(r['runs']['en'])} runs each"]
+    for code, f in r["figures"].items():
+        over = r["over_english"].get(code)
+        tail = (
+            ""
+            if over is None
+            else f"   over English: CPU {_fmt(over['cpu_ms_per_tap'])}, p99 "
+            f"{_fmt(over['p99_ms'])}, RSS {_fmt(over['peak_rss_mb'])}"
+        )
+        out.append(
+            f"  {code:6} CPU/tap {_fmt(f['cpu_ms_per_tap'], ' ms')}, p99 "
+            f"{_fmt(f['p99_ms'], ' ms')}, peak RSS {_fmt(f['peak_rss_mb'], ' MB')}{tail}"
+        )
+    out.append("  (target: each within 1.10 of English)")
+    return out
+
+
 def report(results: dict[str, Any]) -> str:
     out = [f"\n{results.get('deployment', '')}"]
     if "read" in results:
@@ -1435,6 +1532,8 @@ def report(results: dict[str, Any]) -> str:
             f"  CPU per tap sealed / unsealed = {_fmt(r['cpu_per_tap_sealed_over_unsealed'])}"
             "   (target <= 1.10)"
         )
+    if "languages" in results:
+        out.extend(_languages_report(results["languages"]))
     if "first" in results:
         r = results["first"]
         out.append(
@@ -1518,7 +1617,10 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--fast-seconds", type=float, default=15.0)
     parser.add_argument(
-        "--seal-rounds", type=int, default=2, help="seal: runs with sealing on and off, each"
+        "--seal-rounds",
+        type=int,
+        default=2,
+        help="seal: runs with sealing on and off, each; languages: runs in each language",
     )
     parser.add_argument(
         "--warmup",
@@ -1586,6 +1688,7 @@ def main() -> None:
         "fanout": scenario_fanout,
         "first": scenario_first,
         "seal": scenario_seal,
+        "languages": scenario_languages,
     }
     results: dict[str, Any] = {
         "cores": os.cpu_count(),
