@@ -301,7 +301,8 @@ async def answer_open_question(
     if plan.ticks:
         for option_id in plan.option_ids:
             current = bot.api.message(chat, message.message_id)
-            await tap(bot, message, option_label(current, option_id), chat=chat)
+            label = option_label(current, option_id)
+            await tap(bot, message, label, chat=chat, language_code=language_code)
         current = bot.api.message(chat, message.message_id)
         await tap(bot, message, done_label(current), chat=chat, language_code=language_code)
     else:
