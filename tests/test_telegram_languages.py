@@ -43,13 +43,13 @@ PEOPLE = [("de", "DE"), ("es", "ES"), ("pt-br", "BR"), ("ru", "RU")]
 
 _COMMON = (
     "the and you your to of with is are pain leg legs night doctor check yes no not please "
-    "what when call help now tap answer if it this that for from can will have has don't "
+    "what when call help now tap answer if it this that for from can have has don't "
     "i'm i'll can't here there which who how before after again start stop back cancel "
     "country number emergency result note keep skip choose language settings"
 )
 ENGLISH = frozenset(_COMMON.split())
 """Common English words: none of them appears, as a whole word, in what a person reads."""
-LOANWORDS = {"de": {"check"}, "es": {"no"}, "pt": {"no"}, "ru": set()}
+LOANWORDS = {"de": {"check", "start"}, "es": {"no"}, "pt": {"no"}, "ru": set()}
 """Words that are the language's own too ("no" in Spanish), or a loanword it uses."""
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 _IGNORED = re.compile(r"https?://\S+|/[a-z_]+|\bnightlegs\b")
