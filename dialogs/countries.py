@@ -1,24 +1,99 @@
 """Emergency numbers, urgent-care lines and time zones by country, from
-`dialogs/emergency_numbers.yaml`."""
+`dialogs/emergency_numbers.yaml`, written in each person's language.
+
+A number is written as its country writes it; the words around it ("144 (or 112)",
+"healthdirect on 1800 022 222", a note such as "health advice line") come from screens.yaml
+(`numbers`), so they are translated like every other text. Country names are CLDR's.
+"""
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from dialogs.content import DIALOGS_DIR, ContentError
+from dialogs.i18n import SOURCE, country_name
+from dialogs.words import words
+
+
+@dataclass(frozen=True)
+class Line:
+    """An out-of-hours or advice line: its number (or the service as it is called, "NHS 111"),
+    with the service's name as its country writes it, or a translated note (an id)."""
+
+    line: str
+    name: str | None = None
+    note: str | None = None
+
+    def text(self, lang: str = SOURCE) -> str:
+        numbers = words("screens", lang)
+        if self.name:
+            return numbers.text("numbers", "named", name=self.name, line=self.line)
+        if self.note:
+            note = numbers.text("numbers", "notes", self.note)
+            return numbers.text("numbers", "noted", line=self.line, note=note)
+        return self.line
 
 
 @dataclass(frozen=True)
 class Country:
     code: str
     name: str
-    number: str
+    """The English name (CLDR's, as the YAML writes it); `name_in` gives it in a language."""
+    dial: str
+    """The emergency number to call, as written ("144")."""
     zones: tuple[str, ...] = ()
-    urgent_care: str | None = None
+    line: Line | None = None
     """Spec v2 item 3: the out-of-hours or urgent-care line, where the country has one."""
+    also: str | None = None
+    """Another emergency number that works too ("112")."""
+
+    def name_in(self, lang: str = SOURCE) -> str:
+        return country_name(self.code, lang)
+
+    def number_in(self, lang: str = SOURCE) -> str:
+        """The emergency number as the language writes it: "144 (oder 112)"."""
+        if self.also is None:
+            return self.dial
+        return words("screens", lang).text("numbers", "also", number=self.dial, also=self.also)
+
+    def urgent_care_in(self, lang: str = SOURCE) -> str | None:
+        return self.line.text(lang) if self.line is not None else None
+
+    @property
+    def number(self) -> str:
+        """The emergency number in English ("144 (or 112)")."""
+        return self.number_in(SOURCE)
+
+    @property
+    def urgent_care(self) -> str | None:
+        """The out-of-hours line in English, or None where the country has none listed."""
+        return self.urgent_care_in(SOURCE)
+
+
+def _line(raw: Any) -> Line | None:
+    if not raw:
+        return None
+    if isinstance(raw, Mapping):
+        name, note = raw.get("name"), raw.get("note")
+        return Line(str(raw["line"]), str(name) if name else None, str(note) if note else None)
+    return Line(str(raw))
+
+
+def _country(code: str, raw: Mapping[str, Any]) -> Country:
+    return Country(
+        code,
+        str(raw["name"]),
+        str(raw["number"]),
+        tuple(str(z) for z in raw.get("zones", ())),
+        _line(raw.get("urgent_care")),
+        str(raw["also"]) if raw.get("also") else None,
+    )
 
 
 class EmergencyNumbers:
@@ -39,13 +114,7 @@ class EmergencyNumbers:
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
             countries = {
-                str(code).upper(): Country(
-                    str(code).upper(),
-                    str(c["name"]),
-                    str(c["number"]),
-                    tuple(str(z) for z in c.get("zones", ())),
-                    str(c["urgent_care"]) if c.get("urgent_care") else None,
-                )
+                str(code).upper(): _country(str(code).upper(), c)
                 for code, c in raw["countries"].items()
             }
             suggestions = {
@@ -67,16 +136,27 @@ class EmergencyNumbers:
         unknown = sorted(set(aliases.values()) - set(countries))
         if unknown:
             raise ContentError(f"{path.name}: aliases name unlisted countries {unknown}")
+        notes = words("screens").section("numbers", "notes")
+        noted = {c.code: c.line.note for c in countries.values() if c.line and c.line.note}
+        unknown = sorted(code for code, note in noted.items() if note not in notes)
+        if unknown:
+            raise ContentError(f"{path.name}: notes not in screens.yaml (numbers.notes): {unknown}")
         return cls(countries, suggestions, aliases)
 
-    def number(self, country: str | None) -> str | None:
+    def number(self, country: str | None, lang: str = SOURCE) -> str | None:
+        """The country's emergency number as `lang` writes it, or None when it is unknown."""
         found = self.countries.get((country or "").upper())
-        return found.number if found else None
+        return found.number_in(lang) if found else None
 
-    def urgent_care(self, country: str | None) -> str | None:
-        """The country's out-of-hours or urgent-care line, or None where it has none listed."""
+    def urgent_care(self, country: str | None, lang: str = SOURCE) -> str | None:
+        """The country's out-of-hours or urgent-care line (in `lang`), or None where it has
+        none listed."""
         found = self.countries.get((country or "").upper())
-        return found.urgent_care if found else None
+        return found.urgent_care_in(lang) if found else None
+
+    def by_name(self, lang: str = SOURCE) -> list[Country]:
+        """Every country, in the alphabetical order of their names in `lang`."""
+        return sorted(self.countries.values(), key=lambda c: _collation(c.name_in(lang)))
 
     def zones(self, country: str | None) -> tuple[str, ...]:
         """The country's IANA time zones, the main one first; empty when unknown."""
@@ -111,3 +191,10 @@ class EmergencyNumbers:
         tag = language_code.lower().replace("_", "-")
         code = self._suggestions.get(tag) or self._suggestions.get(tag.split("-")[0])
         return self.countries.get(code) if code else None
+
+
+def _collation(name: str) -> str:
+    """A sort key that puts "Österreich" with the O's (accents aside)."""
+    return "".join(
+        ch for ch in unicodedata.normalize("NFKD", name.casefold()) if not unicodedata.combining(ch)
+    )

@@ -50,7 +50,10 @@ class RunningBot:
         self._task = asyncio.create_task(
             serve(settings, self.core, self._stop, poll_timeout=1, on_ready=self._ready)
         )
-        await self.api.wait_for_call("setMyCommands", after=mark)
+        # The command menu goes in every language, English (no language_code) last.
+        await self.api.wait_for_call(
+            "setMyCommands", lambda c: not c.params.get("language_code"), after=mark
+        )
         return self
 
     def _ready(self, application: Any) -> None:

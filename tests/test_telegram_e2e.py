@@ -34,7 +34,9 @@ from dialogs.chat import chat_book, one_line
 from dialogs.countries import EmergencyNumbers
 from dialogs.engine import Flow, Prompt
 from dialogs.followups import FollowUpBook
+from dialogs.i18n import pick
 from dialogs.records import CANCELLED, FINAL_STATES, AnswerRecord, Conclusion
+from dialogs.texts import texts as texts_in
 from dialogs.vocabulary import FINDINGS, Pattern, Urgency
 from storage.models import OutboxMessage
 from tests import test_danger as danger_table
@@ -299,7 +301,8 @@ async def answer_open_question(
     if plan.ticks:
         for option_id in plan.option_ids:
             current = bot.api.message(chat, message.message_id)
-            await tap(bot, message, option_label(current, option_id), chat=chat)
+            label = option_label(current, option_id)
+            await tap(bot, message, label, chat=chat, language_code=language_code)
         current = bot.api.message(chat, message.message_id)
         await tap(bot, message, done_label(current), chat=chat, language_code=language_code)
     else:
@@ -1387,8 +1390,11 @@ def country_questions(api: BotApiStub, chat: int = CHAT) -> list[SentMessage]:
     ]
 
 
-def agree_in(country: str) -> str:
-    return CHAT_BOOK.text("consent", "agree_in", country=NUMBERS.countries[country].name)
+def agree_in(country: str, language_code: str = "en") -> str:
+    """The introduction's "OK, country" button, in the language of the person's app."""
+    lang = pick(language_code)
+    name = NUMBERS.countries[country].name_in(lang)
+    return texts_in(lang).chat.text("consent", "agree_in", country=name)
 
 
 @pytest.mark.parametrize(
@@ -1403,7 +1409,7 @@ async def test_the_introduction_suggests_the_country_of_the_telegram_language(
     if country is None:
         assert labels == [CHOOSE_COUNTRY, CONSENT, DECLINE]
     else:
-        assert labels == [agree_in(country), CHOOSE_COUNTRY, CONSENT, DECLINE]
+        assert labels == [agree_in(country, language_code), CHOOSE_COUNTRY, CONSENT, DECLINE]
     assert user_id(bot) is None, "nothing stored before the tap"
 
 

@@ -36,6 +36,9 @@ from storage.export import export_user
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+NumberOf = Callable[..., str | None]
+"""A country's emergency number or out-of-hours line: `(country)` in English, or
+`(country, lang)` as that language writes it (`EmergencyNumbers.number`)."""
 
 
 class Duplicate(Exception):
@@ -126,8 +129,8 @@ class FlowService:
         advice: AdviceBook,
         *,
         clock: Clock = utc_now,
-        emergency_number: Callable[[str | None], str | None] = lambda _country: None,
-        urgent_care: Callable[[str | None], str | None] = lambda _country: None,
+        emergency_number: NumberOf = lambda _country, _lang=SOURCE: None,
+        urgent_care: NumberOf = lambda _country, _lang=SOURCE: None,
         on_finish: FinishHook | None = None,
     ) -> None:
         self.store = store
@@ -260,11 +263,12 @@ class FlowService:
             conversation_id, state = found
             if not state.finished or state.state == CANCELLED or state.conclusion is None:
                 return None
+            emergency_number, urgent_care = self.numbers(user.country, user.lang)
             advice = self.advice_for(user).advise(
                 state.conclusion,
                 state.findings,
-                emergency_number=self.emergency_number(user.country),
-                urgent_care=self.urgent_care(user.country),
+                emergency_number=emergency_number,
+                urgent_care=urgent_care,
             )
             return conversation_id, advice
 
@@ -322,14 +326,21 @@ class FlowService:
             return step
         return texts(user.lang).localize(self.flow.name, step)
 
+    def numbers(self, country: str | None, lang: str = SOURCE) -> tuple[str | None, str | None]:
+        """The country's emergency number and out-of-hours line, as `lang` writes them."""
+        if lang == SOURCE:
+            return self.emergency_number(country), self.urgent_care(country)
+        return self.emergency_number(country, lang), self.urgent_care(country, lang)
+
     def advise(self, user: UserInfo, outcome: Outcome) -> Advice | None:
         if outcome.conclusion is None:
             return None
+        emergency_number, urgent_care = self.numbers(user.country, user.lang)
         return self.advice_for(user).advise(
             outcome.conclusion,
             outcome.findings,
-            emergency_number=self.emergency_number(user.country),
-            urgent_care=self.urgent_care(user.country),
+            emergency_number=emergency_number,
+            urgent_care=urgent_care,
         )
 
     # --- internals ----------------------------------------------------------------------------

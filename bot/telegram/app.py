@@ -37,23 +37,36 @@ from bot.telegram.polling import DurablePolling
 from bot.telegram.router import Router
 from bot.telegram.settings import Settings as SettingsFeature
 from bot.telegram.triage import Triage
+from dialogs.i18n import LANGUAGES, SOURCE
+from dialogs.texts import texts
 
 if TYPE_CHECKING:
     from bot.telegram.webhook import Webhook
 
 logger = logging.getLogger(__name__)
 
-COMMANDS = [
-    BotCommand("check", "Start a new check of your night leg symptoms"),
-    BotCommand("back", "Undo your last answer"),
-    BotCommand("cancel", "Stop the current check"),
-    BotCommand("diary", "Nightly check-ins: time, zone, pause, stop"),
-    BotCommand("summary", "Your last 7 and 30 nights, with a chart"),
-    BotCommand("settings", "Your country, for the emergency number"),
-    BotCommand("export", "Get a copy of everything stored about you"),
-    BotCommand("delete", "Erase everything stored about you"),
-    BotCommand("help", "What this bot does"),
-]
+COMMAND_NAMES = (
+    "check",
+    "back",
+    "cancel",
+    "diary",
+    "summary",
+    "settings",
+    "language",
+    "export",
+    "delete",
+    "help",
+)
+"""The command menu, in order; each description is in screens.yaml (`commands`)."""
+
+
+def commands(lang: str = SOURCE) -> list[BotCommand]:
+    """The command menu in a language."""
+    words = texts(lang).screens
+    return [BotCommand(name, words.text("commands", name)) for name in COMMAND_NAMES]
+
+
+COMMANDS = commands()
 RETENTION_EVERY = 24 * 3600.0
 DISPATCH_EVERY = 30.0
 """Seconds between dispatcher runs; the database, not the job, decides what is due."""
@@ -133,7 +146,7 @@ def build_application(settings: Settings, core: Core, *, rate_limit: bool = True
         Triage(conversations),
         diary,
         export,
-        SettingsFeature(core.service, numbers),
+        SettingsFeature(core.service, numbers, conversations),
         followups,
     )
     application.add_error_handler(lanes.on_error)  # before the router's: database faults
@@ -217,9 +230,13 @@ def _retention_job(core: Core, days: int) -> Callable[[object], Awaitable[None]]
 
 
 async def register_commands(application: Application) -> None:  # type: ignore[type-arg]
-    """Show the command menu in Telegram; a failure here must not keep the bot from running."""
+    """Show the command menu in Telegram, in each language for the apps set to it, English for
+    every other (last: once it is there, the whole menu is); a failure here must not keep the
+    bot from running."""
     try:
-        await application.bot.set_my_commands(COMMANDS)
+        for lang in (*(lang for lang in LANGUAGES if lang != SOURCE), SOURCE):
+            code = None if lang == SOURCE else lang
+            await application.bot.set_my_commands(commands(lang), language_code=code)
     except InvalidToken:
         raise
     except TelegramError as exc:

@@ -3,9 +3,12 @@
 Agreeing gives the country in the same tap (spec v3 item 9: suggested from the person's
 Telegram language, another one from a list, or none), and edits the introduction into the
 check's first question: from /start to the first question costs one message and one edit.
+Everything is written in the person's language: their app's until they choose one.
 """
 
 from __future__ import annotations
+
+from html import escape
 
 from bot.services.flow import FlowService
 from bot.telegram import render
@@ -24,51 +27,58 @@ class Consent:
         self.triage = triage
         self.conversations = conversations
 
-    def intro(self, turn: Turn) -> render.Screen:
+    def intro(self, turn: Turn, repo: Repo) -> render.Screen:
         """The introduction, suggesting the country of the person's Telegram language."""
-        return render.intro(self.conversations.numbers.suggest(turn.user.language_code))
+        suggested = self.conversations.numbers.suggest(turn.user.language_code)
+        return render.intro(suggested, turn.texts(repo))
 
     def on_start(self, turn: Turn, repo: Repo) -> None:
         if not turn.consented(repo):
-            turn.say(self.intro(turn))
+            turn.say(self.intro(turn, repo))
             return
         turn.log_in(repo, "/start")
-        if not self.show_open(turn, lead="You have a check in progress; here is where we were."):
-            turn.say(render.WELCOME_BACK)
+        t = turn.texts(repo)
+        if not self.show_open(turn, repo, lead=t.screens.text("menu", "in_progress")):
+            turn.say(render.welcome_back(t))
 
-    def show_open(self, turn: Turn, *, lead: str) -> bool:
-        """Show the open check or check-in as a new message; False if there is none."""
+    def show_open(self, turn: Turn, repo: Repo, *, lead: str) -> bool:
+        """Show the open check or check-in as a new message (`lead`, plain text, above it);
+        False if there is none."""
         found = self.conversations.open_step(turn)
         if found is None:
             return False
         service, reply = found
-        turn.say(lead)
+        turn.say(render.Screen(escape(lead, quote=False)))
         self.conversations.show(turn, reply, service)
         return True
 
     @staticmethod
     def on_help(turn: Turn, repo: Repo) -> None:
         turn.log_in(repo, "/help")
-        turn.say(render.HELP)
+        turn.say(render.help_screen(turn.texts(repo)))
 
     def on_agree(self, turn: Turn, repo: Repo, arg: str = "") -> None:
         """An "OK" button: store the person (with the country it names, if any) and turn the
         introduction into the check's first question. An old copy never discards a check."""
         tapped = turn.tapped
         message_id = tapped.message_id if tapped is not None else None
+        t = turn.texts(repo)
         if turn.consented(repo):
-            if not self.show_open(turn, lead="You have a check open; here is where you are."):
+            if not self.show_open(turn, repo, lead=t.screens.text("menu", "open_here")):
                 self.conversations.start(turn, said="[agreed to the terms]")
             return
         numbers = self.conversations.numbers
         if arg in (PICK, BACK):
-            countries = sorted(numbers.countries.values(), key=lambda c: c.name)
-            screen = render.intro_countries(countries) if arg == PICK else self.intro(turn)
+            screen = (
+                render.intro_countries(numbers.by_name(t.lang), t)
+                if arg == PICK
+                else self.intro(turn, repo)
+            )
             turn.edit(message_id, screen)
             return
         country = numbers.countries.get(arg.upper()) if arg else None
         if arg and country is None:
-            turn.toast(render.EXPIRED)
+            turn.toast(render.notice("EXPIRED", t))
             return
         self.triage.consent(turn.who, language_code=turn.user.language_code)
         # Asked and answered, or skipped: results show that country's numbers, or the
@@ -79,10 +89,10 @@ class Consent:
             turn,
             said="[agreed to the terms]",
             message_id=message_id,
-            lead=render.agreed(country),
+            lead=render.agreed(country, t),
         )
 
     @staticmethod
-    def on_decline(turn: Turn) -> None:
+    def on_decline(turn: Turn, repo: Repo) -> None:
         tapped = turn.tapped
-        turn.edit(tapped.message_id if tapped else None, render.DECLINED.text)
+        turn.edit(tapped.message_id if tapped else None, render.declined(turn.texts(repo)).text)

@@ -32,12 +32,14 @@ from bot.telegram.keys import AnswerKey, DoneKey, NavKey
 from bot.telegram.turn import MAX_LOGGED_TEXT, Turn, plain
 from dialogs.countries import EmergencyNumbers
 from dialogs.engine import Prompt
-from dialogs.records import CANCELLED
+from dialogs.records import CANCELLED, AnswerRecord
+from dialogs.texts import FLOWS, Texts, texts
 from storage import Repo
 
 logger = logging.getLogger(__name__)
 
 QuestionScreen = Callable[[Prompt, int], render.Screen]
+"""A flow's own look for a question (its texts in the language of the update, `render`)."""
 Ending = Callable[[Turn, Reply], None]
 AfterResult = Callable[[Turn, Reply], "render.Extra | None"]
 
@@ -77,14 +79,25 @@ class Conversations:
 
     def question(self, service: FlowService, reply: Reply, step: Prompt) -> render.Screen:
         assert reply.conversation_id is not None
+        t = texts(reply.user.lang)
         look = self.screens.get(service.flow.name)
         screen = (
             look(step, reply.conversation_id)
             if look is not None
-            else render.question(step, reply.conversation_id)
+            else render.question(step, reply.conversation_id, t)
         )
         done = tuple(a for a in reply.answers if a.question_id != step.question.id)
-        return render.living(render.answer_lines(service.flow.content, done), screen)
+        return render.living(self.answer_lines(service, reply, done), screen)
+
+    @staticmethod
+    def answer_lines(
+        service: FlowService, reply: Reply, answers: tuple[AnswerRecord, ...]
+    ) -> list[str]:
+        """The answered lines, in the person's language (the flow's questions in it)."""
+        t = texts(reply.user.lang)
+        name = service.flow.name
+        content = t.flow(name) if name in FLOWS else service.flow.content
+        return render.answer_lines(content, answers, t)
 
     def show(
         self,
@@ -97,15 +110,16 @@ class Conversations:
     ) -> None:
         """Show where a conversation is: in the tapped message if there is one, else anew;
         `lead` (HTML) goes above a question."""
+        t = texts(reply.user.lang)
         if reply.refused == "restarted":
-            turn.say(render.RESTARTED)
+            turn.say(render.said("RESTARTED", t))
             self.start(turn, said=None)
             return
         step = reply.step
-        lines = render.answer_lines(service.flow.content, reply.answers)
+        lines = self.answer_lines(service, reply, reply.answers)
         cid = reply.conversation_id
         if step is None:
-            turn.say(render.NO_CHECK)
+            turn.say(render.said("NO_CHECK", t))
         elif isinstance(step, Prompt):
             screen = self.question(service, reply, step)
             if lead:
@@ -116,11 +130,12 @@ class Conversations:
                 turn.edit(message_id, screen, log=plain(step.question.text), conversation_id=cid)
         elif step.state == CANCELLED:
             if message_id is not None:
-                turn.edit(message_id, render.transcript(lines, "Cancelled"))
-            turn.say(render.CANCELLED, conversation_id=cid)
+                ended = t.screens.text("check", "cancelled")
+                turn.edit(message_id, render.transcript(lines, ended))
+            turn.say(render.said("CANCELLED", t), conversation_id=cid)
         elif reply.advice is None:
             if message_id is not None:
-                turn.edit(message_id, render.transcript(lines, "Done"))
+                turn.edit(message_id, render.transcript(lines, t.screens.text("check", "done")))
             ending = self.endings.get(service.flow.name)
             if ending is not None:
                 ending(turn, reply)
@@ -129,7 +144,7 @@ class Conversations:
             # The check's message becomes the result, with all that follows a result on its
             # buttons: one call for the last tap, as for every other (spec v3 item 10).
             extras = tuple(e for after in self.after_result if (e := after(turn, reply)))
-            screen = render.outcome(reply.advice, cid, extras=extras, answers=lines)
+            screen = render.outcome(reply.advice, cid, extras=extras, answers=lines, t=t)
             turn.edit(message_id, screen, log=plain(screen.text), conversation_id=cid)
 
     # --- starting and stepping ------------------------------------------------------------
@@ -165,17 +180,20 @@ class Conversations:
         message_id = tapped.message_id if tapped is not None else None
         service = self.service_for(key.conversation_id)
         before = service.flow.content.question(getattr(key, "question_id", ""))
+        t = turn.texts(repo)
+        words = t.screens
         action: Action
         match key:
             case AnswerKey(cid, qid, oid, tick):
                 action = Choose(oid, question_id=qid, conversation_id=cid, tick=tick)
-                said = _label(service, qid, oid)
+                said = _label(service, qid, oid, t)
             case DoneKey(cid, qid):
-                action, said = Done(question_id=qid, conversation_id=cid), "Done"
+                action = Done(question_id=qid, conversation_id=cid)
+                said = words.text("check", "said_done")
             case NavKey("back", cid):
-                action, said = Back(conversation_id=cid), "Back"
+                action, said = Back(conversation_id=cid), words.text("check", "said_back")
             case NavKey(_, cid):
-                action, said = Cancel(conversation_id=cid), "Cancel"
+                action, said = Cancel(conversation_id=cid), words.text("check", "said_cancel")
         reply = service.handle(turn.who, action, said=said, meta={"button": key_data(turn)})
         if reply.refused in ("stale", "no_open_check"):
             answered = [a.question_id for a in reply.answers]
@@ -191,22 +209,22 @@ class Conversations:
                     or message_id is None
                     or message_id == current
                 ):
-                    turn.toast(render.ALREADY)  # a second press on the check's own message
+                    turn.toast(render.notice("ALREADY", t))  # a second press on its own message
                     return
                 # An older copy of the question (say, a send Telegram shows twice): the
                 # answer stands, and that copy shows the open question (issue 18).
-                turn.toast(render.old_copy())
+                turn.toast(render.old_copy(t))
                 self.show(turn, reply, service, message_id=message_id)
                 return
-            turn.toast(render.STALE)
+            turn.toast(render.notice("STALE", t))
             if isinstance(reply.step, Prompt):
                 self.show(turn, reply, service)  # where the person really is
             return
         if reply.refused == "nothing_ticked":
-            turn.toast(render.TICK_FIRST)
+            turn.toast(render.notice("TICK_FIRST", t))
             return
         if reply.refused is not None:
-            turn.toast(render.EXPIRED)
+            turn.toast(render.notice("EXPIRED", t))
             return
         step = reply.step
         if isinstance(step, Prompt) and before is not None and step.question.id == before.id:
@@ -235,8 +253,11 @@ def key_data(turn: Turn) -> str | None:
     return query.data if query is not None else None
 
 
-def _label(service: FlowService, question_id: str, option_id: str) -> str:
-    question = service.flow.content.question(question_id)
+def _label(service: FlowService, question_id: str, option_id: str, t: Texts) -> str:
+    """The label of the button pressed, as the person read it."""
+    name = service.flow.name
+    content = t.flow(name) if name in FLOWS else service.flow.content
+    question = content.question(question_id)
     option = question.option(option_id) if question else None
     return option.label if option else option_id
 

@@ -63,7 +63,8 @@ FOLLOWUP_ACTIONS = ("yes", "no", *ANSWERS)
 class MenuKey:
     """Buttons that are not part of a question: consent (its argument: a country code, "none"
     to skip the country, "pick" for the list, "back" from it), new check, country, export,
-    delete, the note for the doctor ("note" and "nskip", the conversation's id)."""
+    delete, the note for the doctor ("note" and "nskip", the conversation's id), the language
+    ("lang": the list, or with a language's code, that language)."""
 
     action: str
     arg: str = ""
@@ -90,6 +91,7 @@ MENU_ACTIONS = DIARY_ACTIONS | {
     "goon",
     "note",
     "nskip",
+    "lang",
 }
 _PATTERNS: list[tuple[re.Pattern[str], type]] = [
     (re.compile(rf"^a:([0-9]{{1,12}}):({_ID}):({_ID})$"), AnswerKey),

@@ -45,6 +45,7 @@ def chat_key(update: object) -> int | None:
 
 class ChatLanes(BaseUpdateProcessor):
     metrics: Metrics = DISCARD
+
     def __init__(self, store: Store, *, max_concurrent: int = MAX_CONCURRENT) -> None:
         super().__init__(max_concurrent)
         self.store = store
@@ -159,9 +160,9 @@ class ChatLanes(BaseUpdateProcessor):
 
     def _apologise(self, update: Update) -> list[int]:
         turn = Turn(update)
-        if turn.private:
-            turn.say(render.ERROR)
         with self.store.transaction() as repo:
+            if turn.private:
+                turn.say(render.said("ERROR", turn.texts(repo)))
             repo.claim_update(update.update_id)
             return turn.queue(repo)
 

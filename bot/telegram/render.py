@@ -1,30 +1,44 @@
 """What the bot shows in Telegram: steps turned into HTML text plus inline keyboards.
 
 Every function here is pure (no network, no database), so messages can be checked in tests.
+Every word comes from the content YAML in the person's language: a function takes that
+language's `Texts` (`t`). Without one it writes in the language of the update being handled
+(`LANGUAGE`, set per update by the router), which is English outside an update. The short
+notices (`render.EXPIRED`, `render.HELP`, ...) are read the same way, when used.
 """
 
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass
 from html import escape, unescape
+from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import MessageLimit
 
 from bot.telegram.keys import AnswerKey, DoneKey, MenuKey, NavKey, encode
 from dialogs.advice import Advice
-from dialogs.chat import ChatBook, chat_book
 from dialogs.content import FlowContent
 from dialogs.countries import Country
 from dialogs.engine import Prompt
+from dialogs.i18n import NAMES, SOURCE
 from dialogs.records import AnswerRecord
+from dialogs.texts import Texts, texts
 
 MAX_TEXT = MessageLimit.MAX_TEXT_LENGTH
 _TAG = re.compile(r"<[^>]+>")
 TICKED, UNTICKED = "✅ ", "▫️ "
 TWO_PER_ROW_UP_TO = 16
 """Labels this short sit two to a row; longer ones get a row each, so phones don't cut them."""
+LANGUAGE: ContextVar[str] = ContextVar("language", default=SOURCE)
+"""The language of the person whose update is being handled (set by the router)."""
+
+
+def _t(t: Texts | None) -> Texts:
+    """The texts to write with: the ones given, else the current person's language."""
+    return t if t is not None else texts(LANGUAGE.get())
 
 
 @dataclass(frozen=True)
@@ -48,8 +62,9 @@ def _rows(buttons: list[InlineKeyboardButton]) -> list[list[InlineKeyboardButton
     return rows
 
 
-def question(prompt: Prompt, conversation_id: int) -> Screen:
+def question(prompt: Prompt, conversation_id: int, t: Texts | None = None) -> Screen:
     """A question with one button per option, ticks on multi-answer ones, and Back / Cancel."""
+    words = _t(t).screens
     q = prompt.question
     buttons = []
     for option in q.options:
@@ -65,14 +80,18 @@ def question(prompt: Prompt, conversation_id: int) -> Screen:
         rows.append([_button(f"{q.done_label} ➡️", DoneKey(conversation_id, q.id))])
     nav = []
     if prompt.can_go_back:
-        nav.append(_button("⬅️ Back", NavKey("back", conversation_id)))
-    nav.append(_button("✖️ Cancel", NavKey("cancel", conversation_id)))
+        nav.append(_button(words.text("check", "back"), NavKey("back", conversation_id)))
+    nav.append(_button(words.text("check", "cancel"), NavKey("cancel", conversation_id)))
     rows.append(nav)
     return Screen(escape(q.text), InlineKeyboardMarkup(rows))
 
 
-def answer_lines(content: FlowContent, answers: tuple[AnswerRecord, ...]) -> list[str]:
-    """What the person answered so far, one line per question, as the check's message shows."""
+def answer_lines(
+    content: FlowContent, answers: tuple[AnswerRecord, ...], t: Texts | None = None
+) -> list[str]:
+    """What the person answered so far, one line per question, as the check's message shows
+    (`content` in the person's language)."""
+    skipped = _t(t).screens.text("check", "skipped")
     lines = []
     for record in answers:
         question = content.question(record.question_id)
@@ -81,7 +100,7 @@ def answer_lines(content: FlowContent, answers: tuple[AnswerRecord, ...]) -> lis
         labels = [o.label for o in question.options if o.id in record.option_ids]
         if record.text:
             labels.append(f"“{record.text}”")
-        answer = ", ".join(labels) or "(skipped)"
+        answer = ", ".join(labels) or skipped
         lines.append(f"☑️ {escape(question.text)} <b>{escape(answer)}</b>")
     return lines
 
@@ -120,7 +139,7 @@ def outcome(
     *,
     extras: tuple[Extra, ...] = (),
     answers: list[str] | None = None,
-    book: ChatBook | None = None,
+    t: Texts | None = None,
 ) -> Screen:
     """The conclusion: what to do and how fast first, each red flag's own block, why, what
     helps, then the safety net grouped by level (the sections of `Advice`, in order).
@@ -129,15 +148,16 @@ def outcome(
     taps): the answers given, folded, if they fit; then the features' lines (the follow-up
     offer) with their buttons; the note for the doctor; new check, change answer, export.
     """
-    book = book or chat_book()
+    t = _t(t)
+    words = t.screens
     rows: list[list[InlineKeyboardButton]] = [list(extra.row) for extra in extras if extra.row]
     rows += [
-        [_button(book.text("note", "button"), MenuKey("note", str(conversation_id)))],
+        [_button(t.chat.text("note", "button"), MenuKey("note", str(conversation_id)))],
         [
-            _button("🔁 New check", MenuKey("new")),
-            _button("⬅️ Change answer", NavKey("back", conversation_id)),
+            _button(words.text("check", "new_check"), MenuKey("new")),
+            _button(words.text("check", "change_answer"), NavKey("back", conversation_id)),
         ],
-        [_button("📄 Export my data", MenuKey("export"))],
+        [_button(words.text("check", "export"), MenuKey("export"))],
     ]
     text = advice_html(advice)
     tail = "".join(f"\n\n<i>{escape(extra.text)}</i>" for extra in extras)
@@ -194,52 +214,48 @@ def fit(text: str, limit: int = MAX_TEXT) -> str:
 
 # --- fixed screens ------------------------------------------------------------------------------
 
-INTRO_TEXT = (
-    "Hi, I'm <b>nightlegs</b>. When your legs wake you at night, I help you tell a cramp from "
-    "restless legs from a circulation warning sign, and say how fast to act.\n"
-    "It takes a minute of taps. I'm not a doctor, and this is <b>not a diagnosis</b>.\n"
-    "I keep your answers and this chat so you can look back; /export sends you a copy and "
-    "/delete erases it all.\n\n"
-    "Is that OK with you?"
-)
 
-
-def intro(suggested: Country | None, book: ChatBook | None = None) -> Screen:
+def intro(suggested: Country | None, t: Texts | None = None) -> Screen:
     """The introduction: agreeing and giving the country is one tap (spec v3 item 9), the
     country suggested from the person's language; another country, or none, also agree."""
-    book = book or chat_book()
+    t = _t(t)
+    book, words = t.chat, t.screens
     rows = []
     if suggested is not None:
-        label = book.text("consent", "agree_in", country=suggested.name)
+        label = book.text("consent", "agree_in", country=suggested.name_in(t.lang))
         rows.append([_button(label, MenuKey("consent", suggested.code))])
     rows.append([_button(book.text("consent", "agree_choose"), MenuKey("consent", "pick"))])
     rows.append([_button(book.text("consent", "agree_skip"), MenuKey("consent"))])
     rows.append([_button(book.text("consent", "decline"), MenuKey("decline"))])
     why = escape(book.text("consent", "why_country"))
-    head, _, ask = INTRO_TEXT.rpartition("\n\n")
+    head, ask = words.text("intro", "head"), escape(words.text("intro", "ask"))
     return Screen(f"{head}\n{why}\n\n{ask}", InlineKeyboardMarkup(rows))
 
 
-def intro_countries(countries: list[Country], book: ChatBook | None = None) -> Screen:
+def _country_rows(
+    countries: list[Country], action: str, t: Texts
+) -> list[list[InlineKeyboardButton]]:
+    buttons = [_button(c.name_in(t.lang), MenuKey(action, c.code)) for c in countries]
+    return [buttons[i : i + 3] for i in range(0, len(buttons), 3)]
+
+
+def intro_countries(countries: list[Country], t: Texts | None = None) -> Screen:
     """The consent's country list: tapping a country agrees and starts the check."""
-    book = book or chat_book()
-    buttons = [_button(c.name, MenuKey("consent", c.code)) for c in countries]
-    rows = [buttons[i : i + 3] for i in range(0, len(buttons), 3)]
+    t = _t(t)
+    book = t.chat
+    rows = _country_rows(countries, "consent", t)
     rows.append([_button(book.text("consent", "not_listed"), MenuKey("consent"))])
     rows.append([_button(book.text("consent", "back"), MenuKey("consent", "back"))])
     return Screen(escape(book.text("consent", "choose")), InlineKeyboardMarkup(rows))
 
 
-INTRO = intro(None)
-"""The introduction for a person whose language suggests no country."""
-
-
-def agreed(country: Country | None, book: ChatBook | None = None) -> str:
+def agreed(country: Country | None, t: Texts | None = None) -> str:
     """The line above the first question once the person agreed."""
-    book = book or chat_book()
+    t = _t(t)
     if country is None:
-        return escape(book.text("consent", "agreed"))
-    return escape(book.text("consent", "agreed_in", country=country.name, number=country.number))
+        return escape(t.chat.text("consent", "agreed"))
+    name, number = country.name_in(t.lang), country.number_in(t.lang)
+    return escape(t.chat.text("consent", "agreed_in", country=name, number=number))
 
 
 def with_lead(lead: str, screen: Screen) -> Screen:
@@ -247,8 +263,8 @@ def with_lead(lead: str, screen: Screen) -> Screen:
     return Screen(f"{lead}\n\n{screen.text}", screen.markup)
 
 
-def note_prompt(conversation_id: int, book: ChatBook | None = None) -> Screen:
-    book = book or chat_book()
+def note_prompt(conversation_id: int, t: Texts | None = None) -> Screen:
+    book = _t(t).chat
     markup = InlineKeyboardMarkup(
         [[_button(book.text("note", "skip"), MenuKey("nskip", str(conversation_id)))]]
     )
@@ -256,133 +272,190 @@ def note_prompt(conversation_id: int, book: ChatBook | None = None) -> Screen:
 
 
 def typed_after_result(
-    result: str, who: str, conversation_id: int, book: ChatBook | None = None
+    result: str, who: str, conversation_id: int, t: Texts | None = None
 ) -> Screen:
     """A typed question after a result: the bot cannot answer it; the result in one line;
     who can; and the note for the doctor."""
-    book = book or chat_book()
+    t = _t(t)
+    book = t.chat
     text = escape(book.text("typed", "after_result", result=result, who=who))
     note = escape(book.text("typed", "after_result_note"))
     markup = InlineKeyboardMarkup(
         [
             [_button(book.text("note", "button"), MenuKey("note", str(conversation_id)))],
-            [_button("🔁 New check", MenuKey("new"))],
+            [_button(t.screens.text("check", "new_check"), MenuKey("new"))],
         ]
     )
     return Screen(f"{text}\n\n<i>{note}</i>", markup)
 
 
-def typed_no_check(book: ChatBook | None = None) -> Screen:
-    book = book or chat_book()
+def typed_no_check(t: Texts | None = None) -> Screen:
+    book = _t(t).chat
     markup = InlineKeyboardMarkup([[_button(book.text("typed", "start_check"), MenuKey("new"))]])
     return Screen(escape(book.text("typed", "no_check")), markup)
 
 
-DECLINED = Screen(
-    "No problem: nothing about you has been stored. Send /start whenever you want to begin."
-)
-WELCOME_BACK = Screen(
-    "Welcome back. What would you like to do?",
-    InlineKeyboardMarkup(
-        [
-            [_button("🩺 New check", MenuKey("new"))],
-            [_button("⚙️ Settings", MenuKey("settings")), _button("❓ Help", MenuKey("help"))],
-        ]
-    ),
-)
-HELP = Screen(
-    "<b>What I do</b>: a short check of night leg symptoms with buttons, then what it looks "
-    "like and how fast to get help. Red flags come first.\n\n"
-    "/check start a new check\n"
-    "/back undo your last answer\n"
-    "/cancel stop the current check\n"
-    "/diary a short nightly check-in at a time you choose\n"
-    "/summary your last 7 and 30 nights, with a chart\n"
-    "/settings your country (for the emergency number)\n"
-    "/export get a copy of everything I store about you\n"
-    "/delete erase everything I store about you\n"
-    "/help this message\n\n"
-    "In an emergency, call your local emergency number: do not wait for a chat bot."
-)
-GROUP = "I only run health checks in a private chat: please message me directly."
-USE_BUTTONS = (
-    "Please use the buttons under the question. /back undoes your last answer, /cancel stops."
-)
-NO_CHECK = "Send /check to start a check, or /help to see what I can do."
-NOT_TEXT = "I can only follow the buttons and commands like /check and /help."
-EDITED = "I can't act on edited messages. Please use the buttons, or send the command again."
-NEED_CONSENT = "Before any health questions, please read this and say if it's OK."
-CANCELLED = "Check cancelled. Nothing more will be asked. Send /check to start again."
-STALE = "That button is from an earlier question."
-OPEN_CHECK = "You have a check open: here is where you are."
-ALREADY = "Got it already ✓"
+def declined(t: Texts | None = None) -> Screen:
+    return Screen(escape(_t(t).screens.text("intro", "declined")))
 
 
-def old_copy(book: ChatBook | None = None) -> str:
-    """The notice for a press on an older copy of a question already answered."""
-    return (book or chat_book()).text("tap", "old_copy")
-
-
-EXPIRED = "That button doesn't work any more."
-TICK_FIRST = "Tick at least one answer first, or choose 'None of these' or 'Not sure'."
-ERROR = (
-    "Sorry, something went wrong on my side. Your answers so far are saved: send /start to "
-    "carry on where you left off."
-)
-DELETED = (
-    "Done: everything I stored about you is erased. Messages already in this chat stay until "
-    "you clear the chat in Telegram. Send /start to begin again."
-)
-NOTHING_STORED = "I have nothing stored about you."
-RESTARTED = "The questions were updated since your last visit, so let's start a fresh check."
-
-
-def delete_confirm() -> Screen:
+def welcome_back(t: Texts | None = None) -> Screen:
+    words = _t(t).screens
     return Screen(
-        "Erase <b>everything</b> I store about you: your answers, results and this chat's "
-        "record? This cannot be undone.",
+        escape(words.text("menu", "welcome_back")),
+        InlineKeyboardMarkup(
+            [
+                [_button(words.text("menu", "new_check"), MenuKey("new"))],
+                [
+                    _button(words.text("menu", "settings"), MenuKey("settings")),
+                    _button(words.text("menu", "help"), MenuKey("help")),
+                ],
+            ]
+        ),
+    )
+
+
+def help_screen(t: Texts | None = None) -> Screen:
+    """/help: what the bot does and its commands (the text is HTML)."""
+    return Screen(_t(t).screens.text("help", "text"))
+
+
+NOTICES: dict[str, tuple[str, str]] = {
+    "GROUP": ("notices", "group"),
+    "USE_BUTTONS": ("notices", "use_buttons"),
+    "NO_CHECK": ("notices", "no_check"),
+    "UNKNOWN_COMMAND": ("notices", "unknown_command"),
+    "NOT_TEXT": ("notices", "not_text"),
+    "EDITED": ("notices", "edited"),
+    "NEED_CONSENT": ("intro", "need_consent"),
+    "CANCELLED": ("check", "cancelled_notice"),
+    "STALE": ("notices", "stale"),
+    "OPEN_CHECK": ("notices", "open_check"),
+    "ALREADY": ("notices", "already"),
+    "EXPIRED": ("notices", "expired"),
+    "TICK_FIRST": ("notices", "tick_first"),
+    "ERROR": ("notices", "error"),
+    "DELETED": ("delete", "deleted"),
+    "NOTHING_STORED": ("delete", "nothing_stored"),
+    "RESTARTED": ("check", "restarted"),
+}
+"""The short notices and replies (plain text), by the name code uses (`render.EXPIRED`)."""
+
+
+def notice(name: str, t: Texts | None = None) -> str:
+    """A short notice or reply in the person's language, e.g. `notice("EXPIRED", t)`."""
+    section, key = NOTICES[name]
+    return _t(t).screens.text(section, key)
+
+
+def said(name: str, t: Texts | None = None) -> str:
+    """A notice as a message of its own (HTML)."""
+    return escape(notice(name, t), quote=False)
+
+
+def need_consent(t: Texts | None = None) -> str:
+    return said("NEED_CONSENT", t)
+
+
+def old_copy(t: Texts | None = None) -> str:
+    """The notice for a press on an older copy of a question already answered."""
+    return _t(t).chat.text("tap", "old_copy")
+
+
+def delete_confirm(t: Texts | None = None) -> Screen:
+    words = _t(t).screens
+    return Screen(
+        words.text("delete", "confirm"),
         InlineKeyboardMarkup(
             [
                 [
-                    _button("🗑 Yes, erase it all", MenuKey("erase")),
-                    _button("Keep it", MenuKey("keep")),
+                    _button(words.text("delete", "erase"), MenuKey("erase")),
+                    _button(words.text("delete", "keep"), MenuKey("keep")),
                 ]
             ]
         ),
     )
 
 
-def country_question(suggested: Country | None, *, reason: str) -> Screen:
+def country_question(suggested: Country | None, *, reason: str, t: Texts | None = None) -> Screen:
+    t = _t(t)
+    words = t.screens
     rows = []
     if suggested is not None:
-        rows.append([_button(f"📍 {suggested.name}", MenuKey("country", suggested.code))])
-    rows.append([_button("Choose another country", MenuKey("countries"))])
-    rows.append([_button("Skip for now", MenuKey("country", "none"))])
+        label = f"📍 {suggested.name_in(t.lang)}"
+        rows.append([_button(label, MenuKey("country", suggested.code))])
+    rows.append([_button(words.text("country", "another"), MenuKey("countries"))])
+    rows.append([_button(words.text("country", "skip"), MenuKey("country", "none"))])
     return Screen(escape(reason), InlineKeyboardMarkup(rows))
 
 
-def country_list(countries: list[Country]) -> Screen:
-    buttons = [_button(c.name, MenuKey("country", c.code)) for c in countries]
-    rows = [buttons[i : i + 3] for i in range(0, len(buttons), 3)]
-    rows.append([_button("My country is not listed", MenuKey("country", "none"))])
-    return Screen("Which country are you in?", InlineKeyboardMarkup(rows))
+def country_list(countries: list[Country], t: Texts | None = None) -> Screen:
+    t = _t(t)
+    words = t.screens
+    rows = _country_rows(countries, "country", t)
+    rows.append([_button(words.text("country", "not_listed"), MenuKey("country", "none"))])
+    return Screen(escape(words.text("country", "which")), InlineKeyboardMarkup(rows))
 
 
-def settings_screen(country: Country | None) -> Screen:
-    where = (
-        f"Country: <b>{escape(country.name)}</b> (emergency number {escape(country.number)})"
-        if country
-        else "Country: not set, so I show the common emergency numbers."
-    )
+def country_saved(country: Country | None, t: Texts | None = None) -> str:
+    """The country list's message once a country is chosen (or none)."""
+    t = _t(t)
+    if country is None:
+        return escape(t.screens.text("country", "saved_none"))
+    name, number = escape(country.name_in(t.lang)), escape(country.number_in(t.lang))
+    return t.screens.text("country", "saved", country=name, number=number)
+
+
+def settings_screen(country: Country | None, t: Texts | None = None) -> Screen:
+    t = _t(t)
+    words = t.screens
+    if country is not None:
+        name, number = escape(country.name_in(t.lang)), escape(country.number_in(t.lang))
+        where = words.text("settings", "country", country=name, number=number)
+    else:
+        where = escape(words.text("settings", "no_country"))
     return Screen(
-        f"<b>Settings</b>\n{where}",
+        f"<b>{escape(words.text('settings', 'title'))}</b>\n{where}",
         InlineKeyboardMarkup(
             [
-                [_button("🌍 Change country", MenuKey("countries"))],
+                [_button(words.text("settings", "change_country"), MenuKey("countries"))],
+                [_button(words.text("language", "button"), MenuKey("lang"))],
                 [
-                    _button("📄 Export my data", MenuKey("export")),
-                    _button("🗑 Delete my data", MenuKey("delete")),
+                    _button(words.text("settings", "export"), MenuKey("export")),
+                    _button(words.text("settings", "delete"), MenuKey("delete")),
                 ],
             ]
         ),
     )
+
+
+def language_list(current: str, t: Texts | None = None) -> Screen:
+    """The language picker: each language in its own name, the current one ticked."""
+    rows = [
+        [_button((TICKED if code == current else "") + name, MenuKey("lang", code))]
+        for code, name in NAMES.items()
+    ]
+    return Screen(escape(_t(t).screens.text("language", "choose")), InlineKeyboardMarkup(rows))
+
+
+def language_changed(t: Texts) -> str:
+    """The language picker's message once a language is chosen: in that language."""
+    return escape(t.screens.text("language", "changed"))
+
+
+_SCREENS = {
+    "INTRO": lambda t: intro(None, t),
+    "HELP": help_screen,
+    "WELCOME_BACK": welcome_back,
+    "DECLINED": declined,
+}
+
+
+def __getattr__(name: str) -> Any:
+    """`render.EXPIRED`, `render.HELP`, ...: the notice or screen in the language of the
+    update being handled (English outside one)."""
+    if name in NOTICES:
+        return notice(name)
+    if name in _SCREENS:
+        return _SCREENS[name](_t(None))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

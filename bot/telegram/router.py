@@ -33,6 +33,7 @@ from bot.telegram.settings import Settings
 from bot.telegram.triage import Triage
 from bot.telegram.turn import Turn, current
 from dialogs import danger
+from dialogs.texts import texts
 from storage import Repo, Store
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class Router:
             "cancel": lambda t, r, u, c: self.triage.on_cancel(t, r),
             "help": lambda t, r, u, c: self.consent.on_help(t, r),
             "settings": lambda t, r, u, c: self.settings.on_settings(t, r),
+            "language": lambda t, r, u, c: self.settings.on_language(t, r),
             "export": lambda t, r, u, c: self.export.on_export(t, r),
             "delete": lambda t, r, u, c: self.export.on_delete(t, r),
             "diary": lambda t, r, u, c: self.diary.on_diary(t, r, c),
@@ -86,11 +88,18 @@ class Router:
         application.add_error_handler(self.on_error)
 
     def wrap(self, handler: Handler) -> Callable[[Update, Context], object]:
-        """A PTB callback that runs `handler` with the update's turn, in its transaction."""
+        """A PTB callback that runs `handler` with the update's turn, in its transaction, and
+        in the person's language (their app's, as this update says, until they choose one)."""
 
         async def callback(update: Update, context: Context) -> None:
             with self.store.transaction() as repo:
-                handler(current(), repo, update, context)
+                turn = current()
+                turn.follow_app(repo)
+                token = render.LANGUAGE.set(turn.lang(repo))
+                try:
+                    handler(turn, repo, update, context)
+                finally:
+                    render.LANGUAGE.reset(token)
 
         return callback
 
@@ -106,7 +115,7 @@ class Router:
     def read_for_danger(self, turn: Turn, repo: Repo, text: str | None) -> bool:
         """Typed words naming an emergency sign get its advice, wherever they are typed (an
         edit, a photo's caption), before anything else (spec v3 item 10)."""
-        flags = danger.read(text or "")
+        flags = danger.read(text or "", turn.lang(repo))
         if flags:
             self.triage.on_danger(turn, repo, text or "", flags)
         return bool(flags)
@@ -114,7 +123,7 @@ class Router:
     def on_edited(self, turn: Turn, repo: Repo, update: Update, context: Context) -> None:
         message = update.effective_message
         if not self.read_for_danger(turn, repo, message.text if message else None):
-            self.triage.on_edited(turn)
+            self.triage.on_edited(turn, repo)
 
     def on_other(self, turn: Turn, repo: Repo, update: Update, context: Context) -> None:
         """Stickers, photos, voice notes: a photo's caption is read for danger too."""
@@ -126,7 +135,7 @@ class Router:
         """Typed words: danger first, always (spec v3 item 10); then diary settings, a typed
         answer, the note for the doctor, or a kind reply."""
         text = (update.effective_message.text if update.effective_message else None) or ""
-        flags = danger.read(text)
+        flags = danger.read(text, turn.lang(repo))
         if flags:  # an emergency is never answered with "use the buttons", consent or not
             self.triage.on_danger(turn, repo, text, flags)
             return
@@ -149,18 +158,18 @@ class Router:
         assert query is not None
         key = decode(query.data)
         if not turn.private:
-            turn.toast(render.GROUP)
+            turn.toast(render.notice("GROUP", texts(turn.app_lang)))
         elif key is None:
-            turn.toast(render.EXPIRED)
+            turn.toast(render.notice("EXPIRED", turn.texts(repo)))
         elif isinstance(key, MenuKey) and key.action in DIARY_ACTIONS:
             if turn.consented(repo):
                 self.diary.on_menu(turn, key, context)
             else:
-                turn.toast(render.EXPIRED)
+                turn.toast(render.notice("EXPIRED", turn.texts(repo)))
         elif isinstance(key, MenuKey):
             self.on_menu(turn, repo, key)
         elif not turn.consented(repo):
-            turn.toast(render.EXPIRED)
+            turn.toast(render.notice("EXPIRED", turn.texts(repo)))
         elif isinstance(key, SnoozeKey):
             self.diary.on_snooze(turn, key)
         elif isinstance(key, FollowUpKey):
@@ -170,35 +179,37 @@ class Router:
 
     def on_menu(self, turn: Turn, repo: Repo, key: MenuKey) -> None:
         if key.action == "decline":
-            self.consent.on_decline(turn)
+            self.consent.on_decline(turn, repo)
             return
         if key.action == "consent":
             self.consent.on_agree(turn, repo, key.arg)
             return
         if not turn.consented(repo):
-            turn.say(self.consent.intro(turn))
+            turn.say(self.consent.intro(turn, repo))
             return
         match key.action:
             case "new":
-                self.triage.on_new(turn)
+                self.triage.on_new(turn, repo)
             case "resume":
-                self.triage.on_resume(turn)
+                self.triage.on_resume(turn, repo)
             case "goon":
-                self.triage.on_go_on(turn)
+                self.triage.on_go_on(turn, repo)
             case "help":
-                turn.say(render.HELP)
+                turn.say(render.help_screen(turn.texts(repo)))
             case "settings":
                 self.settings.show(turn, repo)
             case "countries":
-                self.settings.on_countries(turn)
+                self.settings.on_countries(turn, repo)
             case "country":
-                self.settings.on_country(turn, key.arg)
+                self.settings.on_country(turn, repo, key.arg)
+            case "lang":
+                self.settings.on_language_button(turn, repo, key.arg)
             case "export" if key.arg:
                 self.export.on_choice(turn, repo, key.arg)
             case "export":
                 self.export.show_menu(turn, repo)
             case "delete":
-                turn.say(render.delete_confirm())
+                turn.say(render.delete_confirm(turn.texts(repo)))
             case "keep":
                 self.export.on_keep(turn)
             case "erase":

@@ -9,8 +9,9 @@ from bot.services.flow import Back, Cancel, Resume
 from bot.telegram import render
 from bot.telegram.conversation import Conversations
 from bot.telegram.turn import Turn
-from dialogs.chat import chat_book, one_line
+from dialogs.chat import one_line
 from dialogs.engine import Prompt
+from dialogs.texts import texts
 from storage import Repo
 
 
@@ -30,21 +31,22 @@ class Triage:
         if turn.require_consent(repo):
             self.conversations.command(turn, Cancel(), "/cancel")
 
-    def on_new(self, turn: Turn) -> None:
+    def on_new(self, turn: Turn, repo: Repo) -> None:
         """A "New check" button. An old one never discards an open check: it shows where the
         person is (/check always starts afresh)."""
         triage = self.conversations.triage
+        t = turn.texts(repo)
         reply = triage.handle(turn.who, Resume())
         if isinstance(reply.step, Prompt):
-            turn.toast(render.OPEN_CHECK)
+            turn.toast(render.notice("OPEN_CHECK", t))
             self.conversations.show(turn, reply, triage)
             return
-        self.conversations.start(turn, said="New check")
+        self.conversations.start(turn, said=t.screens.text("check", "said_new"))
 
-    def on_resume(self, turn: Turn) -> None:
+    def on_resume(self, turn: Turn, repo: Repo) -> None:
         found = self.conversations.open_step(turn)
         if found is None:
-            turn.say(render.NO_CHECK)
+            turn.say(render.said("NO_CHECK", turn.texts(repo)))
             return
         self.conversations.show(turn, found[1], found[0])
 
@@ -53,12 +55,13 @@ class Triage:
         question, a kind word above the question again; after a result, the result in one
         line and who can answer; with no check, what the bot does."""
         turn.log_in(repo, text)
-        book = chat_book()
+        t = turn.texts(repo)
+        book = t.chat
         found = self.conversations.open_step(turn)
         if found is not None:
             service, reply = found
             if service is not self.conversations.triage:  # a check-in: no note at its end
-                turn.say(render.USE_BUTTONS)
+                turn.say(render.said("USE_BUTTONS", t))
                 self.conversations.show(turn, reply, service)
                 return
             lead = f"<i>{escape(book.text('typed', 'in_question'))}</i>"
@@ -66,18 +69,18 @@ class Triage:
             return
         result = self.conversations.triage.last_result(turn.who)
         if result is None:
-            turn.say(render.typed_no_check(book))
+            turn.say(render.typed_no_check(t))
             return
         conversation_id, advice = result
         info = turn.info(repo)
-        line = self.conversations.numbers.urgent_care(info.country if info else None)
+        line = self.conversations.numbers.urgent_care(info.country if info else None, t.lang)
         who = (
             book.text("typed", "who_with_line", line=line)
             if line
             else book.text("typed", "who_without_line")
         )
         turn.say(
-            render.typed_after_result(one_line(advice), who, conversation_id, book),
+            render.typed_after_result(one_line(advice), who, conversation_id, t),
             conversation_id=conversation_id,
         )
 
@@ -86,21 +89,23 @@ class Triage:
     def on_note(self, turn: Turn, repo: Repo, arg: str) -> None:
         """The note button under a result: ask for the person's words (or skip)."""
         service = self.conversations.triage
+        t = turn.texts(repo)
         if not arg.isdigit() or not service.ask_note(turn.who, int(arg)):
-            turn.toast(render.EXPIRED)
+            turn.toast(render.notice("EXPIRED", t))
             return
-        turn.log_in(repo, chat_book().text("note", "button"))
-        turn.say(render.note_prompt(int(arg)), conversation_id=int(arg))
+        turn.log_in(repo, t.chat.text("note", "button"))
+        turn.say(render.note_prompt(int(arg), t), conversation_id=int(arg))
 
     def on_note_skip(self, turn: Turn, repo: Repo, arg: str) -> None:
         service = self.conversations.triage
+        t = turn.texts(repo)
         if arg.isdigit() and service.awaiting_note(turn.who) != int(arg):
-            turn.toast(render.ALREADY)  # the note was given (or skipped) already
+            turn.toast(render.notice("ALREADY", t))  # the note was given (or skipped) already
             return
         if not arg.isdigit() or not service.skip_note(turn.who, int(arg)):
-            turn.toast(render.EXPIRED)
+            turn.toast(render.notice("EXPIRED", t))
             return
-        book = chat_book()
+        book = t.chat
         turn.log_in(repo, book.text("note", "skip"))
         tapped = turn.tapped
         turn.edit(
@@ -121,7 +126,7 @@ class Triage:
         note = service.keep_note(turn.who, conversation_id, text)
         if note is None:
             return False
-        saved = chat_book().text("note", "saved", note=note)
+        saved = turn.texts(repo).chat.text("note", "saved", note=note)
         turn.say(escape(saved), conversation_id=conversation_id)
         return True
 
@@ -132,41 +137,43 @@ class Triage:
         service = self.conversations.triage
         info = turn.info(repo)
         country = info.country if info is not None else None
-        advice = service.advice.advise_typed(
-            flags,
-            emergency_number=service.emergency_number(country),
-            urgent_care=service.urgent_care(country),
+        t = turn.texts(repo)
+        emergency_number, urgent_care = service.numbers(country, t.lang)
+        book = t.advice
+        advice = book.advise_typed(
+            flags, emergency_number=emergency_number, urgent_care=urgent_care
         )
-        book = service.advice
         turn.say(render.typed_danger(advice, book.go_on_label, book.go_on_hint))
 
-    def on_go_on(self, turn: Turn) -> None:
+    def on_go_on(self, turn: Turn, repo: Repo) -> None:
         """ "That's not me, go on": back to where the person was, nothing lost."""
         tapped = turn.tapped
         if tapped is not None:  # the advice stays readable; its button goes
             turn.edit(tapped.message_id, render.Screen(tapped.text_html or "", None))
         found = self.conversations.open_step(turn)
         if found is None:
-            turn.say(render.NO_CHECK)
+            turn.say(render.said("NO_CHECK", turn.texts(repo)))
             return
         self.conversations.show(turn, found[1], found[0])
 
     @staticmethod
     def on_unknown_command(turn: Turn, repo: Repo, text: str | None) -> None:
         turn.log_in(repo, text)
-        turn.say("I don't know that command. " + render.NO_CHECK)
+        t = turn.texts(repo)
+        turn.say(f"{render.said('UNKNOWN_COMMAND', t)} {render.said('NO_CHECK', t)}")
 
     @staticmethod
     def on_other_message(turn: Turn, repo: Repo) -> None:
         """Stickers, photos, voice notes and the like."""
         turn.log_in(repo, "[a message the bot cannot read]")
-        turn.say(render.NOT_TEXT)
+        turn.say(render.said("NOT_TEXT", turn.texts(repo)))
 
     @staticmethod
-    def on_edited(turn: Turn) -> None:
-        turn.say(render.EDITED)
+    def on_edited(turn: Turn, repo: Repo) -> None:
+        turn.say(render.said("EDITED", turn.texts(repo)))
 
     @staticmethod
     def on_group(turn: Turn) -> None:
-        """Groups and channels: no health conversations there, and nothing stored."""
-        turn.say(render.GROUP)
+        """Groups and channels: no health conversations there, and nothing stored (so the
+        language is the sender's app's)."""
+        turn.say(render.said("GROUP", texts(turn.app_lang)))

@@ -21,6 +21,8 @@ from telegram.constants import ChatType
 from bot.services.flow import Who
 from bot.telegram import render
 from bot.telegram.render import Screen, fit
+from dialogs.i18n import SOURCE, pick
+from dialogs.texts import Texts, texts
 from storage import Repo, UserInfo
 from storage.outbox import BULK, REPLY, TRAIL
 
@@ -115,6 +117,36 @@ class Turn:
             self._user_known = True
         return self._user_info
 
+    @property
+    def app_lang(self) -> str:
+        """The language of the person's Telegram app, as this update says (English if none)."""
+        user = self.update.effective_user
+        return pick(user.language_code) if user is not None else SOURCE
+
+    def lang(self, repo: Repo) -> str:
+        """The language to write in: the one the person chose (/language), else their app's,
+        as this very update says (so a person who never chose follows their app)."""
+        info = self.info(repo) if self.update.effective_user is not None else None
+        if info is not None and info.language:
+            return info.language
+        return self.app_lang
+
+    def texts(self, repo: Repo) -> Texts:
+        """Everything the bot says, in the person's language."""
+        return texts(self.lang(repo))
+
+    def follow_app(self, repo: Repo) -> None:
+        """Keep the stored app language current for a person who never chose one: scheduled
+        messages (the diary, follow-ups) and the flows write in it."""
+        user = self.update.effective_user
+        if user is None or not user.language_code:
+            return
+        info = self.info(repo)
+        if info is None or info.language or info.consent_at is None:
+            return
+        if info.language_code != user.language_code:
+            self._user_info = repo.update_user(info.id, language_code=user.language_code)
+
     def forget_info(self) -> None:
         """The person's row changed (consent, country, erasure): read it again when asked."""
         self._user_known = False
@@ -127,8 +159,9 @@ class Turn:
         """No health question before consent: show the introduction instead."""
         if self.consented(repo):
             return True
-        self.say(render.NEED_CONSENT)
-        self.say(render.INTRO)
+        t = self.texts(repo)
+        self.say(render.need_consent(t))
+        self.say(render.intro(None, t))
         return False
 
     def log_in(self, repo: Repo, said: str | None) -> None:
