@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -121,12 +121,12 @@ class Advice:
     """For advice on typed words: says why it is shown before any question is finished."""
     tell_staff: str = ""
     """For an emergency: what to tell whoever sees the person (spec v3 item 6)."""
+    leads: Mapping[str, str] = field(default_factory=dict)
+    """The lead-ins of the parts, in the advice's language (`leads` in advice.yaml)."""
 
     @property
     def helps_heading(self) -> str:
-        if self.urgency is Urgency.EMERGENCY:
-            return "While you wait for help:"
-        return "What can help right now:"
+        return self.leads["while_waiting" if self.urgency is Urgency.EMERGENCY else "helps_now"]
 
     @property
     def watch_for(self) -> tuple[str, ...]:
@@ -142,11 +142,11 @@ class Advice:
         if self.pattern_name:
             parts.append(
                 Section(
-                    lead="What this looks like:", text=f"{self.pattern_name}. {self.looks_like}"
+                    lead=self.leads["looks_like"], text=f"{self.pattern_name}. {self.looks_like}"
                 )
             )
         if self.why:
-            parts.append(Section(lead="Why:", text="; ".join(self.why) + "."))
+            parts.append(Section(lead=self.leads["why"], text="; ".join(self.why) + "."))
         if self.helps_now:
             parts.append(Section(title=self.helps_heading, bullets=self.helps_now))
         if self.tell_staff:
@@ -203,6 +203,10 @@ def _lines(raw: Any) -> tuple[str, ...]:
     return tuple(" ".join(line.split()) for line in raw or ())
 
 
+LEADS = ("looks_like", "why", "helps_now", "while_waiting")
+"""The lead-ins every result's parts may use (`leads` in advice.yaml)."""
+
+
 class AdviceBook:
     """All advice content, validated once at start-up."""
 
@@ -220,6 +224,7 @@ class AdviceBook:
             self._any_number: str = raw["any_emergency_number"].strip()
             self._disclaimer: str = raw["not_a_diagnosis"].strip()
             self._unsure_hint: str = raw["unsure_hint"].strip()
+            self._leads = {k: str(raw["leads"][k]).strip() for k in LEADS}
             emergency = self._urgency[Urgency.EMERGENCY]
             self._routes = {r: str(emergency["routes"][r]).strip() for r in ROUTES}
             self._while_waiting = {r: _lines(emergency["while_waiting"][r]) for r in ROUTES}
@@ -484,6 +489,7 @@ class AdviceBook:
             red_flag_blocks=tuple(shown_blocks),
             at_night=at_night,
             tell_staff=self._tell(blocks) if emergency else "",
+            leads=self._leads,
         )
 
     def _tell(self, blocks: tuple[FlagBlock, ...]) -> str:

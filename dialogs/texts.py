@@ -45,10 +45,15 @@ class Texts:
         return found
 
     def localize(self, flow: str, step: Step) -> Step:
-        """The engine's step with its question in this language (an outcome is all ids)."""
-        if isinstance(step, Prompt):
-            return replace(step, question=self.question(flow, step.question.id))
-        return step
+        """The engine's step with its question in this language (an outcome is all ids).
+        Only the options the engine offered stay, in its order: some are offered only when
+        they apply to this person."""
+        if not isinstance(step, Prompt):
+            return step
+        whole = self.question(flow, step.question.id)
+        by_id = {o.id: o for o in whole.options}
+        options = tuple(by_id[o.id] for o in step.question.options)
+        return replace(step, question=replace(whole, options=options))
 
     def day(self, d) -> str:  # type: ignore[no-untyped-def]
         return day(d, self.lang)
