@@ -17,7 +17,7 @@ from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 from bot.terminal import TerminalChat, commands, language_of, locale_of
 from dialogs.content import ContentError
-from dialogs.i18n import LANGUAGES, NAMES
+from dialogs.i18n import LANGUAGES, NAMES, SOURCE
 from dialogs.texts import texts
 
 logger = logging.getLogger("bot")
@@ -45,7 +45,7 @@ def arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run(settings: Settings, lang: str = "en") -> int:
+def run(settings: Settings, lang: str = SOURCE) -> int:
     if settings.telegram_bot_token is not None:
         migrate_apart(settings.database_url, settings)  # the long-running bot never loads alembic
     core = build_core(settings)
