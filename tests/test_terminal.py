@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.services.flow import FlowService, Who
-from bot.terminal import EMERGENCY_BANNER, HELP, TerminalChat, wrap
+from bot.terminal import EMERGENCY_BANNER, TerminalChat, help_text, wrap
 from dialogs.advice import AdviceBook
 from dialogs.chat import chat_book, one_line
 from dialogs.countries import EmergencyNumbers
@@ -212,7 +212,7 @@ def test_cancel_ends_the_check_and_later_answers_get_a_hint(service: FlowService
 
 def test_help_shows_the_commands_and_keeps_the_question(service: FlowService) -> None:
     output = chat(service, ["help", NONE])
-    assert HELP in output
+    assert help_text() in output
     assert "Q2." in output
     assert len(latest(service).answers) == 1
 
