@@ -3,7 +3,8 @@
 Pure functions over `datetime` and `zoneinfo`: no Telegram, no database. A user picks a wall
 clock time and an IANA zone; `next_due` turns that into one UTC moment per local calendar
 date, across daylight-saving changes. `parse_time`, `parse_zone` and `zone_from_local_now`
-read what people type; `describe` says the schedule back in words.
+read what people type; `describe` says the schedule back in words and `night_name` names a
+night, both in the person's language (`dialogs/checkins.yaml`, CLDR dates and times).
 """
 
 from __future__ import annotations
@@ -12,6 +13,11 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
+
+from babel.dates import format_skeleton, get_timezone_location
+
+from dialogs.i18n import CLDR, SOURCE, clock
+from dialogs.words import words
 
 NOON = time(12, 0)
 """Check-ins at or after noon ask about the coming night, before noon about the last one."""
@@ -172,9 +178,27 @@ def zone_from_local_now(local_now: time, utc_now: datetime, hint_zones: list[str
     return found
 
 
-def describe(local_time: time, zone: ZoneInfo) -> str:
+def describe(local_time: time, zone: ZoneInfo, lang: str = SOURCE) -> str:
     """The schedule in words, e.g. "every evening at 21:30 (Europe/Berlin time), about ..."."""
-    at = f"{local_time:%H:%M} ({zone.key} time)"
-    if local_time >= NOON:
-        return f"every evening at {at}, about the night of that day"
-    return f"every morning at {at}, about the night before"
+    when = "evening" if local_time >= NOON else "morning"
+    return words("checkins", lang).text(
+        "schedule", when, time=clock(local_time, lang), zone=zone.key
+    )
+
+
+def night_name(night: date, lang: str = SOURCE) -> str:
+    """A night by its date with the weekday, as the language writes it: "Wednesday 18
+    November", "Mi., 18. Nov."."""
+    return format_skeleton("MMMMEEEEd", night, locale=CLDR[lang])
+
+
+def city_name(zone: str, lang: str = SOURCE) -> str:
+    """A zone's city for a button: "New York", in Russian "Нью-Йорк" (CLDR). English keeps
+    the zone's own spelling."""
+    city = zone.rsplit("/", maxsplit=1)[-1].replace("_", " ")
+    if lang == SOURCE:
+        return city
+    try:
+        return get_timezone_location(ZoneInfo(zone), locale=CLDR[lang], return_city=True)
+    except (LookupError, ValueError):
+        return city

@@ -3,7 +3,9 @@
 Pure functions over plain values: no Telegram, no database, no plotting. The caller turns its
 stored diary rows into `Night` values; `summarize` counts a window of nights, `worsening` says
 in plain words why running the check again may be worth it, and `render_text` writes the lot
-for a phone screen.
+for a phone screen. Every function that writes words takes the person's language (`lang`);
+the words are `dialogs/checkins.yaml`'s `trends` section, numbers are written as the language
+writes them (CLDR).
 
 A night that was asked about but not answered is "missed": it is never counted as a night
 without symptoms, only as a night asked.
@@ -16,6 +18,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from babel.numbers import format_decimal, format_percent
+
+from dialogs.i18n import CLDR, SOURCE
+from dialogs.words import Words, words
+
 LOGGED = "logged"
 MISSED = "missed"
 SKIPPED = "skipped"
@@ -24,14 +31,7 @@ NOT_ASKED = "not_asked"
 _STATUS_RANK = {NOT_ASKED: 0, MISSED: 1, SKIPPED: 2, LOGGED: 3}
 
 SYMPTOMS = ("cramps", "restless", "foot_pain", "other")
-SYMPTOM_LABELS = {
-    "cramps": "Cramps",
-    "restless": "Restless legs",
-    "foot_pain": "Foot pain",
-    "other": "Other leg symptoms",
-}
 NOTHING_HELPED = "nothing"
-_HELP_LABELS = {"massage_warmth": "massage or warmth"}
 
 WEEK = 7
 BASELINE_WEEKS = 3
@@ -155,7 +155,7 @@ class Reason(str):
         return reason
 
 
-def worsening(nights: Iterable[Night], *, today: date) -> list[Reason]:
+def worsening(nights: Iterable[Night], *, today: date, lang: str = SOURCE) -> list[Reason]:
     """Plain-language reasons to run the check again, from the last 7 nights against the 3
     weeks before.
 
@@ -164,8 +164,9 @@ def worsening(nights: Iterable[Night], *, today: date) -> list[Reason]:
     Reasons: a symptom logged this week and on no logged night of the 3 weeks before; cramps
     on at least 2 more nights than the baseline share of nights predicts; worst pain at least 2
     points above the baseline; at least 1 more wake-up a night. Shares and averages are over
-    logged nights only, so a missed night never counts as a calm one.
+    logged nights only, so a missed night never counts as a calm one. The wording is in `lang`.
     """
+    w = _words(lang)
     nights = list(nights)
     this_week = summarize(nights, today=today, days=WEEK)
     before = summarize(nights, today=today - timedelta(days=WEEK), days=WEEK * BASELINE_WEEKS)
@@ -181,7 +182,7 @@ def worsening(nights: Iterable[Night], *, today: date) -> list[Reason]:
         return []
 
     new = [s for s in SYMPTOMS if this_week.symptom_nights[s] and not before.symptom_nights[s]]
-    reasons = [Reason(f"{SYMPTOM_LABELS[s]} appeared this week.", f"new:{s}") for s in new]
+    reasons = [Reason(w.text("trends", "reasons", "new", s), f"new:{s}") for s in new]
 
     cramp_share = sum(week.symptom_nights["cramps"] / week.nights_logged for week in baseline)
     cramp_share /= len(baseline)
@@ -189,8 +190,14 @@ def worsening(nights: Iterable[Night], *, today: date) -> list[Reason]:
     if "cramps" not in new and cramps >= cramp_share * this_week.nights_logged + CRAMP_NIGHTS_RISE:
         reasons.append(
             Reason(
-                f"Cramps on {cramps} of the {this_week.nights_logged} nights you logged this "
-                f"week, up from about {cramp_share:.0%} of logged nights in the 3 weeks before.",
+                w.plural(
+                    "trends",
+                    "reasons",
+                    "cramps",
+                    n=this_week.nights_logged,
+                    cramps=cramps,
+                    share=format_percent(cramp_share, locale=CLDR[lang]),
+                ),
                 "cramps",
             )
         )
@@ -203,8 +210,13 @@ def worsening(nights: Iterable[Night], *, today: date) -> list[Reason]:
     ):
         reasons.append(
             Reason(
-                f"Worst pain reached {this_week.worst_pain}/10 this week, "
-                f"against about {pain:.0f}/10 in the 3 weeks before.",
+                w.text(
+                    "trends",
+                    "reasons",
+                    "pain",
+                    pain=this_week.worst_pain,
+                    before=_decimal(pain, "0", lang),
+                ),
                 "pain",
             )
         )
@@ -214,32 +226,70 @@ def worsening(nights: Iterable[Night], *, today: date) -> list[Reason]:
     if now is not None and wake is not None and now >= wake + WAKEUPS_RISE:
         reasons.append(
             Reason(
-                f"More wake-ups: {now:.1f} a night this week, "
-                f"against about {wake:.1f} in the 3 weeks before.",
+                w.text(
+                    "trends",
+                    "reasons",
+                    "wakeups",
+                    now=_decimal(now, "0.0", lang),
+                    before=_decimal(wake, "0.0", lang),
+                ),
                 "wakeups",
             )
         )
     return reasons
 
 
-def render_text(summary7: Summary, summary30: Summary, reasons: Iterable[str]) -> str:
-    """A short plain-text report for a phone: the last 7 and 30 nights, what helped, reasons."""
-    parts = [_block(summary7), _block(summary30)]
+def render_text(
+    summary7: Summary, summary30: Summary, reasons: Iterable[str], *, lang: str = SOURCE
+) -> str:
+    """A short plain-text report for a phone, in `lang`: the last 7 and 30 nights, what
+    helped, and the reasons to run the check again (from `worsening` in the same language)."""
+    w = _words(lang)
+    parts = [_block(summary7, w), _block(summary30, w)]
     if summary30.helped:
-        parts.append(_helped(summary30))
+        parts.append(_helped(summary30, w))
     reasons = list(reasons)
     if reasons:
         parts.append(
-            "Some things have changed lately:\n"
+            w.text("trends", "changed")
+            + "\n"
             + "\n".join(f"• {reason}" for reason in reasons)
-            + "\nIt may be worth running the check again: send /check."
+            + "\n"
+            + w.text("trends", "check_again")
         )
     return "\n\n".join(parts)
 
 
-def _help_label(key: str) -> str:
-    """How one of the "helped" keys reads in a sentence."""
-    return _HELP_LABELS.get(key, key.replace("_", " "))
+def symptom_label(symptom: str, lang: str = SOURCE) -> str:
+    """A symptom ("cramps", one of `SYMPTOMS`) as a label in `lang`: "Cramps", "Krämpfe"."""
+    return _words(lang).text("trends", "symptoms", symptom)
+
+
+def symptom_labels(lang: str = SOURCE) -> dict[str, str]:
+    """Every symptom's label in `lang`, in the order of `SYMPTOMS` (for a chart's legend)."""
+    return {symptom: symptom_label(symptom, lang) for symptom in SYMPTOMS}
+
+
+def count_nights(count: int, lang: str = SOURCE) -> str:
+    """A number of nights in `lang`, its plural form right: "1 night", "5 nights"."""
+    return _words(lang).plural("trends", "nights", n=count)
+
+
+def helped_count(key: str, count: int, lang: str = SOURCE) -> str:
+    """One of the "helped" keys with its number of nights: "stretching 7 nights"."""
+    w = _words(lang)
+    if key in w.section("trends", "helped_count"):
+        return w.plural("trends", "helped_count", key, n=count)
+    return f"{key.replace('_', ' ')} {count_nights(count, lang)}"
+
+
+def _words(lang: str) -> Words:
+    return words("checkins", lang)
+
+
+def _decimal(value: float, pattern: str, lang: str) -> str:
+    """A number rounded as `pattern` says ("0.0"), with the language's decimal mark."""
+    return format_decimal(value, pattern, locale=CLDR[lang])
 
 
 def _one_per_night(nights: Iterable[Night], start: date, end: date) -> dict[date, Night]:
@@ -281,41 +331,51 @@ def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _nights(count: int) -> str:
-    return f"{count} night" if count == 1 else f"{count} nights"
-
-
-def _block(summary: Summary) -> str:
-    heading = f"Last {summary.days} nights"
+def _block(summary: Summary, w: Words) -> str:
+    heading = w.plural("trends", "heading", n=summary.days)
     if not summary.nights_asked:
-        return f"{heading}\nNo nights asked about yet."
-    later = f" ({summary.backfilled} added later)" if summary.backfilled else ""
-    lines = [
-        heading,
-        f"Logged {summary.nights_logged} of {_nights(summary.nights_asked)} asked{later}.",
-    ]
+        return f"{heading}\n{w.text('trends', 'none_asked')}"
+    if summary.backfilled:
+        later = w.plural("trends", "added_later", n=summary.backfilled)
+        logged = w.plural(
+            "trends",
+            "logged_later",
+            n=summary.nights_asked,
+            logged=summary.nights_logged,
+            later=later,
+        )
+    else:
+        logged = w.plural("trends", "logged", n=summary.nights_asked, logged=summary.nights_logged)
+    lines = [heading, logged]
     if not summary.nights_logged:
         return "\n".join(lines)
-    counts = ", ".join(f"{SYMPTOM_LABELS[s].lower()} {summary.symptom_nights[s]}" for s in SYMPTOMS)
-    lines.append(f"Nights with {counts}, no symptoms {summary.symptom_free_nights}.")
+    counts = ", ".join(
+        w.text("trends", "symptom_count", s, n=summary.symptom_nights[s]) for s in SYMPTOMS
+    )
+    lines.append(
+        w.text("trends", "symptom_nights", counts=counts, free=summary.symptom_free_nights)
+    )
     if summary.cramp_episodes:
-        lines.append(f"Cramp episodes: {summary.cramp_episodes}.")
+        lines.append(w.text("trends", "cramp_episodes", n=summary.cramp_episodes))
     if summary.wakeups_average is not None:
-        lines.append(
-            f"Wake-ups: {summary.wakeups_total}, about {summary.wakeups_average:.1f} a night."
-        )
+        average = _decimal(summary.wakeups_average, "0.0", w.lang)
+        lines.append(w.text("trends", "wakeups", total=summary.wakeups_total, average=average))
     if summary.worst_pain is not None:
-        lines.append(f"Worst pain: {summary.worst_pain}/10.")
+        lines.append(w.text("trends", "worst_pain", pain=summary.worst_pain))
     return "\n".join(lines)
 
 
-def _helped(summary: Summary) -> str:
+def _helped(summary: Summary, w: Words) -> str:
     helped = [(key, count) for key, count in summary.helped if key != NOTHING_HELPED]
     nothing = dict(summary.helped).get(NOTHING_HELPED, 0)
     lines = []
     if helped:
-        listed = ", ".join(f"{_help_label(key)} {_nights(count)}" for key, count in helped)
-        lines.append(f"What helped (last {summary.days} nights): {listed}.")
+        listed = ", ".join(helped_count(key, count, w.lang) for key, count in helped)
+        lines.append(w.plural("trends", "helped", n=summary.days, listed=listed))
     if nothing:
-        lines.append(f"Nothing helped on {_nights(nothing)}.")
+        lines.append(w.plural("trends", "nothing_helped", n=nothing))
     return "\n".join(lines)
+
+
+SYMPTOM_LABELS: Mapping[str, str] = symptom_labels(SOURCE)
+"""The symptoms' English labels (`symptom_labels(lang)` gives them in a language)."""

@@ -1,7 +1,9 @@
 """Diary use cases: the schedule, check-ins as diary conversations, entries and summaries.
 
 Channel-free like `FlowService` (which runs the diary's questions); the Telegram layer
-decides how check-ins look and sends them. Every step that matters for "exactly one check-in
+decides how check-ins look and sends them, in the person's language (`UserInfo.lang`, also
+for check-ins sent by a job: `lang_of`); the questions and a red flag's advice come in it from
+`FlowService`. Every step that matters for "exactly one check-in
 per night" happens in one database transaction with its claim.
 """
 
@@ -17,6 +19,7 @@ from bot.metrics import DISCARD, Metrics
 from bot.services.flow import Clock, FlowService, Start, Who, utc_now
 from dialogs.advice import AdviceBook
 from dialogs.engine import Conversation, Flow
+from dialogs.i18n import SOURCE
 from dialogs.nights import describe, night_for
 from dialogs.trends import (
     LOGGED,
@@ -55,6 +58,8 @@ class Trends:
     seven: Summary
     thirty: Summary
     reasons: list[str]
+    """In the person's language (`lang`)."""
+    lang: str = SOURCE
 
 
 class DiaryService:
@@ -117,8 +122,19 @@ class DiaryService:
             return until
 
     @staticmethod
-    def describe(schedule: Schedule) -> str:
-        return describe(schedule.local_time, ZoneInfo(schedule.zone))
+    def describe(schedule: Schedule, lang: str = SOURCE) -> str:
+        return describe(schedule.local_time, ZoneInfo(schedule.zone), lang)
+
+    def lang_of(self, who: Who) -> str | None:
+        """The person's language (chosen, else their app's); None if they are unknown."""
+        with self.store.transaction() as repo:
+            user = repo.find_user(who.channel, who.external_id)
+            return None if user is None else user.lang
+
+    def lang_of_user(self, user_id: int) -> str:
+        """The language of a stored person, for what a job sends them (no update to read)."""
+        with self.store.transaction() as repo:
+            return repo.user_by_id(user_id).lang
 
     # --- dispatching --------------------------------------------------------------------------
 
@@ -290,29 +306,33 @@ class DiaryService:
     # --- trends ---------------------------------------------------------------------------------
 
     def trends(self, who: Who) -> Trends | None:
-        """The last 7 and 30 nights, and any reasons to run the triage again."""
+        """The last 7 and 30 nights, and any reasons to run the triage again (in the person's
+        language)."""
         found = self._nights(who)
         if found is None:
             return None
-        nights, today = found
+        nights, today, lang = found
         return Trends(
             summarize(nights, today=today, days=7),
             summarize(nights, today=today, days=SUMMARY_NIGHTS),
-            worsening(nights, today=today),
+            worsening(nights, today=today, lang=lang),
+            lang,
         )
 
     def new_worsening(self, who: Who, night: date) -> list[Reason]:
         """Reasons to run the triage again that appear with `night` (not the night before), so
-        a worsening trend is pointed out once, not every night it lasts."""
+        a worsening trend is pointed out once, not every night it lasts; in the person's
+        language."""
         found = self._nights(who)
         if found is None:
             return []
-        nights, _ = found
+        nights, _, lang = found
         before = {reason.kind for reason in worsening(nights, today=night - timedelta(days=1))}
-        return [r for r in worsening(nights, today=night) if r.kind not in before]
+        return [r for r in worsening(nights, today=night, lang=lang) if r.kind not in before]
 
-    def _nights(self, who: Who) -> tuple[list[Night], date] | None:
-        """The person's recent nights for the trends, and tonight's date in their zone."""
+    def _nights(self, who: Who) -> tuple[list[Night], date, str] | None:
+        """The person's recent nights for the trends, tonight's date in their zone, and their
+        language."""
         with self.store.transaction() as repo:
             user = repo.find_user(who.channel, who.external_id)
             if user is None:
@@ -324,7 +344,7 @@ class DiaryService:
             nights = nights_from(
                 repo.diary.entries(user.id, since), repo.diary.checkins(user.id, since)
             )
-        return nights, today
+        return nights, today, user.lang
 
 
 def nights_from(entries: list[Entry], checkins: list[CheckIn]) -> list[Night]:

@@ -9,6 +9,10 @@ and a follow-up is sent exactly once.
 Local time is the person's zone: their diary's, else their country's first zone, else UTC. A
 follow-up accepted while no zone was known (timezone None) is timed in UTC and re-timed in
 the person's zone once one is known (`retime_unzoned`, run before each dispatch).
+
+The words are in the person's language (`UserInfo.lang`), the stored person's when a job sends
+the follow-up: the offer, the question (with the advice's headline in that language) and the
+reply. When it is due does not depend on the language.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from bot.metrics import DISCARD, Metrics
 from bot.services.flow import Clock, Who, utc_now
 from dialogs.advice import Advice, AdviceBook
 from dialogs.followups import FollowUpBook, FollowUpQuestion, FollowUpReply, Offer
+from dialogs.i18n import SOURCE
 from dialogs.records import Conclusion
+from dialogs.texts import texts
 from dialogs.vocabulary import Pattern, Urgency
 from storage import Repo, Store, UserInfo
 from storage.followups import FollowUp, FollowUpStatus
@@ -90,12 +96,12 @@ class FollowUpService:
     def offer(self, who: Who, conversation_id: int, urgency: Urgency) -> Offered | None:
         """The offer to show after a result, or None: the urgency gets no follow-up (an unsent
         one of this conversation is withdrawn), or the person already chose."""
-        offer = self.book.offer(urgency)
         with self.store.transaction() as repo:
             user = repo.find_user(who.channel, who.external_id)
             found = repo.load_conversation(conversation_id)
             if user is None or found is None or found[0] != user.id:
                 return None
+            offer = self.book_for(user).offer(urgency)
             if offer is None:
                 repo.followups.withdraw(conversation_id)
                 return None
@@ -173,7 +179,7 @@ class FollowUpService:
                 followup,
                 Who(user.channel, user.external_id),
                 user.id,
-                self.book.question(advice),
+                self.book_for(user).question(advice),
             )
 
     def undelivered(self, followup_id: int) -> None:
@@ -195,7 +201,8 @@ class FollowUpService:
                 return None
             user = repo.user_by_id(followup.user_id)
             advice = self._advice(repo, user, followup)
-            question = self.book.question(advice)
+            book = self.book_for(user)
+            question = book.question(advice)
             labels = dict(question.options)
             if answer not in labels:
                 return None
@@ -203,7 +210,23 @@ class FollowUpService:
                 return Answered(followup, question, labels[answer], None)
             recorded = repo.followups.get(followup_id)
             assert recorded is not None
-            return Answered(recorded, question, labels[answer], self.book.reply(answer, advice))
+            return Answered(recorded, question, labels[answer], book.reply(answer, advice))
+
+    # --- the person's language -----------------------------------------------------------------
+
+    def book_for(self, user: UserInfo) -> FollowUpBook:
+        """The follow-up words in the person's language (English: this service's own book)."""
+        return self.book if user.lang == SOURCE else texts(user.lang).followups
+
+    def advice_for(self, user: UserInfo) -> AdviceBook:
+        """The advice in the person's language (English: this service's own book)."""
+        return self.advice if user.lang == SOURCE else texts(user.lang).advice
+
+    def book_of(self, who: Who) -> FollowUpBook:
+        """The follow-up words for a person (English when they are unknown)."""
+        with self.store.transaction() as repo:
+            user = repo.find_user(who.channel, who.external_id)
+            return self.book if user is None else self.book_for(user)
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -239,7 +262,7 @@ class FollowUpService:
         conclusion = state.conclusion if state is not None else None
         if conclusion is None or str(conclusion.urgency) != followup.urgency:
             conclusion = Conclusion(Pattern.UNCLEAR, Urgency(followup.urgency))
-        return self.advice.advise(
+        return self.advice_for(user).advise(
             conclusion,
             state.findings if state is not None else {},
             emergency_number=self.emergency_number(user.country),

@@ -5,6 +5,10 @@ dispatcher, which opens due check-ins and queues them in the outbox's bulk lane,
 transaction that marks them sent. The sender paces them (≤30 a second overall, ≤1 a second per
 chat) behind people's replies. A missed or slow run is harmless: the next one finds the same
 rows.
+
+Everything here is in the person's language (`UserInfo.lang`): the words are
+`dialogs/checkins.yaml`'s, dates and times CLDR's. A check-in sent by the job has no update to
+read a language from, so it uses the stored person's.
 """
 
 from __future__ import annotations
@@ -29,8 +33,18 @@ from bot.telegram.delivery import BuiltFile
 from bot.telegram.keys import MenuKey, SnoozeKey, encode
 from bot.telegram.turn import BULK, Turn, message_payload, plain
 from dialogs.engine import Prompt
-from dialogs.nights import COMMON_ZONES, parse_time, parse_zone, zone_from_local_now
+from dialogs.i18n import pick
+from dialogs.nights import (
+    COMMON_ZONES,
+    city_name,
+    night_name,
+    parse_time,
+    parse_zone,
+    zone_from_local_now,
+)
+from dialogs.texts import texts
 from dialogs.trends import render_text
+from dialogs.words import Words
 from storage import Repo
 from storage.outbox import Outgoing
 
@@ -48,10 +62,6 @@ DISPATCH_PAUSE = 0.002
 
 def _button(label: str, action: str, arg: str = "") -> InlineKeyboardButton:
     return InlineKeyboardButton(label, callback_data=encode(MenuKey(action, arg)))
-
-
-def _night(night: date) -> str:
-    return night.strftime("%A %-d %B")
 
 
 def _hhmm(value: time) -> str:
@@ -74,6 +84,17 @@ class Diary:
         self.wake: Callable[..., None] = lambda _chats, **_how: None
         """Starts delivery of queued check-ins (the sender's)."""
 
+    # --- the person's language ------------------------------------------------------------
+
+    def lang(self, turn: Turn) -> str:
+        """The person's language: chosen or their app's (before they are stored: the app's)."""
+        with self.diary.store.transaction() as repo:
+            info = turn.info(repo)
+        return info.lang if info is not None else pick(turn.user.language_code)
+
+    def words(self, turn: Turn) -> Words:
+        return texts(self.lang(turn)).checkins
+
     # --- /diary ---------------------------------------------------------------------------
 
     def on_diary(self, turn: Turn, repo: Repo, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -86,49 +107,43 @@ class Diary:
         self.show_settings(turn)
 
     def show_settings(self, turn: Turn) -> None:
+        w = self.words(turn)
         schedule = self.diary.schedule(turn.who)
         if schedule is None or not schedule.enabled:
-            turn.say(
-                render.Screen(
-                    "<b>Nightly diary</b>\nI can ask a few quick taps about your legs each night, "
-                    "at a time you choose, so you and your doctor can see the pattern.\n\n"
-                    "Pick a time. An evening time asks about that night; a morning time asks "
-                    "about the night before. You can also send e.g. <code>/diary 21:30 "
-                    "Europe/Berlin</code>.",
-                    self.times_markup(),
-                )
-            )
+            turn.say(render.Screen(w.text("settings", "intro"), self.times_markup(w)))
             return
-        paused = f"\nPaused until {_night(schedule.paused_until)}." if schedule.paused_until else ""
-        upcoming = (
-            f"\nNext check-in: night of {_night(schedule.next_night)}."
-            if schedule.next_night
-            else ""
-        )
-        rows = [
-            [_button("🕘 Change time", "dtimes"), _button("🌍 Change zone", "dzones")],
-            [_button(f"⏸ Pause {n} nights", "dpause", str(n)) for n in PAUSES],
-            [_button("✍️ Log a past night", "dfill"), _button("📊 Summary", "summary")],
-            [_button("⏹ Stop check-ins", "dstop")],
+        lines = [
+            w.text("settings", "enabled", schedule=escape(self.diary.describe(schedule, w.lang)))
         ]
-        turn.say(
-            render.Screen(
-                f"<b>Nightly diary</b>: on, {escape(self.diary.describe(schedule))}."
-                f"{upcoming}{paused}",
-                InlineKeyboardMarkup(rows),
-            )
-        )
+        if schedule.next_night:
+            lines.append(w.text("settings", "next", night=night_name(schedule.next_night, w.lang)))
+        if schedule.paused_until:
+            night = night_name(schedule.paused_until, w.lang)
+            lines.append(w.text("settings", "paused", night=night))
+        rows = [
+            [
+                _button(w.text("settings", "change_time"), "dtimes"),
+                _button(w.text("settings", "change_zone"), "dzones"),
+            ],
+            [_button(w.plural("settings", "pause", n=n), "dpause", str(n)) for n in PAUSES],
+            [
+                _button(w.text("settings", "backfill"), "dfill"),
+                _button(w.text("settings", "summary"), "summary"),
+            ],
+            [_button(w.text("settings", "stop"), "dstop")],
+        ]
+        turn.say(render.Screen("\n".join(lines), InlineKeyboardMarkup(rows)))
 
     @staticmethod
-    def times_markup() -> InlineKeyboardMarkup:
+    def times_markup(w: Words) -> InlineKeyboardMarkup:
         rows = [
             [_button(f"🌙 {t}", "dtime", t.replace(":", "")) for t in EVENING],
             [_button(f"☀️ {t}", "dtime", t.replace(":", "")) for t in MORNING],
-            [_button("⌨️ Type another time", "dtime", "type")],
+            [_button(w.text("settings", "type_time"), "dtime", "type")],
         ]
         return InlineKeyboardMarkup(rows)
 
-    def zones_markup(self, turn: Turn, repo: Repo, at: time) -> InlineKeyboardMarkup:
+    def zones_markup(self, turn: Turn, repo: Repo, at: time, w: Words) -> InlineKeyboardMarkup:
         """Zones of the person's country when known, else a short list across the world."""
         info = turn.info(repo)
         zones = self.countries(info.country if info else None)
@@ -136,25 +151,22 @@ class Diary:
         now = self.diary.clock()
         buttons = [
             _button(
-                f"{name.split('/')[-1].replace('_', ' ')} ({now.astimezone(ZoneInfo(name)):%H:%M})",
+                f"{city_name(name, w.lang)} ({now.astimezone(ZoneInfo(name)):%H:%M})",
                 "dzone",
                 f"{_hhmm(at)}/{name}",
             )
             for name in names
         ]
         rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
-        rows.append([_button("⌨️ Type a city or your local time", "dzone", f"{_hhmm(at)}/type")])
+        rows.append([_button(w.text("settings", "type_zone"), "dzone", f"{_hhmm(at)}/type")])
         return InlineKeyboardMarkup(rows)
 
     def ask_zone(self, turn: Turn, at: time) -> None:
+        w = self.words(turn)
         with self.diary.store.transaction() as repo:
-            markup = self.zones_markup(turn, repo, at)
+            markup = self.zones_markup(turn, repo, at, w)
         turn.say(
-            render.Screen(
-                f"Check-ins at <b>{at:%H:%M}</b>. Which time zone are you in? "
-                "(The time in brackets is the time there now.)",
-                markup,
-            )
+            render.Screen(w.text("settings", "ask_zone", time=texts(w.lang).clock(at)), markup)
         )
 
     def set_from_text(self, turn: Turn, text: str) -> None:
@@ -163,7 +175,7 @@ class Diary:
         at = parse_time(first)
         zone = parse_zone(rest) if rest else None
         if at is None:
-            turn.say("I didn't catch a time there. Try e.g. /diary 21:30 Europe/Berlin.")
+            turn.say(self.words(turn).text("typed", "no_time"))
             return
         if zone is None:
             schedule = self.diary.schedule(turn.who)
@@ -175,19 +187,18 @@ class Diary:
         self.confirm(turn, at, zone)
 
     def confirm(self, turn: Turn, at: time, zone: ZoneInfo) -> None:
+        w = self.words(turn)
         schedule = self.diary.set_schedule(turn.who, at, zone)
-        local_now = self.diary.clock().astimezone(zone)
-        nxt = (
-            f" The first one is for the night of {_night(schedule.next_night)}."
-            if (schedule.next_night)
-            else ""
-        )
-        turn.say(
-            render.Screen(
-                f"✅ Diary on: {escape(self.diary.describe(schedule))}. It is {local_now:%H:%M} "
-                f"there now.{nxt}\n/diary changes it, /summary shows your trends.",
-            )
-        )
+        said = {
+            "schedule": escape(self.diary.describe(schedule, w.lang)),
+            "now": texts(w.lang).clock(self.diary.clock().astimezone(zone).time()),
+        }
+        if schedule.next_night:
+            night = night_name(schedule.next_night, w.lang)
+            text = w.text("settings", "confirmed_first", night=night, **said)
+        else:
+            text = w.text("settings", "confirmed", **said)
+        turn.say(render.Screen(f"{text}\n{w.text('settings', 'confirmed_hint')}"))
 
     # --- buttons --------------------------------------------------------------------------
 
@@ -197,10 +208,11 @@ class Diary:
             case "diary":
                 self.show_settings(turn)
             case "dtimes":
-                turn.say(render.Screen("Pick a time:", self.times_markup()))
+                w = self.words(turn)
+                turn.say(render.Screen(w.text("settings", "pick_time"), self.times_markup(w)))
             case "dtime" if key.arg == "type":
                 context.user_data[AWAITING] = "time"  # type: ignore[index]
-                turn.say("Type the time, e.g. 21:30 or 7am.")
+                turn.say(self.words(turn).text("typed", "ask_time"))
             case "dtime":
                 at = parse_time(key.arg)
                 if at is None:
@@ -221,10 +233,11 @@ class Diary:
                 if until is None:
                     turn.toast(render.EXPIRED)
                     return
-                turn.say(f"Paused: no check-ins up to and including the night of {_night(until)}.")
+                w = self.words(turn)
+                turn.say(w.text("settings", "paused_until", night=night_name(until, w.lang)))
             case "dstop":
                 self.diary.stop(who)
-                turn.say("Check-ins stopped. Your diary is kept; /diary turns them on again.")
+                turn.say(self.words(turn).text("settings", "stopped"))
             case "dfill":
                 self.on_backfill(turn, key.arg)
             case "summary":
@@ -238,10 +251,7 @@ class Diary:
             return
         if name == "type":
             context.user_data[AWAITING] = f"zone {hhmm}"  # type: ignore[index]
-            turn.say(
-                "Type your city (e.g. Berlin, New York) or the time it is where you "
-                "are now (e.g. 23:10)."
-            )
+            turn.say(self.words(turn).text("typed", "ask_place"))
             return
         zone = parse_zone(name)
         if zone is None:
@@ -254,22 +264,23 @@ class Diary:
         if checkin is None:
             turn.toast(render.EXPIRED)
             return
+        w = self.words(turn)
         if key.minutes:
-            turn.edit(_tapped_id(turn), f"⏰ OK, I'll ask again in {key.minutes} minutes.")
+            turn.edit(_tapped_id(turn), w.plural("checkin", "snoozed", n=key.minutes))
             return
-        turn.edit(_tapped_id(turn), f"Skipped the night of {_night(checkin.night)}. Sleep well.")
+        night = night_name(checkin.night, w.lang)
+        turn.edit(_tapped_id(turn), w.text("checkin", "skipped", night=night))
 
     def on_backfill(self, turn: Turn, arg: str) -> None:
         who = turn.who
+        w = self.words(turn)
         if not arg:
             nights = self.diary.backfill_nights(who)
             if not nights:
-                turn.say("The last two nights are already in your diary.")
+                turn.say(w.text("backfill", "none"))
                 return
-            rows = [[_button(_night(n), "dfill", n.isoformat())] for n in nights]
-            turn.say(
-                render.Screen("Which night would you like to add?", InlineKeyboardMarkup(rows))
-            )
+            rows = [[_button(night_name(n, w.lang), "dfill", n.isoformat())] for n in nights]
+            turn.say(render.Screen(w.text("backfill", "which"), InlineKeyboardMarkup(rows)))
             return
         try:
             night = date.fromisoformat(arg)
@@ -278,7 +289,7 @@ class Diary:
             return
         outgoing = self.diary.start_backfill(who, night)
         if outgoing is None:
-            turn.say("That night can't be added any more.")
+            turn.say(w.text("backfill", "too_late"))
             return
         reply = self.diary.questions.handle(who, Resume())
         if isinstance(reply.step, Prompt) and reply.conversation_id is not None:
@@ -295,11 +306,12 @@ class Diary:
         if not awaiting or not text:
             return False
         text = text.strip()[:64]
+        w = self.words(turn)
         if awaiting == "time":
             at = parse_time(text)
             if at is None:
                 context.user_data[AWAITING] = "time"  # type: ignore[index]
-                turn.say("Please type a time like 21:30 or 7am.")
+                turn.say(w.text("typed", "time_again"))
                 return True
             schedule = self.diary.schedule(turn.who)
             if schedule is not None and schedule.enabled:
@@ -314,15 +326,11 @@ class Diary:
             zone = ZoneInfo(matches[0]) if len(matches) == 1 else None
             if len(matches) > 1:
                 rows = [[_button(m, "dzone", f"{_hhmm(at)}/{m}")] for m in matches[:8]]
-                turn.say(
-                    render.Screen(
-                        "A few zones fit that time. Which one?", InlineKeyboardMarkup(rows)
-                    )
-                )
+                turn.say(render.Screen(w.text("typed", "zones_fit"), InlineKeyboardMarkup(rows)))
                 return True
         if zone is None:
             context.user_data[AWAITING] = awaiting  # type: ignore[index]
-            turn.say("I couldn't place that. Try a bigger city nearby, e.g. Berlin or Chicago.")
+            turn.say(w.text("typed", "unknown_place"))
             return True
         self.confirm(turn, at, zone)
         return True
@@ -330,28 +338,27 @@ class Diary:
     # --- check-ins ------------------------------------------------------------------------
 
     def screen(self, step: Prompt, conversation_id: int) -> render.Screen:
-        """A diary question as a check-in: which night it is about, and snooze while open."""
+        """A diary question as a check-in: which night it is about, and snooze while open.
+        In the stored person's language: a check-in is sent by a job, with no update."""
         screen = render.question(step, conversation_id)
         checkin = self.diary.night_of(conversation_id)
         if checkin is None:
             return screen
-        night = _night(checkin.night)
+        w = texts(self.diary.lang_of_user(checkin.user_id)).checkins
+        night = night_name(checkin.night, w.lang)
         rows = list(screen.markup.inline_keyboard) if screen.markup else []
         if checkin.backfill:
-            header = f"✍️ Adding the night of {night}."
+            header = w.text("checkin", "backfill", night=night)
         else:
-            lead = "⏰ Reminder: check-in" if checkin.remind_at else "🌙 Check-in"
-            header = f"{lead} for the night of {night}."
+            lead = "reminder" if checkin.remind_at else "header"
+            header = w.text("checkin", lead, night=night)
             rows.append(
                 [
                     InlineKeyboardButton(
-                        label, callback_data=encode(SnoozeKey(checkin.id, minutes))
+                        w.text("checkin", label),
+                        callback_data=encode(SnoozeKey(checkin.id, minutes)),
                     )
-                    for label, minutes in (
-                        ("⏰ 30 min", 30),
-                        ("⏰ 1 hour", 60),
-                        ("Skip tonight", 0),
-                    )
+                    for label, minutes in (("snooze_30", 30), ("snooze_60", 60), ("skip", 0))
                 ]
             )
         return render.Screen(
@@ -418,9 +425,13 @@ class Diary:
     def logged(self, turn: Turn, reply: Reply) -> None:
         """After a check-in is answered: thanks, and on a Sunday night the week's summary."""
         assert reply.conversation_id is not None
+        w = self.words(turn)
         checkin = self.diary.night_of(reply.conversation_id)
-        night = _night(checkin.night) if checkin else "that night"
-        turn.say(f"✅ Logged for the night of {night}. Thank you, sleep well.")
+        if checkin is not None:
+            night = night_name(checkin.night, w.lang)
+            turn.say(w.text("checkin", "logged", night=night))
+        else:
+            turn.say(w.text("checkin", "logged_unknown"))
         if checkin is None or checkin.backfill:
             return
         if checkin.night.weekday() == 6:  # the week's summary, which names any worsening
@@ -428,14 +439,8 @@ class Diary:
             return
         reasons = self.diary.new_worsening(turn.who, checkin.night)
         if reasons:
-            turn.say(
-                render.Screen(
-                    "📈 Looking at your diary: "
-                    + escape(" ".join(reasons))
-                    + "\nIt may be worth running the check again (/check), so the advice fits "
-                    "how things are now."
-                )
-            )
+            said = escape(" ".join(reasons))
+            turn.say(render.Screen(w.text("checkin", "worsening", reasons=said)))
 
     # --- trends ---------------------------------------------------------------------------
 
@@ -448,18 +453,20 @@ class Diary:
     def send_summary(self, turn: Turn, *, lane: str = "reply") -> None:
         trends = self.diary.trends(turn.who)
         if trends is None or trends.thirty.nights_asked == 0:
-            turn.say("No diary nights yet. /diary sets up a short nightly check-in.")
+            turn.say(self.words(turn).text("diary", "no_nights"))
             return
-        text = render_text(trends.seven, trends.thirty, trends.reasons)
+        text = render_text(trends.seven, trends.thirty, trends.reasons, lang=trends.lang)
         turn.say(render.Screen(escape(text)), lane=lane)
         turn.file({"kind": "chart"}, lane=lane)
 
     async def make_chart(self, chat_id: int, _recipe: dict[str, Any]) -> BuiltFile | None:
-        """The 30-night chart, drawn in the worker process."""
+        """The 30-night chart, drawn in the worker process; its caption in the person's
+        language."""
         from bot.files.exports import build_chart  # noqa: PLC0415 - loads nothing heavy itself
 
         trends = self.diary.trends(Who("telegram", str(chat_id)))
         if trends is None:
             return None
         png = await pool.run(build_chart, trends.thirty)
-        return BuiltFile(png, "diary.png", caption="Your last 30 nights", photo=True)
+        caption = texts(trends.lang).checkins.plural("diary", "chart_caption", n=trends.thirty.days)
+        return BuiltFile(png, "diary.png", caption=caption, photo=True)

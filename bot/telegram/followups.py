@@ -5,6 +5,9 @@ Follow-ups are rows in the database (see `FollowUpService`); the dispatcher, wok
 JobQueue job, claims each due one and queues its message in the outbox's bulk lane in the same
 transaction, so it is sent exactly once, paced behind people's replies like the diary's
 check-ins. A missed or slow run is harmless: the next one finds the same rows.
+
+The words are `dialogs/followup.yaml`'s in the person's language (the service picks them: the
+stored person's for a follow-up sent by the job).
 """
 
 from __future__ import annotations
@@ -102,7 +105,7 @@ class FollowUps:
 
     def on_offer(self, turn: Turn, repo: Repo, key: FollowUpKey) -> None:
         """Yes or no to the offer: the offer's message then reads as answered."""
-        book = self.service.book
+        book = self.service.book_of(turn.who)
         accepted = key.action == "yes"
         decide = self.service.accept if accepted else self.service.decline
         followup = decide(turn.who, key.followup_id)
