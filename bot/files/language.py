@@ -8,14 +8,18 @@ English keeps the formats it always had ("22 Oct 2026", "2026-10-22 03:05").
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
+import yaml
 from babel.dates import format_skeleton
 from babel.numbers import format_decimal
 
-from dialogs.i18n import CLDR, LANGUAGES, SOURCE, clock, pick
+from dialogs.content import DIALOGS_DIR
+from dialogs.i18n import CLDR, LANGUAGES, SOURCE, clock, localize, pick
 from dialogs.texts import texts
 from dialogs.words import Words
 
@@ -33,6 +37,29 @@ def lang_of(data: Mapping[str, Any]) -> str:
 def documents(lang: str) -> Words:
     """The export's words in `lang`."""
     return texts(lang).documents
+
+
+@cache
+def _advice_source() -> dict[str, Any]:
+    return yaml.safe_load((DIALOGS_DIR / "advice.yaml").read_text(encoding="utf-8"))
+
+
+@cache
+def _advice(lang: str) -> dict[str, Any]:
+    """advice.yaml in `lang`: the patterns' names and urgencies' headlines the person read."""
+    return localize(_advice_source(), lang)
+
+
+def pattern_words(pattern: str, lang: str) -> str:
+    """A conclusion's pattern in plain words, from advice.yaml ("A night leg cramp")."""
+    words = _advice(lang)["patterns"][pattern]["name"].strip()
+    return words[:1].upper() + words[1:]
+
+
+def urgency_words(urgency: str, lang: str) -> str:
+    """A conclusion's urgency as its advice.yaml headline, without the symbol and full stop."""
+    headline = _advice(lang)["urgency"][urgency]["headline"]
+    return re.sub(r"^\W+", "", headline).strip().rstrip(".")
 
 
 def long_day(day: date, lang: str) -> str:
@@ -69,6 +96,8 @@ __all__ = [
     "documents",
     "lang_of",
     "long_day",
+    "pattern_words",
     "short_day",
     "stamp",
+    "urgency_words",
 ]

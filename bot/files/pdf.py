@@ -17,7 +17,6 @@ what helped from the diary flow, dates as the language writes them.
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time
 from functools import cache
@@ -26,14 +25,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import matplotlib
-import yaml
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 
 from bot.files.chart import render_chart
-from bot.files.language import decimal, documents, lang_of, long_day
-from dialogs.content import DIALOGS_DIR
-from dialogs.i18n import localize
+from bot.files.language import (
+    decimal,
+    documents,
+    lang_of,
+    long_day,
+    pattern_words,
+    urgency_words,
+)
 from dialogs.texts import texts
 from dialogs.trends import (
     LOGGED,
@@ -219,33 +222,10 @@ def _questions(
 
 
 @cache
-def _advice_source() -> dict[str, Any]:
-    return yaml.safe_load((DIALOGS_DIR / "advice.yaml").read_text(encoding="utf-8"))
-
-
-@cache
-def _advice(lang: str) -> dict[str, Any]:
-    """advice.yaml in `lang`: the patterns' names and urgencies' headlines the person read."""
-    return localize(_advice_source(), lang)
-
-
-@cache
 def _helped_labels(lang: str) -> dict[str, str]:
     """The diary's "what helped" keys with the button label the person tapped, in `lang`."""
     question = texts(lang).question("diary", "helped")
     return {str(o.records["helped"]): o.label for o in question.options}
-
-
-def _pattern_words(pattern: str, lang: str) -> str:
-    """A conclusion's pattern in plain words, from advice.yaml."""
-    words = _advice(lang)["patterns"][pattern]["name"].strip()
-    return words[:1].upper() + words[1:]
-
-
-def _urgency_words(urgency: str, lang: str) -> str:
-    """A conclusion's urgency as its advice.yaml headline, without the symbol and full stop."""
-    headline = _advice(lang)["urgency"][urgency]["headline"]
-    return re.sub(r"^\W+", "", headline).strip().rstrip(".")
 
 
 def _in_a_list(label: str, lang: str) -> str:
@@ -344,8 +324,8 @@ class _Pdf(FPDF):
                     table.row(
                         [
                             self.day(day),
-                            _pattern_words(conclusion["pattern"], self.lang),
-                            _urgency_words(conclusion["urgency"], self.lang),
+                            pattern_words(conclusion["pattern"], self.lang),
+                            urgency_words(conclusion["urgency"], self.lang),
                             "; ".join(flags) if flags else words.text("pdf", "no_signs"),
                         ]
                     )
