@@ -10,9 +10,9 @@ from typing import Any
 
 from storage.store import Repo
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """2 added the diary (schedule, check-ins, entries) and typed answers; 3 the follow-ups; 4 the
-note for the doctor kept with a check's result."""
+note for the doctor kept with a check's result; 5 the language the person chose."""
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -118,6 +118,7 @@ def export_user(repo: Repo, user_id: int, *, exported_at: datetime) -> dict[str,
             "channel": user.channel,
             "external_id": user.external_id,
             "language_code": user.language_code,
+            "language": user.language,
             "country": user.country,
             "consent_at": _iso(user.consent_at),
             "created_at": _iso(user.created_at),

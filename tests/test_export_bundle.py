@@ -28,14 +28,16 @@ from pypdf import PdfReader
 from bot.files.bundle import (
     CSV_COLUMNS,
     build_zip,
+    csv_header,
     diary_csv,
     readme_text,
     transcript_text,
     within,
 )
-from bot.files.pdf import BACKGROUND_WORDS, RED_FLAG_WORDS, doctor_pdf
+from bot.files.language import documents
+from bot.files.pdf import BACKGROUND_FINDINGS, RED_FLAG_FINDINGS, doctor_pdf
 from dialogs.records import AnswerRecord, Conclusion, ConversationState
-from dialogs.vocabulary import BACKGROUND, RED_FLAGS, Pattern, Urgency
+from dialogs.vocabulary import BACKGROUND, FINDINGS, RED_FLAGS, Pattern, Urgency
 from storage import Store
 from storage.export import export_user
 
@@ -152,12 +154,13 @@ def export(
     external_id: str = TELEGRAM_ID,
 ) -> dict[str, Any]:
     data = {
-        "schema_version": 4,
+        "schema_version": 5,
         "exported_at": stamp(TODAY, 22, 30),
         "user": {
             "channel": "telegram",
             "external_id": external_id,
             "language_code": "en",
+            "language": None,
             "country": "DE",
             "consent_at": stamp(date(2026, 10, 1), 20, 0),
             "created_at": stamp(date(2026, 10, 1), 20, 0),
@@ -298,8 +301,11 @@ def unzip(bundle: bytes) -> dict[str, bytes]:
         return {name: archive.read(name) for name in archive.namelist()}
 
 
-def csv_rows(text: str) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(text, newline="")))
+def csv_rows(text: str, lang: str = "en") -> list[dict[str, str]]:
+    """The rows keyed by column id, after checking the header names the columns in `lang`."""
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+    assert next(reader) == csv_header(lang)
+    return [dict(zip(CSV_COLUMNS, row, strict=True)) for row in reader]
 
 
 def logged(entries: list[dict[str, Any]], key: str) -> list[Any]:
@@ -333,7 +339,7 @@ def test_pdf_numbers_match_the_diary_and_the_triages(month_data: dict[str, Any])
     # Each triage, most recent first: its date, then its urgency and warning signs in words.
     assert re.search(
         r"15 Nov 2026 A night leg cramp Get seen by a doctor today cramps since a new medicine"
-        r".*2 Nov 2026 Restless legs Book a visit with your own doctor none",
+        r".*2 Nov 2026 Restless legs Book a visit with your own doctor None",
         text,
     ), text
     assert "Yes: takes an antihistamine or antidepressant, kidney disease." in text
@@ -402,8 +408,10 @@ def test_pdf_without_any_data_still_says_what_it_is() -> None:
 
 
 def test_every_red_flag_and_background_finding_has_plain_words() -> None:
-    assert set(RED_FLAG_WORDS) == set(RED_FLAGS)
-    assert set(BACKGROUND_WORDS) <= set(BACKGROUND)
+    assert set(RED_FLAG_FINDINGS) == set(RED_FLAGS)
+    assert set(BACKGROUND_FINDINGS) <= set(BACKGROUND)
+    words = documents("en").section("findings")
+    assert set(words) == set(FINDINGS)
 
 
 # --- the ZIP --------------------------------------------------------------------------------

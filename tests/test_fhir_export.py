@@ -184,10 +184,22 @@ def test_triage_status_authored_and_conclusion(store: Store) -> None:
     assert "item" not in open_, "FHIR JSON has no empty arrays"
     items = answers(concluded)
     assert items["conclusion.pattern"] == [
-        {"valueCoding": {"system": PATTERN_SYSTEM, "code": "leg_cramps"}}
+        {
+            "valueCoding": {
+                "system": PATTERN_SYSTEM,
+                "code": "leg_cramps",
+                "display": "A night leg cramp",
+            }
+        }
     ]
     assert items["conclusion.urgency"] == [
-        {"valueCoding": {"system": URGENCY_SYSTEM, "code": "self_care"}}
+        {
+            "valueCoding": {
+                "system": URGENCY_SYSTEM,
+                "code": "self_care",
+                "display": "This can usually be handled at home",
+            }
+        }
     ]
     assert "conclusion.red_flags" not in items
     assert not any(link_id.startswith("conclusion.") for link_id in answers(cancelled))
@@ -211,10 +223,22 @@ def test_diary_nights_carry_their_fields_and_the_red_flag_conclusion(store: Stor
 
     items = answers(flagged)
     assert items["conclusion.urgency"] == [
-        {"valueCoding": {"system": URGENCY_SYSTEM, "code": "emergency"}}
+        {
+            "valueCoding": {
+                "system": URGENCY_SYSTEM,
+                "code": "emergency",
+                "display": "Get emergency help now",
+            }
+        }
     ]
     assert items["conclusion.red_flags"] == [
-        {"valueCoding": {"system": RED_FLAG_SYSTEM, "code": "chest_pain_or_breathless"}}
+        {
+            "valueCoding": {
+                "system": RED_FLAG_SYSTEM,
+                "code": "chest_pain_or_breathless",
+                "display": "chest pain or breathlessness",
+            }
+        }
     ]
 
 
@@ -263,6 +287,7 @@ def test_a_user_with_nothing_gives_an_empty_collection(store: Store) -> None:
 
     assert bundle == {
         "resourceType": "Bundle",
+        "language": "en",
         "type": "collection",
         "timestamp": data["exported_at"],
     }
@@ -306,3 +331,18 @@ def test_the_spec_v3_findings_are_link_ids_and_sciatica_a_pattern_code() -> None
     assert v3 <= set(items)
     assert [a["valueCoding"]["code"] for a in items["conclusion.red_flags"]] == flags
     assert items["conclusion.pattern"][0]["valueCoding"]["code"] == "nerve_root_pain"
+
+
+def test_items_and_codings_say_what_they_are_in_english(store: Store) -> None:
+    bundle = fhir_bundle(export(store))
+    concluded, *_, plain = responses(bundle)
+
+    assert bundle["language"] == "en"
+    assert {r["language"] for r in responses(bundle)} == {"en"}
+    texts = {item["linkId"]: item.get("text") for item in concluded["item"]}
+    assert texts["muscle_hard_knot"] == "muscle rock-hard or knotted during it"
+    assert texts["conclusion.pattern"] == "What it looked like"
+    texts = {item["linkId"]: item.get("text") for item in plain["item"]}
+    assert texts["diary.night"] == "Night"
+    assert texts["diary.worst_pain"] == "Worst pain (0-10)"
+    assert all(texts.values()), "every item says what it is"

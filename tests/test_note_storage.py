@@ -98,7 +98,7 @@ def test_the_export_holds_the_note_and_delete_removes_it(store: Store) -> None:
         repo.set_note(cid, NOTE)
     with store.transaction() as repo:
         data = export_user(repo, user_id, exported_at=START)
-    assert data["schema_version"] == 4
+    assert data["schema_version"] == 5
     assert [c["note"] for c in data["conversations"]] == [NOTE]
     with store.transaction() as repo:
         repo.delete_user(user_id)

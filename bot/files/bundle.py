@@ -8,6 +8,12 @@ caller has one, a FHIR bundle.
 
 Dates of timestamps (when a conversation started, when a message was sent) are taken in the
 person's time zone, as are all times printed; diary nights are already local dates.
+
+Every file is in the person's language (`bot.files.language.lang_of`): the README, the
+transcript's labels and times, the CSV's header row, the PDF. Ids, codes and the JSON stay
+language-neutral. The CSV's header names the columns in words for whoever reads the table;
+its cells are codes that are the same in every language (the README says so), and the JSON
+is the file for programs.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.files.language import documents, lang_of, stamp
 from bot.files.pdf import doctor_pdf, local_time
 
 JSON_FILE = "nightlegs-export.json"
@@ -31,28 +38,18 @@ PDF_FILE = "doctor-summary.pdf"
 FHIR_FILE = "fhir-bundle.json"
 README_FILE = "README.txt"
 
-FILE_CONTENTS: dict[str, str] = {
-    JSON_FILE: (
-        "Everything nightlegs stores about you for the period, machine-readable: your "
-        "profile, each conversation with its answers, findings and result, the diary "
-        "(schedule, check-ins, nights) and the chat transcript."
-    ),
-    CSV_FILE: (
-        "The nightly diary, one row a night (opens in any spreadsheet): whether the night "
-        "was logged, missed or skipped, the symptoms, cramp count, worst pain (0-10), "
-        "wake-ups, what helped, warning signs and your note."
-    ),
-    TRANSCRIPT_FILE: (
-        "The whole chat with the bot in order, with times in your time zone and the buttons "
-        "you pressed."
-    ),
-    PDF_FILE: (
-        "A one- or two-page summary for your doctor: the checks, the diary's numbers and "
-        "chart, your background answers and questions you may want to ask."
-    ),
-    FHIR_FILE: "The same health information as an HL7 FHIR bundle, for health-record systems.",
-    README_FILE: "This file.",
+FILE_KEYS: dict[str, str] = {
+    JSON_FILE: "json",
+    CSV_FILE: "csv",
+    TRANSCRIPT_FILE: "transcript",
+    PDF_FILE: "pdf",
+    FHIR_FILE: "fhir",
+    README_FILE: "readme",
 }
+"""Each file's description in documents.yaml (`files`). File names stay the same in every
+language, so a helper can find them."""
+BOT = "nightlegs"
+"""Who the bot is in the transcript: its name, the same in every language."""
 
 CSV_COLUMNS = (
     "night",
@@ -102,12 +99,20 @@ def within(data: Mapping[str, Any], *, since: date | None, zone: str = "UTC") ->
     return limited
 
 
-def diary_csv(data: Mapping[str, Any], zone: str) -> str:
+def csv_header(lang: str) -> list[str]:
+    """The CSV's header row: each column's name in `lang` (`CSV_COLUMNS` in that order)."""
+    words = documents(lang)
+    return [words.text("csv", column) for column in CSV_COLUMNS]
+
+
+def diary_csv(data: Mapping[str, Any], zone: str, lang: str | None = None) -> str:
     """One row a night, oldest first: logged nights from entries, then missed or skipped ones.
 
-    Booleans are "yes"/"no", lists are joined with ";", and an empty cell means the night did
-    not record that field.
+    The header row names the columns in `lang` (default: the export's language). Booleans
+    are "yes"/"no", lists are joined with ";", and an empty cell means the night did not
+    record that field: codes, the same in every language.
     """
+    lang = lang or lang_of(data)
     diary = data["diary"]
     entries = {e["night"]: e for e in diary["entries"]}
     unanswered: dict[str, str] = {}
@@ -117,7 +122,7 @@ def diary_csv(data: Mapping[str, Any], zone: str) -> str:
             unanswered[night] = status
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
-    writer.writeheader()
+    csv.writer(out, lineterminator="\r\n").writerow(csv_header(lang))
     for night in sorted(entries.keys() | unanswered.keys()):
         row = dict.fromkeys(CSV_COLUMNS, "") | {"night": night, "timezone": zone}
         entry = entries.get(night)
@@ -144,44 +149,53 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def transcript_text(data: Mapping[str, Any], zone: str) -> str:
+def transcript_text(data: Mapping[str, Any], zone: str, lang: str | None = None) -> str:
     """Every message in stored order: when (in `zone`), who, and what was said or pressed.
 
     A button press is logged with the label the person saw as its text, so it is shown as
-    the button they pressed.
+    the button they pressed. Labels and times are in `lang` (default: the export's).
     """
+    lang = lang or lang_of(data)
+    words = documents(lang)
     tz = ZoneInfo(zone)
+    you = words.text("transcript", "you")
     parts = [
-        f'nightlegs: chat transcript\nTimes are in {zone}. "You" is you, "nightlegs" is the bot.'
+        f"{words.text('transcript', 'title')}\n"
+        f"{words.text('transcript', 'times', zone=zone, you=you, bot=BOT)}"
     ]
     for message in data["transcript"]:
-        when = f"{local_time(message['at'], tz):%Y-%m-%d %H:%M} ({zone})"
+        when = f"{stamp(local_time(message['at'], tz), lang)} ({zone})"
         if message["direction"] == "out":
-            who = "nightlegs"
+            who = BOT
         elif (message["meta"] or {}).get("button") is not None:
-            who = "You pressed the button"
+            who = words.text("transcript", "pressed")
         else:
-            who = "You"
+            who = you
         parts.append(f"[{when}] {who}:\n{message['text']}")
     if not data["transcript"]:
-        parts.append("No messages in this period.")
+        parts.append(words.text("transcript", "no_messages"))
     return "\n\n".join(parts) + "\n"
 
 
-def readme_text(files: list[str]) -> str:
-    """What each of `files` holds, and what the bundle is and is not."""
-    unknown = [name for name in files if name not in FILE_CONTENTS]
+def readme_text(files: list[str], lang: str = "en") -> str:
+    """What each of `files` holds, and what the bundle is and is not, in `lang`."""
+    unknown = [name for name in files if name not in FILE_KEYS]
     if unknown:
         raise ValueError(f"no description for {unknown}")
-    listing = "\n\n".join(f"{name}\n  {FILE_CONTENTS[name]}" for name in files)
+    words = documents(lang)
+
+    def about(name: str) -> str:
+        text = words.text("files", FILE_KEYS[name])
+        if name == CSV_FILE:
+            text += "\n  " + words.text("files", "csv_codes")
+        return text
+
+    listing = "\n\n".join(f"{name}\n  {about(name)}" for name in files)
     return (
-        "nightlegs data export\n\n"
-        "nightlegs is a self-report tool: everything in these files is what you told the bot. "
-        "It is not a diagnosis. Only a doctor who examines you can say what is causing your "
-        "symptoms.\n\n"
-        f"Files:\n\n{listing}\n\n"
-        "These files hold health information about you. Share them only with people you "
-        "choose.\n"
+        f"{words.text('readme', 'title')}\n\n"
+        f"{words.text('readme', 'about')}\n\n"
+        f"{words.text('readme', 'files')}\n\n{listing}\n\n"
+        f"{words.text('readme', 'private')}\n"
     )
 
 
@@ -197,18 +211,20 @@ def build_zip(
 
     `name` is printed on the doctor summary only when given; `fhir`, a ready FHIR bundle,
     is added as its own file only when given. The summary's "today" is the export date.
+    Every file is in the export's language.
     """
     limited = within(data, since=since, zone=zone)
+    lang = lang_of(limited)
     exported = local_time(limited["exported_at"], ZoneInfo(zone))
     files: dict[str, bytes] = {
         JSON_FILE: _json(limited),
-        CSV_FILE: diary_csv(limited, zone).encode("utf-8-sig"),
-        TRANSCRIPT_FILE: transcript_text(limited, zone).encode(),
+        CSV_FILE: diary_csv(limited, zone, lang).encode("utf-8-sig"),
+        TRANSCRIPT_FILE: transcript_text(limited, zone, lang).encode(),
         PDF_FILE: doctor_pdf(limited, since=since, zone=zone, name=name, today=exported.date()),
     }
     if fhir is not None:
         files[FHIR_FILE] = _json(fhir)
-    files[README_FILE] = readme_text([*files, README_FILE]).encode()
+    files[README_FILE] = readme_text([*files, README_FILE], lang).encode()
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for file_name, content in files.items():

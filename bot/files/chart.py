@@ -8,20 +8,25 @@ Colours are the Okabe-Ito palette, which stays distinct with the common colour-v
 deficiencies, and every symptom also has its own hatching so the chart reads in greyscale.
 Missed nights (asked, not answered) get a grey band and a grey cross, never an empty column
 that could pass for a night without symptoms.
+
+Title, axes, legend and dates are in the person's language (`dialogs/documents.yaml`, `chart`);
+matplotlib's DejaVu Sans draws Latin and Cyrillic alike.
 """
 
 from __future__ import annotations
 
 import io
 import math
-from datetime import date
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from dialogs.trends import LOGGED, MISSED, SKIPPED, SYMPTOM_LABELS, SYMPTOMS, Summary
+from bot.files.language import documents, short_day
+from dialogs.i18n import SOURCE
+from dialogs.trends import LOGGED, MISSED, SKIPPED, SYMPTOMS, Summary
+from dialogs.words import Words
 
 SIZE_INCHES = 7.2
 DPI = 150  # 7.2 in x 150 dpi = 1080 px a side
@@ -48,12 +53,12 @@ SKIPPED_MARK = {"marker": "_", "markersize": 12, "markeredgewidth": 2.5, "color"
 LABEL_EVERY = 7  # nights between date labels, counted back from the last night
 
 
-def render_chart(summary30: Summary) -> bytes:
-    """The PNG of the nights in `summary30`, oldest on the left."""
+def render_chart(summary30: Summary, lang: str = SOURCE) -> bytes:
+    """The PNG of the nights in `summary30`, oldest on the left, its words in `lang`."""
     figure = Figure(figsize=(SIZE_INCHES, SIZE_INCHES), dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     try:
-        _draw(figure, summary30)
+        _draw(figure, summary30, lang)
         png = io.BytesIO()
         figure.savefig(png, format="png")
         return png.getvalue()
@@ -61,7 +66,8 @@ def render_chart(summary30: Summary) -> bytes:
         figure.clear()
 
 
-def _draw(figure: Figure, summary: Summary) -> None:
+def _draw(figure: Figure, summary: Summary, lang: str) -> None:
+    words = documents(lang)
     pain_axes, symptom_axes = figure.subplots(
         2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 3]}
     )
@@ -80,7 +86,7 @@ def _draw(figure: Figure, summary: Summary) -> None:
     )
     pain_axes.set_ylim(-0.5, 10.5)
     pain_axes.set_yticks(range(0, 11, 2))
-    pain_axes.set_ylabel("Worst pain (0-10)", fontsize=FONT)
+    pain_axes.set_ylabel(words.text("chart", "worst_pain_axis"), fontsize=FONT)
 
     stacked = [0] * len(series)
     for symptom in SYMPTOMS:
@@ -109,12 +115,12 @@ def _draw(figure: Figure, summary: Summary) -> None:
         symptom_axes.plot(marked, [0.5] * len(marked), linestyle="none", **style)
     symptom_axes.set_ylim(0, len(SYMPTOMS) + 0.3)
     symptom_axes.set_yticks(range(len(SYMPTOMS) + 1))
-    symptom_axes.set_ylabel("Symptoms that night", fontsize=FONT)
+    symptom_axes.set_ylabel(words.text("chart", "symptoms_axis"), fontsize=FONT)
     if not summary.nights_logged:
         symptom_axes.text(
             0.5,
             0.6,
-            "Nothing logged yet",
+            words.text("chart", "nothing_logged"),
             transform=symptom_axes.transAxes,
             ha="center",
             va="center",
@@ -123,18 +129,21 @@ def _draw(figure: Figure, summary: Summary) -> None:
         )
 
     labelled = list(range(len(series) - 1, -1, -LABEL_EVERY))[::-1]
-    symptom_axes.set_xticks(labelled, [_day(series[c].night) for c in labelled], fontsize=FONT)
+    days = [short_day(series[c].night, lang) for c in labelled]
+    symptom_axes.set_xticks(labelled, days, fontsize=FONT)
     symptom_axes.set_xticks(columns, minor=True)
     symptom_axes.set_xlim(-0.6, len(series) - 0.4)
-    symptom_axes.set_xlabel("Night of", fontsize=FONT)
+    symptom_axes.set_xlabel(words.text("chart", "night_of"), fontsize=FONT)
     for axes in (pain_axes, symptom_axes):
         axes.tick_params(axis="y", labelsize=FONT)
         axes.grid(axis="y", color="#DDDDDD", linewidth=0.8)
         axes.set_axisbelow(True)
 
-    figure.suptitle(f"Your last {summary.days} nights", fontsize=FONT + 6, fontweight="bold")
+    figure.suptitle(
+        words.plural("chart", "title", n=summary.days), fontsize=FONT + 6, fontweight="bold"
+    )
     figure.legend(
-        handles=_legend(),
+        handles=_legend(words),
         loc="outside lower center",
         ncols=4,
         fontsize=FONT - 1,
@@ -145,19 +154,23 @@ def _draw(figure: Figure, summary: Summary) -> None:
     )
 
 
-def _legend() -> list[Patch | Line2D]:
+def _legend(words: Words) -> list[Patch | Line2D]:
     symptoms: list[Patch | Line2D] = [
-        Patch(facecolor=colour, hatch=hatch, edgecolor="black", label=SYMPTOM_LABELS[symptom])
+        Patch(
+            facecolor=colour,
+            hatch=hatch,
+            edgecolor="black",
+            label=words.text("symptoms", symptom),
+        )
         for symptom, (colour, hatch) in SYMPTOM_STYLE.items()
     ]
+    pain = words.text("chart", "worst_pain")
     return [
         *symptoms,
-        Line2D([], [], color=PAIN_COLOUR, marker="o", markerfacecolor="white", label="Worst pain"),
-        Line2D([], [], linestyle="none", label="No symptoms", **NO_SYMPTOMS_MARK),
-        Line2D([], [], linestyle="none", label="Missed (no answer)", **MISSED_MARK),
-        Line2D([], [], linestyle="none", label="Skipped", **SKIPPED_MARK),
+        Line2D([], [], color=PAIN_COLOUR, marker="o", markerfacecolor="white", label=pain),
+        Line2D(
+            [], [], linestyle="none", label=words.text("chart", "no_symptoms"), **NO_SYMPTOMS_MARK
+        ),
+        Line2D([], [], linestyle="none", label=words.text("chart", "missed"), **MISSED_MARK),
+        Line2D([], [], linestyle="none", label=words.text("chart", "skipped"), **SKIPPED_MARK),
     ]
-
-
-def _day(night: date) -> str:
-    return f"{night.day} {night:%b}"

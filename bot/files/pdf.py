@@ -6,14 +6,17 @@ diary's numbers and 30-night chart, the background answers that matter for night
 symptoms, and questions the person may want to ask, chosen by what was found.
 
 Drawn with fpdf2 in DejaVu Sans as bundled with matplotlib, so it needs no system fonts and
-no network. Nothing identifies the person unless the caller passes a name: the Telegram id
-in the export is never printed.
+no network; DejaVu covers Latin and Cyrillic. Nothing identifies the person unless the caller
+passes a name: the Telegram id in the export is never printed.
+
+Everything is in the person's language (the export's, `bot.files.language.lang_of`): the
+headings and labels from `dialogs/documents.yaml`, patterns and urgencies from the advice,
+what helped from the diary flow, dates as the language writes them.
 """
 
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time
 from functools import cache
@@ -22,32 +25,32 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import matplotlib
-import yaml
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 
 from bot.files.chart import render_chart
-from dialogs.content import DIALOGS_DIR, load_flow
+from bot.files.language import (
+    decimal,
+    documents,
+    lang_of,
+    long_day,
+    pattern_words,
+    urgency_words,
+)
+from dialogs.texts import texts
 from dialogs.trends import (
     LOGGED,
     MISSED,
     NOT_ASKED,
     NOTHING_HELPED,
     SKIPPED,
-    SYMPTOM_LABELS,
     SYMPTOMS,
     Night,
     Summary,
     summarize,
 )
+from dialogs.vocabulary import RED_FLAGS
 
-TITLE = "Night leg symptoms: patient self-report"
-SELF_REPORT = (
-    "Everything below is what the person answered in nightlegs, a self-report chat tool for "
-    "night leg symptoms. It is not a diagnosis and no clinician has reviewed it."
-)
-FOOTER = "nightlegs self-report, not a diagnosis."
-NOTES_HEADING = "In their own words, for the doctor"
 MAX_TRIAGES = 8
 """Most recent triages listed; older ones are only counted, so the summary stays two pages."""
 CHART_NIGHTS = 30
@@ -57,37 +60,27 @@ HEADING_HEIGHT = 9.0
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 FONT = "DejaVuSans"
 
-RED_FLAG_WORDS: dict[str, str] = {
-    "calf_swelling_warm_red": "one calf swollen, warm and red",
-    "chest_pain_or_breathless": "chest pain or breathlessness",
-    "sudden_weakness": "sudden weakness or numbness",
-    "tissue_changes": "sores, dark or pale skin, cold toes",
-    "dangling_relief": "foot pain eased by dangling the leg",
-    "new_medicine_cramps": "cramps since a new medicine",
-    "infection_signs": "spreading redness with fever or shivers",
-    "cauda_equina_signs": "saddle numbness or new bladder or bowel trouble",
-    "muscle_breakdown_signs": "dark urine or weak, tender muscles after a new medicine",
-}
-"""The spec's red flags as a clinician reads them (advice.yaml words them for the person)."""
-
-BACKGROUND_WORDS: dict[str, str] = {
-    "takes_diuretic_or_statin": "takes a diuretic or statin",
-    "takes_antihistamine_or_antidepressant": "takes an antihistamine or antidepressant",
-    "kidney_disease": "kidney disease",
-    "pregnant": "pregnant",
-    "smoker": "smokes or used to smoke",
-    "diabetes": "diabetes",
-    "high_blood_pressure": "high blood pressure",
-    "high_cholesterol": "high cholesterol",
-    "heart_or_stroke_history": "heart disease or stroke",
-    "low_iron_known": "told their iron is low",
-    "family_history_rls": "restless legs in the family",
-}
-"""Background findings that bear on cramps, restless legs or leg arteries, in print order."""
+BACKGROUND_FINDINGS: tuple[str, ...] = (
+    "takes_diuretic_or_statin",
+    "takes_antihistamine_or_antidepressant",
+    "kidney_disease",
+    "pregnant",
+    "smoker",
+    "diabetes",
+    "high_blood_pressure",
+    "high_cholesterol",
+    "heart_or_stroke_history",
+    "low_iron_known",
+    "family_history_rls",
+)
+"""Background findings that bear on cramps, restless legs or leg arteries, in print order.
+Their words, and the red flags', are the clinician's (documents.yaml, `findings`)."""
+RED_FLAG_FINDINGS: tuple[str, ...] = RED_FLAGS
 
 CIRCULATION_PATTERNS = frozenset({"pad_claudication", "pad_rest_pain", "critical_limb_ischemia"})
 _CHECKIN_STATUS = {"missed": MISSED, "skipped": SKIPPED, "failed": NOT_ASKED}
 """Check-ins that count for the diary without an entry; answered nights come from entries."""
+TABLE_COLUMNS = ("column_date", "column_pattern", "column_urgency", "column_signs")
 _TABLE_HEADINGS = FontFace(emphasis="BOLD", fill_color=(230, 230, 230))
 
 
@@ -147,7 +140,7 @@ def doctor_pdf(
     red_flags = {flag for _, c in concluded for flag in c["red_flags"]}
     red_flags |= {flag for e in entries for flag in e["red_flags"]}
 
-    pdf = _Pdf(zone, today)
+    pdf = _Pdf(zone, today, lang_of(data))
     pdf.title_block(name, start, today, summary.days)
     pdf.triage_table(concluded[::-1], unfinished=len(triages) - len(concluded))
     pdf.notes([(day, c["note"]) for day, c in triages if c.get("note")][::-1])
@@ -172,7 +165,8 @@ def _questions(
     red_flags: Iterable[str],
     symptom_nights: Mapping[str, int],
 ) -> list[str]:
-    """What the person may want to ask their doctor, from the patterns and answers found."""
+    """What the person may want to ask their doctor, from the patterns and answers found: the
+    keys of their words in documents.yaml (`questions`)."""
     patterns, red_flags = set(patterns), set(red_flags)
 
     def said(finding: str) -> bool:
@@ -194,94 +188,66 @@ def _questions(
     )
     asks = []
     if restless:
-        asks.append("Should my iron stores be checked, for example with a ferritin blood test?")
+        asks.append("iron")
         if said("takes_antihistamine_or_antidepressant"):
-            asks.append(
-                "Could my antihistamine or antidepressant be making the restlessness worse?"
-            )
+            asks.append("antihistamine")
     if circulation:
-        asks.append(
-            "Would an ankle-brachial index test (blood pressure at the ankle against the arm) "
-            "show how well blood reaches my legs?"
-        )
-        asks.append("What is my overall risk of heart attack and stroke, and how can I lower it?")
+        asks.append("ankle_brachial")
+        asks.append("heart_risk")
         if said("smoker"):
-            asks.append("What help is there for me to stop smoking?")
+            asks.append("smoking")
     if "new_medicine_cramps" in red_flags or (cramps and said("takes_diuretic_or_statin")):
-        asks.append(
-            "Could one of my medicines be causing the cramps? Can we review them together? "
-            "I will not stop any on my own."
-        )
+        asks.append("medicines")
     if said("cramps_worsening") or said("weakness_numbness_back_pain"):
-        asks.append(
-            "The cramps are getting worse or come with weakness, numbness or back pain: "
-            "should a nerve, spine or metabolic cause be looked for?"
-        )
+        asks.append("worsening")
     if cramps:
-        conditions = [
-            words
-            for finding, words in (("kidney_disease", "kidney disease"), ("pregnant", "pregnancy"))
-            if said(finding)
-        ]
-        caution = f" This matters with my {' and '.join(conditions)}." if conditions else ""
+        kidney, pregnant = said("kidney_disease"), said("pregnant")
         asks.append(
-            "Is magnesium worth trying for the cramps, and is it safe for me? "
-            f"I will only take it on your advice.{caution}"
+            "magnesium_both"
+            if kidney and pregnant
+            else "magnesium_kidney"
+            if kidney
+            else "magnesium_pregnancy"
+            if pregnant
+            else "magnesium"
         )
     if "possible_dvt" in patterns:
-        asks.append("Has a blood clot in a leg vein been ruled out?")
+        asks.append("clot")
     if "nerve_root_pain" in patterns:
-        asks.append("Could a nerve in my back cause this, and which changes need me seen at once?")
+        asks.append("nerve")
     if "unclear" in patterns:
-        asks.append("What else could explain my symptoms, and what would help tell them apart?")
-    asks.append("Which changes should make me come back sooner?")
+        asks.append("unclear")
+    asks.append("sooner")
     return asks
 
 
 @cache
-def _advice() -> dict[str, Any]:
-    return yaml.safe_load((DIALOGS_DIR / "advice.yaml").read_text(encoding="utf-8"))
-
-
-@cache
-def _helped_labels() -> dict[str, str]:
-    """The diary's "what helped" keys with the button label the person tapped."""
-    question = load_flow("diary").question("helped")
-    assert question is not None
+def _helped_labels(lang: str) -> dict[str, str]:
+    """The diary's "what helped" keys with the button label the person tapped, in `lang`."""
+    question = texts(lang).question("diary", "helped")
     return {str(o.records["helped"]): o.label for o in question.options}
 
 
-def _pattern_words(pattern: str) -> str:
-    """A conclusion's pattern in plain words, from advice.yaml."""
-    words = _advice()["patterns"][pattern]["name"].strip()
-    return words[:1].upper() + words[1:]
-
-
-def _urgency_words(urgency: str) -> str:
-    """A conclusion's urgency as its advice.yaml headline, without the symbol and full stop."""
-    headline = _advice()["urgency"][urgency]["headline"]
-    return re.sub(r"^\W+", "", headline).strip().rstrip(".")
-
-
-def _day(day: date) -> str:
-    return f"{day.day} {day:%b %Y}"
-
-
-def _nights(count: int) -> str:
-    return f"{count} night" if count == 1 else f"{count} nights"
+def _in_a_list(label: str, lang: str) -> str:
+    """A button label inside a sentence: its first letter small, except in German, where
+    nouns keep their capital."""
+    return label if lang == "de" else label[:1].lower() + label[1:]
 
 
 class _Pdf(FPDF):
     """An A4 page layout with the summary's sections and a footer on every page."""
 
-    def __init__(self, zone: str, today: date) -> None:
+    def __init__(self, zone: str, today: date, lang: str) -> None:
         super().__init__(format="A4")
         self.zone = zone
+        self.lang = lang
+        self.words = documents(lang)
         self.set_margins(15, 15, 15)
         self.set_auto_page_break(True, margin=16)
         self.add_font(FONT, "", FONT_DIR / "DejaVuSans.ttf")
         self.add_font(FONT, "B", FONT_DIR / "DejaVuSans-Bold.ttf")
-        self.set_title(TITLE)
+        self.set_title(self.words.text("pdf", "title"))
+        self.set_lang(lang)
         self.set_creator("nightlegs")
         self.set_creation_date(datetime.combine(today, time(), ZoneInfo(zone)))
         self.add_page()
@@ -290,8 +256,18 @@ class _Pdf(FPDF):
         self.set_y(-12)
         self.set_font(FONT, size=7.5)
         self.set_text_color(100)
-        self.cell(0, 4, f"{FOOTER} Page {self.page_no()} of {{nb}}", align="C")
+        footer = self.words.text("pdf", "footer", page=self.page_no(), pages="{nb}")
+        self.cell(0, 4, footer, align="C")
         self.set_text_color(0)
+
+    def day(self, day: date) -> str:
+        return long_day(day, self.lang)
+
+    def nights(self, count: int) -> str:
+        return self.words.plural("pdf", "nights", n=count)
+
+    def finding(self, finding: str) -> str:
+        return self.words.text("findings", finding)
 
     def heading(self, text: str) -> None:
         self.ln(HEADING_HEIGHT - 6)
@@ -305,26 +281,34 @@ class _Pdf(FPDF):
 
     def title_block(self, name: str | None, start: date, end: date, nights: int) -> None:
         self.set_font(FONT, "B", 16)
-        self.cell(0, 9, TITLE, new_x="LMARGIN", new_y="NEXT")
-        lines = [f"Name: {name}"] if name else []
+        words = self.words
+        self.cell(0, 9, words.text("pdf", "title"), new_x="LMARGIN", new_y="NEXT")
+        lines = [words.text("pdf", "name", name=name)] if name else []
         lines += [
-            f"Period covered: {_day(start)} to {_day(end)} ({_nights(nights)}), "
-            f"times in {self.zone}.",
+            words.text(
+                "pdf",
+                "period",
+                start=self.day(start),
+                end=self.day(end),
+                nights=self.nights(nights),
+                zone=self.zone,
+            )
         ]
         self.paragraph("\n".join(lines), size=10)
         self.ln(1)
         self.set_fill_color(245, 240, 225)
         self.set_font(FONT, size=9)
-        self.multi_cell(0, 4.4, SELF_REPORT, align="L", fill=True, padding=1.5)
+        self.multi_cell(0, 4.4, words.text("pdf", "self_report"), align="L", fill=True, padding=1.5)
         self.set_fill_color(255)
 
     def triage_table(
         self, concluded: list[tuple[date, Mapping[str, Any]]], unfinished: int
     ) -> None:
         """The most recent triages first, each with pattern, urgency and warning signs."""
-        self.heading("Symptom checks (triage), most recent first")
+        words = self.words
+        self.heading(words.text("pdf", "triage_heading"))
         if not concluded:
-            self.paragraph("No completed symptom check in this period.")
+            self.paragraph(words.text("pdf", "no_triage"))
         else:
             with self.table(
                 col_widths=(23, 48, 39, 70),
@@ -334,28 +318,23 @@ class _Pdf(FPDF):
                 padding=1,
             ) as table:
                 self.set_font(FONT, size=8.5)
-                table.row(["Date", "What it looked like", "Urgency given", "Warning signs"])
+                table.row([words.text("pdf", column) for column in TABLE_COLUMNS])
                 for day, conclusion in concluded[:MAX_TRIAGES]:
-                    flags = [RED_FLAG_WORDS[f] for f in conclusion["red_flags"]]
+                    flags = [self.finding(f) for f in conclusion["red_flags"]]
                     table.row(
                         [
-                            _day(day),
-                            _pattern_words(conclusion["pattern"]),
-                            _urgency_words(conclusion["urgency"]),
-                            "; ".join(flags) if flags else "none",
+                            self.day(day),
+                            pattern_words(conclusion["pattern"], self.lang),
+                            urgency_words(conclusion["urgency"], self.lang),
+                            "; ".join(flags) if flags else words.text("pdf", "no_signs"),
                         ]
                     )
         notes = []
         older = concluded[MAX_TRIAGES:]
         if older:
-            notes.append(
-                f"{len(older)} older completed check{'s' if len(older) > 1 else ''} not listed "
-                f"(the first on {_day(older[-1][0])})."
-            )
+            notes.append(words.plural("pdf", "older", n=len(older), day=self.day(older[-1][0])))
         if unfinished:
-            notes.append(
-                f"{unfinished} check{'s' if unfinished > 1 else ''} started but not finished."
-            )
+            notes.append(words.plural("pdf", "unfinished", n=unfinished))
         if notes:
             self.ln(1)
             self.paragraph(" ".join(notes), size=8.5)
@@ -364,30 +343,31 @@ class _Pdf(FPDF):
         """Spec v3 item 10: what the person wanted their doctor to know, in their own words."""
         if not notes:
             return
-        self.heading(NOTES_HEADING)
+        self.heading(self.words.text("pdf", "notes_heading"))
         self.set_font(FONT, size=9)
         cmap = self.current_font.cmap  # type: ignore[union-attr]
         for day, note in notes[:MAX_TRIAGES]:
             # Characters the font cannot draw (emoji, some scripts) become "?": fpdf2 would
             # otherwise log them, and logs never hold what people wrote.
             printable = "".join(c if ord(c) in cmap else ("\n" if c == "\n" else "?") for c in note)
-            self.paragraph(f"{_day(day)}: \u201c{printable}\u201d")
+            self.paragraph(f"{self.day(day)}: \u201c{printable}\u201d")
 
     def background(self, findings: Mapping[str, bool]) -> None:
         """The latest background answers, split into yes, no and not answered."""
-        self.heading("Background (latest answers in the checks)")
+        words = self.words
+        self.heading(words.text("pdf", "background_heading"))
         said: dict[bool | None, list[str]] = {True: [], False: [], None: []}
-        for finding, words in BACKGROUND_WORDS.items():
-            said[findings.get(finding)].append(words)
+        for finding in BACKGROUND_FINDINGS:
+            said[findings.get(finding)].append(self.finding(finding))
         if not said[True] and not said[False]:
-            self.paragraph("No background questions answered in this period.")
+            self.paragraph(words.text("pdf", "no_background"))
             return
         lines = [
-            f"{label}: {', '.join(items)}."
-            for label, items in (
-                ("Yes", said[True]),
-                ("No", said[False]),
-                ("Not answered or not sure", said[None]),
+            words.text("pdf", key, items=", ".join(items))
+            for key, items in (
+                ("said_yes", said[True]),
+                ("said_no", said[False]),
+                ("not_said", said[None]),
             )
             if items
         ]
@@ -405,8 +385,8 @@ class _Pdf(FPDF):
         Numbers and chart go on one page: on the next one if they do not fit on this one.
         """
         if not summary.nights_asked:
-            self.heading("Nightly diary")
-            self.paragraph("No diary nights were asked about in this period.")
+            self.heading(self.words.text("pdf", "diary_heading"))
+            self.paragraph(self.words.text("pdf", "no_diary"))
             return
         rows = self._diary_rows(summary, entries)
         with self.offset_rendering() as trial:
@@ -414,9 +394,9 @@ class _Pdf(FPDF):
             self._diary_table(trial, rows)
         if trial.page_break_triggered or self.will_page_break(HEADING_HEIGHT + CHART_SIZE):
             self.add_page()
-        self.heading("Nightly diary")
+        self.heading(self.words.text("pdf", "diary_heading"))
         top = self.get_y()
-        chart = render_chart(summarize(nights, today=today, days=CHART_NIGHTS))
+        chart = render_chart(summarize(nights, today=today, days=CHART_NIGHTS), self.lang)
         self.image(io.BytesIO(chart), x=self.w - self.r_margin - CHART_SIZE, y=top, w=CHART_SIZE)
         self._diary_table(self, rows)
         self.set_y(max(self.get_y(), top + CHART_SIZE) + 1)
@@ -436,58 +416,97 @@ class _Pdf(FPDF):
             for row in rows:
                 table.row(row)
 
-    @staticmethod
-    def _diary_rows(summary: Summary, entries: list[Mapping[str, Any]]) -> list[tuple[str, str]]:
-        unanswered = f"{summary.nights_missed} missed, {summary.nights_skipped} skipped"
+    def _diary_rows(
+        self, summary: Summary, entries: list[Mapping[str, Any]]
+    ) -> list[tuple[str, str]]:
+        words, lang, nights = self.words, self.lang, self.nights
+
+        def label(key: str) -> str:
+            return words.text("pdf", key)
+
         rows = [
-            ("Nights logged", f"{summary.nights_logged} of {summary.nights_asked} asked"),
-            ("Not answered", unanswered),
+            (
+                label("nights_logged"),
+                words.text(
+                    "pdf",
+                    "logged_of_asked",
+                    logged=summary.nights_logged,
+                    asked=summary.nights_asked,
+                ),
+            ),
+            (
+                label("not_answered"),
+                words.text(
+                    "pdf",
+                    "missed_skipped",
+                    missed=summary.nights_missed,
+                    skipped=summary.nights_skipped,
+                ),
+            ),
         ]
         if summary.backfilled:
-            rows.append(("Filled in later", _nights(summary.backfilled)))
+            rows.append((label("backfilled"), nights(summary.backfilled)))
         for symptom in SYMPTOMS:
-            rows.append((SYMPTOM_LABELS[symptom], _nights(summary.symptom_nights[symptom])))
-        rows.append(("No symptoms", _nights(summary.symptom_free_nights)))
+            rows.append((words.text("symptoms", symptom), nights(summary.symptom_nights[symptom])))
+        rows.append((label("no_symptoms"), nights(summary.symptom_free_nights)))
         if summary.cramp_episodes:
-            rows.append(("Cramp episodes", f"at least {summary.cramp_episodes}"))
+            rows.append(
+                (label("cramp_episodes"), words.text("pdf", "at_least", n=summary.cramp_episodes))
+            )
         if summary.wakeups_average is not None:
             rows.append(
                 (
-                    "Woken by the legs",
-                    f"{summary.wakeups_total} times, {summary.wakeups_average:.1f} a night",
+                    label("woken"),
+                    words.plural(
+                        "pdf",
+                        "woken_times",
+                        n=summary.wakeups_total,
+                        average=decimal(summary.wakeups_average, lang),
+                    ),
                 )
             )
         if summary.worst_pain is not None:
-            rows.append(("Worst cramp pain", f"{summary.worst_pain}/10"))
-        labels = _helped_labels()
+            rows.append((label("worst_pain"), f"{summary.worst_pain}/10"))
+        labels = _helped_labels(lang)
         helped = [(key, n) for key, n in summary.helped if key != NOTHING_HELPED]
         if helped:
             rows.append(
                 (
-                    "What helped",
-                    ", ".join(f"{labels.get(k, k).lower()} {_nights(n)}" for k, n in helped),
+                    label("helped"),
+                    ", ".join(
+                        words.text(
+                            "pdf",
+                            "helped_item",
+                            what=_in_a_list(labels.get(k, k), lang),
+                            nights=nights(n),
+                        )
+                        for k, n in helped
+                    ),
                 )
             )
         nothing = dict(summary.helped).get(NOTHING_HELPED)
         if nothing:
-            rows.append(("Nothing helped", _nights(nothing)))
+            rows.append((label("nothing_helped"), nights(nothing)))
         flagged = [e for e in entries if e["red_flags"]]
         if flagged:
-            words = sorted({RED_FLAG_WORDS[f] for e in flagged for f in e["red_flags"]})
-            rows.append(("Warning signs", f"{_nights(len(flagged))}: {'; '.join(words)}"))
+            signs = sorted({self.finding(f) for e in flagged for f in e["red_flags"]})
+            rows.append(
+                (
+                    label("warning_signs"),
+                    words.text(
+                        "pdf", "warning_nights", nights=nights(len(flagged)), signs="; ".join(signs)
+                    ),
+                )
+            )
         return rows
 
     def questions(self, asks: list[str]) -> None:
-        self.heading("Questions the person may want to ask")
+        self.heading(self.words.text("pdf", "questions_heading"))
         for ask in asks:
             self.cell(4, 4.4, "•")
-            self.multi_cell(0, 4.4, ask, align="L", new_x="LMARGIN", new_y="NEXT")
+            text = self.words.text("questions", ask)
+            self.multi_cell(0, 4.4, text, align="L", new_x="LMARGIN", new_y="NEXT")
 
     def closing(self) -> None:
         self.ln(2)
-        self.paragraph(
-            "Wording of patterns and urgency is the tool's own, from fixed rules over the "
-            "person's answers. The diary counts only nights the person answered; missed nights "
-            "are not counted as nights without symptoms.",
-            size=8,
-        )
+        self.paragraph(self.words.text("pdf", "closing"), size=8)

@@ -3,6 +3,10 @@
 Choosing a file queues a recipe in the outbox; the sender builds the file when it delivers
 it (from the person's own rows only, in a worker process) and uploads it. So a heavy ZIP
 never holds up anyone's tap, and a crash before the upload still delivers it afterwards.
+
+Every screen, button, notice and caption is in the person's language (`UserInfo.lang`; before
+anything is stored, their app's), from `dialogs/documents.yaml` (`telegram`); the files are in
+the language stored with the person's data (`bot.files.language`).
 """
 
 from __future__ import annotations
@@ -21,33 +25,76 @@ from bot.telegram.delivery import BuiltFile
 from bot.telegram.keys import MenuKey, encode
 from bot.telegram.turn import Turn
 from dialogs.countries import EmergencyNumbers
-from storage import Repo
+from dialogs.i18n import pick
+from dialogs.texts import texts
+from dialogs.words import Words
+from storage import Repo, UserInfo
 
 PERIODS = {"30": 30, "90": 90, "all": None}
 CHOICE = re.compile(r"^(pdf|zip|json|named)(30|90|all)$")
-PERIOD_LABELS = (("30", "30 days"), ("90", "90 days"), ("all", "all"))
+DAYS = (30, 90)
+"""The periods a file can cover besides everything, in days."""
+
+
+def _words(lang: str) -> Words:
+    return texts(lang).documents
 
 
 def _choice(label: str, arg: str) -> InlineKeyboardButton:
     return InlineKeyboardButton(label, callback_data=encode(MenuKey("export", arg)))
 
 
-MENU = render.Screen(
-    "<b>Export</b>: what would you like?\n"
-    "🩺 <b>Doctor summary</b>: one or two pages to show your doctor (PDF).\n"
-    "🗂 <b>Everything</b>: all I store about you as files: data (JSON), diary table (CSV), "
-    "conversation transcript, the summary PDF and a FHIR record (ZIP).\n"
-    "🧾 <b>Data</b>: everything as one JSON file (for other apps).\n"
-    "Your name is left out unless you choose the button that adds it.",
-    InlineKeyboardMarkup(
-        [
-            [_choice(f"🩺 PDF · {label}", f"pdf{key}") for key, label in PERIOD_LABELS],
-            [_choice(f"🗂 ZIP · {label}", f"zip{key}") for key, label in PERIOD_LABELS],
-            [_choice("🧾 Data (JSON) · all", "jsonall")],
-            [_choice("🩺 PDF with my name · all", "namedall")],
+def menu(lang: str) -> render.Screen:
+    """What /export offers: a doctor summary, everything or the data, per period."""
+    words = _words(lang)
+
+    def row(kind: str) -> list[InlineKeyboardButton]:
+        buttons = [
+            _choice(words.plural("telegram", f"{kind}_days", n=days), f"{kind}{days}")
+            for days in DAYS
         ]
-    ),
-)
+        return [*buttons, _choice(words.text("telegram", f"{kind}_all"), f"{kind}all")]
+
+    return render.Screen(
+        words.text("telegram", "menu"),
+        InlineKeyboardMarkup(
+            [
+                row("pdf"),
+                row("zip"),
+                [_choice(words.text("telegram", "json_all"), "jsonall")],
+                [_choice(words.text("telegram", "named_all"), "namedall")],
+            ]
+        ),
+    )
+
+
+MENU = menu("en")
+"""The English menu (as it always was)."""
+
+
+def delete_confirm(lang: str) -> render.Screen:
+    """/delete asks once more, with the buttons that erase or keep."""
+    words = _words(lang)
+    return render.Screen(
+        words.text("telegram", "delete_confirm"),
+        InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        words.text("telegram", "erase"), callback_data=encode(MenuKey("erase"))
+                    ),
+                    InlineKeyboardButton(
+                        words.text("telegram", "keep"), callback_data=encode(MenuKey("keep"))
+                    ),
+                ]
+            ]
+        ),
+    )
+
+
+def lang_of(turn: Turn, info: UserInfo | None) -> str:
+    """The person's language: the stored one, else their app's."""
+    return info.lang if info is not None else pick(turn.user.language_code)
 
 
 class Export:
@@ -62,20 +109,26 @@ class Export:
         self.show_menu(turn, repo)
 
     def show_menu(self, turn: Turn, repo: Repo) -> None:
-        turn.say(MENU if turn.info(repo) is not None else render.NOTHING_STORED)
+        info = turn.info(repo)
+        lang = lang_of(turn, info)
+        turn.say(
+            menu(lang) if info is not None else _words(lang).text("telegram", "nothing_stored")
+        )
 
     def on_choice(self, turn: Turn, repo: Repo, choice: str) -> None:
         """Queue the chosen file; it is built and sent by the sender."""
+        info = turn.info(repo)
+        words = _words(lang_of(turn, info))
         if CHOICE.match(choice) is None:
-            turn.toast(render.EXPIRED)
+            turn.toast(words.text("telegram", "expired"))
             return
-        if turn.info(repo) is None:
-            turn.say(render.NOTHING_STORED)
+        if info is None:
+            turn.say(words.text("telegram", "nothing_stored"))
             return
-        recipe: dict[str, Any] = {"kind": "export", "choice": choice}
+        recipe: dict[str, Any] = {"kind": "export", "choice": choice, "lang": info.lang}
         if choice.startswith("named"):
             recipe["name"] = turn.user.full_name
-        turn.toast("Preparing your file…")
+        turn.toast(words.text("telegram", "preparing"))
         turn.file(recipe)
 
     def zone_of(self, data: dict[str, Any]) -> str:
@@ -96,7 +149,8 @@ class Export:
         who = Who("telegram", str(chat_id))
         data = self.service.export(who)
         if data is None:
-            return render.NOTHING_STORED
+            lang = str(recipe.get("lang", ""))
+            return _words(pick(lang)).text("telegram", "nothing_stored")
         zone = self.zone_of(data)
         today = self.service.clock().astimezone(ZoneInfo(zone)).date()
         days = PERIODS[period]
@@ -113,18 +167,28 @@ class Export:
     @staticmethod
     def on_delete(turn: Turn, repo: Repo) -> None:
         turn.log_in(repo, "/delete")
-        turn.say(render.delete_confirm())
+        Export.confirm_delete(turn, repo)
 
     @staticmethod
-    def on_keep(turn: Turn) -> None:
-        tapped = turn.tapped
-        turn.edit(tapped.message_id if tapped else None, "Kept: nothing was deleted.")
+    def confirm_delete(turn: Turn, repo: Repo) -> None:
+        """The question before erasing (for /delete and the menu's delete button)."""
+        turn.say(delete_confirm(lang_of(turn, turn.info(repo))))
 
-    def on_erase(self, turn: Turn) -> None:
+    def _lang(self, turn: Turn, repo: Repo | None) -> str:
+        info = turn.info(repo) if repo is not None else self.service.find_user(turn.who)
+        return lang_of(turn, info)
+
+    def on_keep(self, turn: Turn, repo: Repo | None = None) -> None:
+        words = _words(self._lang(turn, repo))
+        tapped = turn.tapped
+        turn.edit(tapped.message_id if tapped else None, words.text("telegram", "kept"))
+
+    def on_erase(self, turn: Turn, repo: Repo | None = None) -> None:
+        words = _words(self._lang(turn, repo))  # read before the person's row is gone
         deleted = self.service.delete(turn.who)
         turn.forget_info()
         tapped = turn.tapped
         turn.edit(
             tapped.message_id if tapped else None,
-            render.DELETED if deleted else render.NOTHING_STORED,
+            words.text("telegram", "deleted" if deleted else "nothing_stored"),
         )
