@@ -65,7 +65,7 @@ class Consent:
         t = turn.texts(repo)
         if turn.consented(repo):
             if not self.show_open(turn, repo, lead=t.screens.text("menu", "open_here")):
-                self.conversations.start(turn, said="[agreed to the terms]")
+                self.conversations.start(turn, said=t.screens.text("transcript", "agreed"))
             return
         numbers = self.conversations.numbers
         if arg in (PICK, BACK):
@@ -87,7 +87,7 @@ class Consent:
         turn.forget_info()
         self.conversations.start(
             turn,
-            said="[agreed to the terms]",
+            said=t.screens.text("transcript", "agreed"),
             message_id=message_id,
             lead=render.agreed(country, t),
         )

@@ -165,7 +165,7 @@ class Triage:
     @staticmethod
     def on_other_message(turn: Turn, repo: Repo) -> None:
         """Stickers, photos, voice notes and the like."""
-        turn.log_in(repo, "[a message the bot cannot read]")
+        turn.log_in(repo, turn.texts(repo).screens.text("transcript", "unreadable"))
         turn.say(render.said("NOT_TEXT", turn.texts(repo)))
 
     @staticmethod
