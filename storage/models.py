@@ -20,6 +20,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
 )
@@ -279,6 +280,10 @@ class OutboxMessage(Base):
     probe_floor: Mapped[int | None] = mapped_column(BigInteger)
     """The highest Telegram message id the sender knew, in any chat, when it first took the
     row: a send an earlier try made took a higher id from the bot's one counter."""
+    probed: Mapped[str | None] = mapped_column(Text)
+    """Ids the probe already tried in the row's chat and found not to be its lost send
+    (comma-separated): a probe cut short by a restart goes on where it stopped, so it ends
+    within `MAX_PROBES` edits in all however often the bot restarts."""
 
 
 class PersonKey(Base):

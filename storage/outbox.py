@@ -46,6 +46,12 @@ class Outgoing:
     probe_floor: int | None = None
     """The highest message id the sender knew (in any chat) when it first took the row: a
     send an earlier try made has a higher id (see `OutboxMessage.probe_floor`)."""
+    probed: str | None = None
+    """Ids already probed and found not to be the row's lost send (`OutboxMessage.probed`)."""
+
+    @property
+    def probed_ids(self) -> frozenset[int]:
+        return frozenset(int(i) for i in (self.probed or "").split(",") if i)
 
 
 PAYLOAD = "outbox.payload"
@@ -112,6 +118,11 @@ def _claim(*, shared: bool) -> Any:
 
 _CLAIM = {"sqlite": _claim(shared=False), "postgresql": _claim(shared=True)}
 _FORGET = _T.delete().where(_T.c.id == bindparam("row_id"))
+_PROBED = (
+    _T.update()
+    .where(_T.c.id == bindparam("row_id"), _T.c.delivered_at.is_(None))
+    .values(probed=bindparam("probed"))
+)
 _DELIVERED = (
     _T.update()
     .where(_T.c.id == bindparam("row_id"))
@@ -163,6 +174,7 @@ class OutboxRepo:
             row.not_before,
             row.claims,
             row.probe_floor,
+            row.probed,
         )
 
     def add(self, chat_id: int, kind: str, payload: dict[str, Any], *, lane: str = REPLY) -> int:
@@ -243,6 +255,11 @@ class OutboxRepo:
             .limit(limit)
         )
         return [chat_id for chat_id, _ in rows]
+
+    def probed(self, row_id: int, ids: frozenset[int]) -> None:
+        """Remember the ids the probe tried for an undelivered row (see `Outgoing.probed`)."""
+        value = ",".join(str(i) for i in sorted(ids)) or None
+        self._execute(_PROBED, {"row_id": row_id, "probed": value})
 
     def delivered(
         self, row_id: int, *, message_id: int | None, outcome: str = "sent", forget: bool = False

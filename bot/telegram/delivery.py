@@ -26,6 +26,9 @@ edited" the person's own message. Until a send of this process comes back with U
 window ends as many unknown ids above the highest known one as there are uncertain sends
 (`OutboxRepo.uncertain_sends`), plus `PROBE_IDS`; ids are tried from the row's place among
 the uncertain sends outwards, as sends lost in one kill took ids in about their queue order.
+Each id found not to be the send is kept with the row (`Outgoing.probed`): a probe cut short
+by a restart goes on where it stopped, so however often the bot restarts, a row is sent
+after at most `MAX_PROBES` edits in all.
 
 What is left at-least-once: a send with no known F (a row first taken before any id was
 known, as on a new database, and not a reply to a message); a lost send past that window
@@ -454,11 +457,12 @@ class Sender:
             sent, replied = repo.outbox.known_ids(floor)
             unsure = repo.outbox.uncertain_sends()
         began = self._sends_started
+        probed = set(row.probed_ids)  # tried by an earlier run of this probe: not the send
 
         def known(i: int) -> bool:
             # A message of this chat a row replies to stays a candidate: the person may have
             # pressed a button on the lost send itself.
-            return i in sent or i in self._seen or replied.get(i, chat) != chat
+            return i in sent or i in self._seen or i in probed or replied.get(i, chat) != chat
 
         top = max([floor, *sent, *replied, *(i for i in self._seen if i > floor)])
         window = [i for i in range(floor + 1, top + 1) if not known(i)]
@@ -475,7 +479,7 @@ class Sender:
         order = sorted(
             window, key=lambda i: (replied.get(i) != chat, abs(place[i] - rank), place[i])
         )
-        tries = 0
+        tries = len(probed)
         for candidate in itertools.chain(order, itertools.count(above + 1)):
             bound = self._bound(began)
             if candidate > above and (bound is None or candidate >= bound):
@@ -493,7 +497,11 @@ class Sender:
                     self._saw(candidate)
                     return candidate
                 # "not found": another chat's id (or none yet); "can't be edited": the
-                # person's own message; "no text/caption": a message of another kind
+                # person's own message; "no text/caption": a message of another kind.
+                # Kept, so that a probe cut short by a restart goes on from here.
+                probed.add(candidate)
+                with self.store.transaction() as repo:
+                    repo.outbox.probed(row.id, frozenset(probed))
             else:  # an unrecorded bot message of this chat: it shows this row's content now
                 logger.warning("probe of chat %s edited message %s", chat, candidate)
                 self._saw(candidate)

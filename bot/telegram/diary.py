@@ -467,6 +467,6 @@ class Diary:
         trends = self.diary.trends(Who("telegram", str(chat_id)))
         if trends is None:
             return None
-        png = await pool.run(build_chart, trends.thirty)
+        png = await pool.run(build_chart, trends.thirty, trends.lang)
         caption = texts(trends.lang).checkins.plural("diary", "chart_caption", n=trends.thirty.days)
         return BuiltFile(png, "diary.png", caption=caption, photo=True)
