@@ -19,10 +19,13 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users") as batch:
-        batch.add_column(sa.Column("language", sa.String(8), nullable=True))
+    op.add_column("users", sa.Column("language", sa.String(8), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("users") as batch:
-        batch.drop_column("language")
+    # Not batch mode: on SQLite it would copy and drop `users`, and dropping a table
+    # deletes what refers to it (ON DELETE CASCADE). SQLite drops a column itself (3.35+).
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("ALTER TABLE users DROP COLUMN language")
+    else:
+        op.drop_column("users", "language")

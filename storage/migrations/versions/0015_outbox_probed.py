@@ -21,10 +21,13 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("outbox") as batch:
-        batch.add_column(sa.Column("probed", sa.Text(), nullable=True))
+    op.add_column("outbox", sa.Column("probed", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("outbox") as batch:
-        batch.drop_column("probed")
+    # Not batch mode: on SQLite it would copy and drop `outbox`, and dropping a table
+    # deletes what refers to it (ON DELETE CASCADE). SQLite drops a column itself (3.35+).
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("ALTER TABLE outbox DROP COLUMN probed")
+    else:
+        op.drop_column("outbox", "probed")
