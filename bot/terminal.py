@@ -147,8 +147,8 @@ class TerminalChat:
         self.width = width
         """Columns to wrap at; None: the terminal's width at each message (see `columns`)."""
         self.given_book = book
-        self.lang = lang
-        """The language to chat in (stored for the person when the chat runs); None: the one
+        self.chosen = lang
+        """The language asked for (stored for the person when the chat runs); None: the one
         stored for them (English for someone new)."""
         self.reply: Reply | None = None
         self.shown: Step | None = None
@@ -198,10 +198,10 @@ class TerminalChat:
         user = self.service.find_user(self.who)
         if user is None:
             user = self.service.handle(self.who, Resume()).user  # the person's record
-        if self.lang is None:
+        if self.chosen is None:
             self.speak(user.lang)
-        elif user.language != self.lang:
-            self.service.set_language(self.who, self.lang)
+        elif user.language != self.chosen:
+            self.service.set_language(self.who, self.chosen)
 
     def begin(self, reply: Reply) -> None:
         """Carry on with the open check, or start one."""

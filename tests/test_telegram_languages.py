@@ -49,9 +49,14 @@ _COMMON = (
 )
 ENGLISH = frozenset(_COMMON.split())
 """Common English words: none of them appears, as a whole word, in what a person reads."""
-LOANWORDS = {"de": {"check", "start", "restless", "legs"}, "es": {"no"}, "pt": {"no"}, "ru": set()}
-"""Words that are the language's own too ("no" in Spanish), or a loanword it uses ("Restless
-Legs" is the usual German name)."""
+LOANWORDS = {
+    "de": {"check", "start", "restless", "legs"},
+    "es": {"no"},
+    "pt": {"no", "for"},
+    "ru": set(),
+}
+"""Words that are the language's own too ("no" in Spanish, "for" in Portuguese), or a loanword
+it uses ("Restless Legs" is the usual German name)."""
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 _IGNORED = re.compile(r"https?://\S+|/[a-z_]+|\bnightlegs\b")
 """The bot's name, /commands and URLs are the same in every language."""
