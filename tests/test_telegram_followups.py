@@ -282,7 +282,7 @@ async def test_without_a_diary_the_country_gives_the_zone_even_when_chosen_after
 ) -> None:
     await bot.send("/start")
     await bot.press(CONSENT)
-    await answer_all(bot, URGENT, language_code="de")
+    await answer_all(bot, URGENT, language_code="en-GB")
     await press_on(bot, BOOK.yes_label)
     [followup] = stored(bot)
     assert followup.zone is None, "no zone known yet: timed in UTC for now"

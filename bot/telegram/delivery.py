@@ -26,9 +26,10 @@ edited" the person's own message. Until a send of this process comes back with U
 window ends as many unknown ids above the highest known one as there are uncertain sends
 (`OutboxRepo.uncertain_sends`), plus `PROBE_IDS`; ids are tried from the row's place among
 the uncertain sends outwards, as sends lost in one kill took ids in about their queue order.
-Each id found not to be the send is kept with the row (`Outgoing.probed`): a probe cut short
-by a restart goes on where it stopped, so however often the bot restarts, a row is sent
-after at most `MAX_PROBES` edits in all.
+Each id found not to be the send, among those given out before the probe began, is kept with
+the row (`Outgoing.probed`): a probe cut short by a restart goes on where it stopped, so
+however often the bot restarts, it asks about each such id once (ids above, at most
+`PROBE_IDS` plus the uncertain sends, are asked again: a call applied late may take one).
 
 What is left at-least-once: a send with no known F (a row first taken before any id was
 known, as on a new database, and not a reply to a message); a lost send past that window
@@ -498,10 +499,13 @@ class Sender:
                     return candidate
                 # "not found": another chat's id (or none yet); "can't be edited": the
                 # person's own message; "no text/caption": a message of another kind.
-                # Kept, so that a probe cut short by a restart goes on from here.
-                probed.add(candidate)
-                with self.store.transaction() as repo:
-                    repo.outbox.probed(row.id, frozenset(probed))
+                # An id at most `top` was given out before this probe began, so the answer
+                # stays true: kept, a probe cut short by a restart goes on from here. One
+                # above may be given out later still (to a call applied late): asked again.
+                if candidate <= top:
+                    probed.add(candidate)
+                    with self.store.transaction() as repo:
+                        repo.outbox.probed(row.id, frozenset(probed))
             else:  # an unrecorded bot message of this chat: it shows this row's content now
                 logger.warning("probe of chat %s edited message %s", chat, candidate)
                 self._saw(candidate)
