@@ -15,7 +15,7 @@ from dialogs.chat import ChatBook, chat_book
 from dialogs.content import FlowContent, Question, load_flow
 from dialogs.engine import Prompt, Step
 from dialogs.followups import FollowUpBook
-from dialogs.i18n import LANGUAGES, SOURCE, clock, country_name, day
+from dialogs.i18n import LANGUAGES, SOURCE, country_name
 from dialogs.words import Words, words
 
 FLOWS = ("triage", "diary")
@@ -54,12 +54,6 @@ class Texts:
         by_id = {o.id: o for o in whole.options}
         options = tuple(by_id[o.id] for o in step.question.options)
         return replace(step, question=replace(whole, options=options))
-
-    def day(self, d) -> str:  # type: ignore[no-untyped-def]
-        return day(d, self.lang)
-
-    def clock(self, t) -> str:  # type: ignore[no-untyped-def]
-        return clock(t, self.lang)
 
     def country(self, code: str) -> str:
         return country_name(code, self.lang)
