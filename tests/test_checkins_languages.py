@@ -109,14 +109,19 @@ def with_button(api: BotApiStub, label: str) -> SentMessage:
 # --- the diary ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("lang", LANGS)
-async def test_a_check_in_is_in_the_persons_language(
-    bot: RunningBot, api: BotApiStub, clock: Clock, lang: str
-) -> None:
+async def a_diary_at_half_past_nine(bot: RunningBot) -> None:
+    """A person who agreed, left the check, and set their check-in to 21:30 in Berlin."""
     await bot.send("/start")
     await bot.press(CONSENT)
     await bot.send("/cancel")
     await bot.send("/diary 21:30 Europe/Berlin")
+
+
+@pytest.mark.parametrize("lang", LANGS)
+async def test_a_check_in_is_in_the_persons_language(
+    bot: RunningBot, api: BotApiStub, clock: Clock, lang: str
+) -> None:
+    await a_diary_at_half_past_nine(bot)
     speaks(bot, lang)
     words_ = texts(lang).checkins
 
@@ -150,10 +155,7 @@ async def test_a_check_in_is_in_the_persons_language(
 async def test_the_summary_is_in_the_persons_language(
     bot: RunningBot, api: BotApiStub, clock: Clock, lang: str
 ) -> None:
-    await bot.send("/start")
-    await bot.press(CONSENT)
-    await bot.send("/cancel")
-    await bot.send("/diary 21:30 Europe/Berlin")
+    await a_diary_at_half_past_nine(bot)
     clock.at(BERLIN, 2026, 11, 18, 21, 30)
     assert await bot.dispatch_diary() == 1
     skip = words("checkins").text("checkin", "skip")

@@ -33,7 +33,7 @@ from bot.telegram.delivery import BuiltFile
 from bot.telegram.keys import MenuKey, SnoozeKey, encode
 from bot.telegram.turn import BULK, Turn, message_payload, plain
 from dialogs.engine import Prompt
-from dialogs.i18n import pick
+from dialogs.i18n import clock, pick
 from dialogs.nights import (
     COMMON_ZONES,
     city_name,
@@ -166,7 +166,7 @@ class Diary:
         with self.diary.store.transaction() as repo:
             markup = self.zones_markup(turn, repo, at, w)
         turn.say(
-            render.Screen(w.text("settings", "ask_zone", time=texts(w.lang).clock(at)), markup)
+            render.Screen(w.text("settings", "ask_zone", time=clock(at, w.lang)), markup)
         )
 
     def set_from_text(self, turn: Turn, text: str) -> None:
@@ -191,7 +191,7 @@ class Diary:
         schedule = self.diary.set_schedule(turn.who, at, zone)
         said = {
             "schedule": escape(self.diary.describe(schedule, w.lang)),
-            "now": texts(w.lang).clock(self.diary.clock().astimezone(zone).time()),
+            "now": clock(self.diary.clock().astimezone(zone).time(), w.lang),
         }
         if schedule.next_night:
             night = night_name(schedule.next_night, w.lang)
