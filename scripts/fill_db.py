@@ -25,6 +25,10 @@ every time):
 - and one person with two years (730 nights) of nightly diary, Telegram id
   `TWO_YEAR_ID`, for the export and erasure measurements.
 
+Each person gets a data key wrapped by the master key `Store.open` finds (`MASTER_KEY`, or the
+key file next to the SQLite database), and every value the bot seals is sealed under it, as
+the repositories seal it (`storage.sealing.seal_with`).
+
 Telegram ids of the filled people start at `FIRST_ID`, far from the ids the benchmarks use.
 Only an empty database is filled (run it once per database); `--check` then opens the result
 with the bot's `Store` and exports the two-year person, which proves the rows are ones the
@@ -44,6 +48,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import JSON, Boolean, Connection, Date, Engine, Table, event, func, select
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +58,8 @@ from dialogs.engine import Conversation as Walker  # noqa: E402
 from dialogs.engine import Flow, Outcome, Prompt  # noqa: E402
 from dialogs.records import CONCLUDED  # noqa: E402
 from storage import Store  # noqa: E402
+from storage.diary import ENTRY  # noqa: E402
+from storage.followups import FOLLOWUP  # noqa: E402
 from storage.models import (  # noqa: E402
     Answer,
     Conversation,
@@ -62,10 +69,13 @@ from storage.models import (  # noqa: E402
     FollowUp,
     Message,
     OutboxMessage,
+    PersonKey,
     ProcessedUpdate,
     User,
     UTCDateTime,
 )
+from storage.sealing import MasterKey, seal_with  # noqa: E402
+from storage.store import ANSWER, CONVERSATION, MESSAGE  # noqa: E402
 
 FIRST_ID = 5_000_000_000
 """Telegram id of the first filled person (bench_taps uses ids below 10**8)."""
@@ -169,7 +179,8 @@ T_ENTRY: Table = DiaryEntry.__table__  # type: ignore[assignment]
 T_FOLLOW: Table = FollowUp.__table__  # type: ignore[assignment]
 T_OUTBOX: Table = OutboxMessage.__table__  # type: ignore[assignment]
 T_UPDATES: Table = ProcessedUpdate.__table__  # type: ignore[assignment]
-ORDER = [T_USERS, T_CONV, T_ANS, T_MSG, T_SCHED, T_CHECKIN, T_ENTRY, T_FOLLOW, T_OUTBOX]
+T_KEYS: Table = PersonKey.__table__  # type: ignore[assignment]
+ORDER = [T_USERS, T_KEYS, T_CONV, T_ANS, T_MSG, T_SCHED, T_CHECKIN, T_ENTRY, T_FOLLOW, T_OUTBOX]
 """Insert order within a chunk: parents before children."""
 
 
@@ -251,8 +262,12 @@ def write(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> N
 class Filler:
     """Builds the rows of a chunk of people and writes them table by table."""
 
-    def __init__(self, connection: Connection, now: datetime, seed: int) -> None:
+    def __init__(self, connection: Connection, now: datetime, seed: int, master: MasterKey) -> None:
         self.now = now
+        self.master = master
+        self.key = AESGCM(AESGCM.generate_key(bit_length=256))
+        """The data key of the person being filled (each has their own, as the bot makes)."""
+        self.user_id = 0
         self.rng = random.Random(seed)
         self.ids = Ids(connection, [t for t in ORDER if "id" in t.c])
         triage, diary = Flow.load("triage"), Flow.load("diary")
@@ -261,6 +276,10 @@ class Filler:
         self.diary = [walk(diary, walks, calm=0.5) for _ in range(DIARY_WALKS)]
         self.rows: dict[str, list[dict[str, Any]]] = {t.name: [] for t in ORDER}
         self.counts: dict[str, int] = {t.name: 0 for t in ORDER}
+
+    def seal(self, where: str, value: Any) -> bytes:
+        """`value` sealed for the person being filled, as the repositories seal it."""
+        return seal_with(self.key, self.user_id, where, value)
 
     def flush(self, connection: Connection) -> None:
         for table in ORDER:
@@ -280,11 +299,17 @@ class Filler:
                 "user_id": user_id,
                 "flow": flow,
                 "state": template.state,
-                "pending": [],
-                "findings": template.findings,
-                "conclusion_pattern": template.pattern,
-                "conclusion_urgency": template.urgency,
-                "conclusion_red_flags": template.red_flags,
+                "sealed": self.seal(
+                    CONVERSATION,
+                    {
+                        "pending": [],
+                        "findings": template.findings,
+                        "conclusion": None
+                        if template.pattern is None or template.urgency is None
+                        else [template.pattern, template.urgency, list(template.red_flags or ())],
+                        "note": None,
+                    },
+                ),
                 "started_at": started,
                 "updated_at": last,
                 "finished_at": last,
@@ -297,10 +322,8 @@ class Filler:
                     "id": self.ids.take(T_ANS),
                     "conversation_id": conversation_id,
                     "seq": seq,
-                    "question_id": question_id,
-                    "option_ids": option_ids,
+                    "sealed": self.seal(ANSWER, [question_id, list(option_ids), text]),
                     "answered_at": at,
-                    "text": text,
                 }
             )
             if say:
@@ -318,8 +341,7 @@ class Filler:
                 "user_id": user_id,
                 "conversation_id": conversation_id,
                 "direction": direction,
-                "text": text,
-                "meta": None,
+                "sealed": self.seal(MESSAGE, [text, None]),
                 "created_at": at,
             }
         )
@@ -331,6 +353,15 @@ class Filler:
         created = now - timedelta(days=age)
         created = min(created, now - timedelta(hours=1))
         consented = rng.random() < 0.95
+        data_key = AESGCM.generate_key(bit_length=256)
+        self.key, self.user_id = AESGCM(data_key), user_id
+        self.rows["person_keys"].append(
+            {
+                "user_id": user_id,
+                "key_id": self.master.key_id,
+                "wrapped": self.master.wrap(data_key, user_id),
+            }
+        )
         self.rows["users"].append(
             {
                 "id": user_id,
@@ -392,12 +423,13 @@ class Filler:
         if at > self.now - timedelta(days=3) and rng.random() < 0.5:
             status = "accepted"
         due = at + timedelta(days=1 if template.urgency == "urgent" else 3)
+        answer = rng.choice(("seen", "not_yet", "changed")) if status == "answered" else None
         self.rows["followups"].append(
             {
                 "id": self.ids.take(T_FOLLOW),
                 "user_id": user_id,
                 "conversation_id": conversation_id,
-                "urgency": template.urgency,
+                "sealed": self.seal(FOLLOWUP, {"urgency": template.urgency, "answer": answer}),
                 "status": status,
                 "offered_at": at,
                 "decided_at": at + timedelta(seconds=10),
@@ -408,9 +440,6 @@ class Filler:
                 if status == "accepted"
                 else due,
                 "sent_at": due if status in ("sent", "answered") else None,
-                "answer": rng.choice(("seen", "not_yet", "changed"))
-                if status == "answered"
-                else None,
                 "answered_at": due + timedelta(hours=2) if status == "answered" else None,
             }
         )
@@ -439,9 +468,14 @@ class Filler:
                         "user_id": user_id,
                         "night": night,
                         "backfilled": False,
-                        "values": template.values,
-                        "findings": template.findings,
-                        "red_flags": template.red_flags or [],
+                        "sealed": self.seal(
+                            ENTRY,
+                            [
+                                dict(template.values),
+                                dict(template.findings),
+                                list(template.red_flags or ()),
+                            ],
+                        ),
                         "conversation_id": conversation_id,
                         "created_at": started + timedelta(minutes=1),
                     }
@@ -519,7 +553,7 @@ def fill(url: str, people: int, seed: int) -> dict[str, int]:
     with engine.begin() as connection:
         if connection.execute(select(func.count()).select_from(T_USERS)).scalar():
             raise SystemExit("the database already holds people: fill an empty one")
-        filler = Filler(connection, now, seed)
+        filler = Filler(connection, now, seed, store.keyring.master)
         filler.person(TWO_YEAR_ID, diary_nights=TWO_YEARS, checks=3)
         updates = [
             {"update_id": 900_000_000 + i, "processed_at": now - timedelta(seconds=i * 0.6)}

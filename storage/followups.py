@@ -1,5 +1,9 @@
 """Follow-up storage (spec v2 item 6): one follow-up per result, read and written as plain values.
 
+The result's urgency and the person's answer say something about their health, so they are
+sealed (`storage.sealing`) in `followups.sealed`; status and times stay plain, as the
+dispatcher queries them.
+
 `FollowUpRepo` works inside the transaction of the `Repo` that hands it out (`Repo.followups`):
 it flushes but never commits. "One follow-up per result" rests on UNIQUE(conversation_id);
 "sent exactly once" on `claim`, a conditional UPDATE from 'accepted' to 'sent' made in the
@@ -22,6 +26,10 @@ from sqlalchemy.orm import Session
 from storage.base import NotFound
 from storage.models import Conversation, User
 from storage.models import FollowUp as FollowUpRow
+from storage.sealing import Sealer
+
+FOLLOWUP = "followups.sealed"
+"""Where a follow-up's sealed urgency and answer live (bound into their associated data)."""
 
 
 class FollowUpStatus(StrEnum):
@@ -65,19 +73,20 @@ _BY_CONVERSATION = select(FollowUpRow).where(
 )
 
 
-def _followup(row: FollowUpRow) -> FollowUp:
+def _followup(row: FollowUpRow, sealer: Sealer) -> FollowUp:
+    body = sealer.open(row.user_id, FOLLOWUP, row.sealed) or {}
     return FollowUp(
         id=row.id,
         user_id=row.user_id,
         conversation_id=row.conversation_id,
-        urgency=row.urgency,
+        urgency=body["urgency"],
         status=FollowUpStatus(row.status),
         offered_at=row.offered_at,
         decided_at=row.decided_at,
         zone=row.timezone,
         due_at=row.due_at,
         sent_at=row.sent_at,
-        answer=row.answer,
+        answer=body.get("answer"),
         answered_at=row.answered_at,
     )
 
@@ -85,8 +94,15 @@ def _followup(row: FollowUpRow) -> FollowUp:
 class FollowUpRepo:
     """Follow-up reads and writes within one Session; it never commits."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, sealer: Sealer) -> None:
         self._session = session
+        self._sealer = sealer
+
+    def _seal(self, user_id: int, urgency: str, answer: str | None = None) -> bytes:
+        return self._sealer.seal(user_id, FOLLOWUP, {"urgency": urgency, "answer": answer})
+
+    def _value(self, row: FollowUpRow) -> FollowUp:
+        return _followup(row, self._sealer)
 
     def _set_status(
         self, followup_id: int, status: FollowUpStatus, allowed: Collection[str], **values: Any
@@ -119,20 +135,20 @@ class FollowUpRepo:
             row = FollowUpRow(
                 user_id=conversation.user_id,
                 conversation_id=conversation_id,
-                urgency=urgency,
+                sealed=self._seal(conversation.user_id, urgency),
                 status=FollowUpStatus.OFFERED,
                 offered_at=now,
             )
             self._session.add(row)
         elif row.status == FollowUpStatus.CANCELLED or (
-            row.status in _UNSENT and row.urgency != urgency
+            row.status in _UNSENT and self._value(row).urgency != urgency
         ):
-            row.urgency = urgency
+            row.sealed = self._seal(row.user_id, urgency)
             row.status = FollowUpStatus.OFFERED
             row.offered_at = now
             row.decided_at = row.due_at = row.timezone = None
         self._session.flush()
-        return _followup(row)
+        return self._value(row)
 
     def withdraw(self, conversation_id: int) -> bool:
         """The result of `conversation_id` no longer gets a follow-up; an unsent one is
@@ -188,7 +204,7 @@ class FollowUpRepo:
         rows = self._session.scalars(
             query.order_by(FollowUpRow.due_at, FollowUpRow.id).limit(limit)
         )
-        return [_followup(row) for row in rows]
+        return [self._value(row) for row in rows]
 
     def unzoned(self) -> list[FollowUp]:
         """Accepted follow-ups timed in UTC because no zone of the person was known."""
@@ -197,7 +213,7 @@ class FollowUpRepo:
             .where(FollowUpRow.status == FollowUpStatus.ACCEPTED, FollowUpRow.timezone.is_(None))
             .order_by(FollowUpRow.id)
         )
-        return [_followup(row) for row in rows]
+        return [self._value(row) for row in rows]
 
     def retime(self, followup_id: int, *, due_at: datetime, zone: str) -> bool:
         """Time an accepted, unsent follow-up anew in `zone`; False if it is no longer so."""
@@ -226,11 +242,14 @@ class FollowUpRepo:
         """Record the person's answer to a sent follow-up; False if it is not open to one."""
         if answer not in ANSWERS:
             raise ValueError(f"{answer!r} is not a follow-up answer ({list(ANSWERS)})")
+        row = self._session.get(FollowUpRow, followup_id)
+        if row is None:
+            return False
         return self._set_status(
             followup_id,
             FollowUpStatus.ANSWERED,
             (FollowUpStatus.SENT,),
-            answer=answer,
+            sealed=self._seal(row.user_id, self._value(row).urgency, answer),
             answered_at=now,
         )
 
@@ -241,11 +260,11 @@ class FollowUpRepo:
     def get(self, followup_id: int) -> FollowUp | None:
         """One follow-up by id (as carried in a button), or None."""
         row = self._session.get(FollowUpRow, followup_id)
-        return None if row is None else _followup(row)
+        return None if row is None else self._value(row)
 
     def for_conversation(self, conversation_id: int) -> FollowUp | None:
         row = self._row_for(conversation_id)
-        return None if row is None else _followup(row)
+        return None if row is None else self._value(row)
 
     def of_user(self, user_id: int) -> list[FollowUp]:
         """The user's follow-ups, oldest first."""
@@ -254,4 +273,4 @@ class FollowUpRepo:
             .where(FollowUpRow.user_id == user_id)
             .order_by(FollowUpRow.offered_at, FollowUpRow.id)
         )
-        return [_followup(row) for row in rows]
+        return [self._value(row) for row in rows]

@@ -281,9 +281,11 @@ class OutboxMessage(Base):
     """The highest Telegram message id the sender knew, in any chat, when it first took the
     row: a send an earlier try made took a higher id from the bot's one counter."""
     probed: Mapped[str | None] = mapped_column(Text)
-    """Ids the probe already tried in the row's chat and found not to be its lost send
-    (comma-separated): a probe cut short by a restart goes on where it stopped, so it ends
-    within `MAX_PROBES` edits in all however often the bot restarts."""
+    """Ids the probe already tried in the row's chat (comma-separated): plain, one found not to
+    be its lost send; with a leading "+", one asked while it was above every id known (the
+    answer may change, so it is asked again, but the ask counts). A probe cut short by a
+    restart goes on where it stopped, and ends within `MAX_PROBES` edits in all however often
+    the bot restarts."""
 
 
 class PersonKey(Base):
@@ -323,15 +325,12 @@ class FollowUp(Base):
             " 'failed')",
             name="status",
         ),
-        CheckConstraint("answer IN ('seen', 'not_yet', 'changed')", name="answer"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     """The check whose result is followed up."""
-    urgency: Mapped[str] = mapped_column(String(16))
-    """The result's urgency when offered: `urgent` or `soon`."""
     status: Mapped[str] = mapped_column(String(16), index=True)
     """One of storage.followups.FollowUpStatus, also enforced by a CHECK constraint."""
     offered_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -342,5 +341,7 @@ class FollowUp(Base):
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     """When the follow-up was queued for sending (claimed, exactly once)."""
-    answer: Mapped[str | None] = mapped_column(String(16))
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """Sealed: the result's urgency when offered (`urgent` or `soon`) and the person's answer
+    (`seen`, `not_yet`, `changed` or None)."""

@@ -54,6 +54,12 @@ def _aad(where: str, user_id: int) -> bytes:
     return f"{where}|{user_id}".encode()
 
 
+def seal_with(key: AESGCM, user_id: int, where: str, value: Any) -> bytes:
+    """`value` sealed under the person's data key `key`, bound to `where` and the person."""
+    nonce = secrets.token_bytes(NONCE)
+    return SEALED + nonce + key.encrypt(nonce, _dumps(value), _aad(where, user_id))
+
+
 @dataclass(frozen=True, repr=False)
 class MasterKey:
     """The key that wraps every person's data key; `key_id` names it in their rows."""
@@ -153,6 +159,11 @@ class Keyring:
         for chat_id in [chat for chat, person in self.chats.items() if person == user_id]:
             del self.chats[chat_id]
 
+    def forget_all(self) -> None:
+        """Drop every cached key (the migration that removes `person_keys` calls it)."""
+        self._cache.clear()
+        self.chats.clear()
+
     def unwrap(self, row: PersonKey) -> bytes:
         master = self._masters.get(row.key_id)
         if master is None:
@@ -210,8 +221,7 @@ class Sealer:
             return PLAIN + _dumps(value)
         key = self._key(user_id, create=True)
         assert key is not None
-        nonce = secrets.token_bytes(NONCE)
-        return SEALED + nonce + key.encrypt(nonce, _dumps(value), _aad(where, user_id))
+        return seal_with(key, user_id, where, value)
 
     def seal_if_known(self, user_id: int | None, where: str, value: Any) -> bytes:
         """Sealed for the person if they are known and have a key, else plain."""
@@ -220,8 +230,7 @@ class Sealer:
         key = self._key(user_id, create=False)
         if key is None:
             return PLAIN + _dumps(value)
-        nonce = secrets.token_bytes(NONCE)
-        return SEALED + nonce + key.encrypt(nonce, _dumps(value), _aad(where, user_id))
+        return seal_with(key, user_id, where, value)
 
     def open(self, user_id: int | None, where: str, blob: bytes | None) -> Any:
         """The value `seal` sealed; None stays None."""

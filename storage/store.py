@@ -198,7 +198,7 @@ class Repo:
         """Follow-ups after a result, in this same transaction."""
         from storage.followups import FollowUpRepo  # noqa: PLC0415 - as for the outbox
 
-        return FollowUpRepo(self._session)
+        return FollowUpRepo(self._session, self.sealer)
 
     @property
     def outbox(self) -> OutboxRepo:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from bot.services.flow import Who
@@ -81,25 +81,51 @@ def test_one_follow_up_per_result(store: Store) -> None:
     with store.engine.connect() as connection, pytest.raises(IntegrityError):
         connection.execute(
             text(
-                "INSERT INTO followups (user_id, conversation_id, urgency, status, offered_at)"
-                f" VALUES ({user_id}, {conversation_id}, 'urgent', 'offered',"
-                " '2026-11-18 21:00:00')"
+                "INSERT INTO followups (user_id, conversation_id, status, offered_at)"
+                f" VALUES ({user_id}, {conversation_id}, 'offered', '2026-11-18 21:00:00')"
             )
         )
 
 
-def test_the_database_refuses_an_unknown_status_or_answer(store: Store) -> None:
+def test_the_database_refuses_an_unknown_status_and_the_repository_an_unknown_answer(
+    store: Store,
+) -> None:
     user_id, conversation_id = concluded(store, Urgency.SOON)
-    for status, answer in (("maybe", "NULL"), ("answered", "'perhaps'")):
-        with store.engine.connect() as connection, pytest.raises(IntegrityError):
-            connection.execute(
-                text(
-                    "INSERT INTO followups"
-                    " (user_id, conversation_id, urgency, status, offered_at, answer)"
-                    f" VALUES ({user_id}, {conversation_id}, 'soon', '{status}',"
-                    f" '2026-11-18 21:00:00', {answer})"
-                )
+    with store.engine.connect() as connection, pytest.raises(IntegrityError):
+        connection.execute(
+            text(
+                "INSERT INTO followups (user_id, conversation_id, status, offered_at)"
+                f" VALUES ({user_id}, {conversation_id}, 'maybe', '2026-11-18 21:00:00')"
             )
+        )
+    with store.transaction() as repo:
+        followup = repo.followups.offer(conversation_id, "soon", NOW)
+        with pytest.raises(ValueError, match="perhaps"):
+            repo.followups.answer(followup.id, "perhaps", NOW)
+
+
+def test_the_urgency_and_the_answer_are_sealed(store: Store) -> None:
+    """What a follow-up says about health ("urgent", "changed") is stored only sealed."""
+    _, conversation_id = concluded(store, Urgency.URGENT)
+    due_at = NOW + timedelta(hours=11)
+    with store.transaction() as repo:
+        followup = repo.followups.offer(conversation_id, "urgent", NOW)
+        assert repo.followups.accept(followup.id, due_at=due_at, zone="UTC", now=NOW)
+        assert repo.followups.claim(followup.id, due_at)
+        assert repo.followups.answer(followup.id, "changed", due_at)
+    with store.engine.connect() as connection:
+        columns = {c["name"] for c in inspect(connection).get_columns("followups")}
+        rows = connection.execute(text("SELECT * FROM followups")).all()
+    assert not {"urgency", "answer"} & columns
+    stored = b"".join(
+        bytes(value) if isinstance(value, bytes | memoryview) else str(value).encode()
+        for row in rows
+        for value in row
+    )
+    assert b"urgent" not in stored and b"changed" not in stored
+    with store.transaction() as repo:
+        found = repo.followups.get(followup.id)
+    assert found is not None and (found.urgency, found.answer) == ("urgent", "changed")
 
 
 def test_an_accepted_follow_up_is_due_then_claimed_exactly_once(store: Store) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 import stat
 import subprocess
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,7 @@ DIARY_NOTE = "marmot-violin-9902 woke three times, left foot cold"
 TYPED = "ocelot-harbor-6618 typed in the chat"
 WORDS = (NOTE, DIARY_NOTE, TYPED, "restless_legs")
 """Her note, her diary note, what she typed, and her check's result pattern."""
+FOLLOWED_UP = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 ANNA, BEN = Who("telegram", "5550001234"), Who("telegram", "5550009999")
 
 
@@ -66,6 +67,10 @@ def anna_with_everything(store: Store) -> FlowService:
         # A stored result, as a finished check leaves it (the rules are tested elsewhere).
         state.conclusion = Conclusion(Pattern.RESTLESS_LEGS, Urgency.SOON)
         repo.save_conversation(cid, state)
+        followup = repo.followups.offer(cid, "soon", FOLLOWED_UP)
+        assert repo.followups.accept(followup.id, due_at=FOLLOWED_UP, zone="UTC", now=FOLLOWED_UP)
+        assert repo.followups.claim(followup.id, FOLLOWED_UP)
+        assert repo.followups.answer(followup.id, "changed", FOLLOWED_UP)
     with store.transaction() as repo:  # everything reads back as plain values
         anna = repo.find_user(ANNA.channel, ANNA.external_id)
         assert anna is not None
@@ -76,6 +81,9 @@ def anna_with_everything(store: Store) -> FlowService:
         assert state.conclusion is not None and state.conclusion.pattern == "restless_legs"
         assert repo.diary.entries(anna.id)[0].values["note"] == DIARY_NOTE
         assert TYPED in [m.text for m in repo.messages(anna.id)]
+        assert [(f.urgency, f.answer) for f in repo.followups.of_user(anna.id)] == [
+            ("soon", "changed")
+        ]
     return service
 
 
@@ -294,6 +302,8 @@ def test_the_upgrade_seals_rows_written_before_sealing_and_loses_none(tmp_path: 
         assert found[1].conclusion is not None and found[1].conclusion.pattern == "restless_legs"
         assert repo.diary.entries(anna.id)[0].values["note"] == DIARY_NOTE
         assert TYPED in [m.text for m in repo.messages(anna.id)]
+        followups = repo.followups.of_user(anna.id)
+        assert [(f.urgency, f.answer) for f in followups] == [("soon", "changed")]
     again.dispose()
 
 

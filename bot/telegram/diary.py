@@ -165,9 +165,7 @@ class Diary:
         w = self.words(turn)
         with self.diary.store.transaction() as repo:
             markup = self.zones_markup(turn, repo, at, w)
-        turn.say(
-            render.Screen(w.text("settings", "ask_zone", time=clock(at, w.lang)), markup)
-        )
+        turn.say(render.Screen(w.text("settings", "ask_zone", time=clock(at, w.lang)), markup))
 
     def set_from_text(self, turn: Turn, text: str) -> None:
         """`/diary 21:30 Europe/Berlin` (or a city) sets time and zone in one go."""

@@ -180,6 +180,7 @@ def downgrade() -> None:
         op.execute(f"ALTER TABLE {table} DROP COLUMN sealed")
     _swap_payload()
     op.drop_table("person_keys")
+    _keyring().forget_all()  # a keyring used before must not seal with the dropped keys
 
 
 def _open_rows(bind: sa.Connection) -> None:
