@@ -47,11 +47,22 @@ class Outgoing:
     """The highest message id the sender knew (in any chat) when it first took the row: a
     send an earlier try made has a higher id (see `OutboxMessage.probe_floor`)."""
     probed: str | None = None
-    """Ids already probed and found not to be the row's lost send (`OutboxMessage.probed`)."""
+    """The ids the probe asked about, in every run (`OutboxMessage.probed`)."""
 
     @property
     def probed_ids(self) -> frozenset[int]:
-        return frozenset(int(i) for i in (self.probed or "").split(",") if i)
+        """Ids found not to be the row's lost send."""
+        return frozenset(int(i) for i in (self.probed or "").split(",") if i and i[0] != "+")
+
+    @property
+    def probed_above(self) -> tuple[int, ...]:
+        """Ids asked while above every known id: not known, but each ask counts."""
+        return tuple(int(i[1:]) for i in (self.probed or "").split(",") if i[:1] == "+")
+
+    @property
+    def probe_tries(self) -> int:
+        """Edits the probe made for this row so far, in all runs."""
+        return len(self.probed_ids) + len(self.probed_above)
 
 
 PAYLOAD = "outbox.payload"
@@ -256,9 +267,11 @@ class OutboxRepo:
         )
         return [chat_id for chat_id, _ in rows]
 
-    def probed(self, row_id: int, ids: frozenset[int]) -> None:
-        """Remember the ids the probe tried for an undelivered row (see `Outgoing.probed`)."""
-        value = ",".join(str(i) for i in sorted(ids)) or None
+    def probed(self, row_id: int, ids: frozenset[int], above: tuple[int, ...] = ()) -> None:
+        """Remember the ids the probe tried for an undelivered row: `ids` found not to be its
+        send, `above` asked above every known id (see `Outgoing.probed`)."""
+        kept = [str(i) for i in sorted(ids)] + [f"+{i}" for i in above]
+        value = ",".join(kept) or None
         self._execute(_PROBED, {"row_id": row_id, "probed": value})
 
     def delivered(

@@ -30,6 +30,9 @@ Each id found not to be the send, among those given out before the probe began, 
 the row (`Outgoing.probed`): a probe cut short by a restart goes on where it stopped, so
 however often the bot restarts, it asks about each such id once (ids above, at most
 `PROBE_IDS` plus the uncertain sends, are asked again: a call applied late may take one).
+Every ask is counted with the row, so a row makes at most `MAX_PROBES` edits in all, across
+restarts, before it is sent: with kills every few seconds, asks above the top repeated in
+every run had kept a person's first message from ever going out.
 
 What is left at-least-once: a send with no known F (a row first taken before any id was
 known, as on a new database, and not a reply to a message); a lost send past that window
@@ -459,6 +462,7 @@ class Sender:
             unsure = repo.outbox.uncertain_sends()
         began = self._sends_started
         probed = set(row.probed_ids)  # tried by an earlier run of this probe: not the send
+        above_asked = list(row.probed_above)  # asked by an earlier run above its top: counted
 
         def known(i: int) -> bool:
             # A message of this chat a row replies to stays a candidate: the person may have
@@ -480,7 +484,7 @@ class Sender:
         order = sorted(
             window, key=lambda i: (replied.get(i) != chat, abs(place[i] - rank), place[i])
         )
-        tries = len(probed)
+        tries = row.probe_tries
         for candidate in itertools.chain(order, itertools.count(above + 1)):
             bound = self._bound(began)
             if candidate > above and (bound is None or candidate >= bound):
@@ -501,11 +505,14 @@ class Sender:
                 # person's own message; "no text/caption": a message of another kind.
                 # An id at most `top` was given out before this probe began, so the answer
                 # stays true: kept, a probe cut short by a restart goes on from here. One
-                # above may be given out later still (to a call applied late): asked again.
+                # above may be given out later still (to a call applied late): asked again,
+                # but counted, so that the probe ends within MAX_PROBES edits in all.
                 if candidate <= top:
                     probed.add(candidate)
-                    with self.store.transaction() as repo:
-                        repo.outbox.probed(row.id, frozenset(probed))
+                else:
+                    above_asked.append(candidate)
+                with self.store.transaction() as repo:
+                    repo.outbox.probed(row.id, frozenset(probed), tuple(above_asked))
             else:  # an unrecorded bot message of this chat: it shows this row's content now
                 logger.warning("probe of chat %s edited message %s", chat, candidate)
                 self._saw(candidate)
