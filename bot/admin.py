@@ -31,6 +31,7 @@ from sqlalchemy.exc import OperationalError
 
 from bot.settings import Settings, SettingsError, load_settings
 from storage import Repo, Store, UserInfo, utc_now
+from storage.db import RETENTION_TABLES
 from storage.export import export_user
 from storage.sealing import MasterKey, default_key_file
 
@@ -149,7 +150,7 @@ def _retention(store: Store, args: argparse.Namespace) -> str:
     before = utc_now() - timedelta(days=args.days)
     with store.transaction() as repo:
         removed = repo.prune_messages(before)
-    store.erase_traces()
+    store.erase_traces(RETENTION_TABLES)
     return f"removed {removed} transcript messages older than {args.days} days"
 
 

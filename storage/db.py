@@ -11,6 +11,7 @@ file's permissions). `erase_traces` removes what a deletion leaves in the files,
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -98,7 +99,18 @@ def create_private(path: Path) -> None:
     path.chmod(0o600)
 
 
-def erase_traces(engine: Engine) -> None:
+NAMING_TABLES = ("users", "outbox", "person_keys")
+"""The tables whose rows name a person in plain (their Telegram id: `users`, `outbox`) or hold
+their wrapped data key (`person_keys`, which the master key opens). With sealing on, a dead
+row of any other table is ids, times and ciphertext under that key: once the key's row is
+gone from the files, nothing in them can be read or traced to the account."""
+
+RETENTION_TABLES = ("messages",)
+"""What the transcript retention deletes from: the only table it rewrites. The person's key
+lives on, so their deleted messages must not stay in the files."""
+
+
+def erase_traces(engine: Engine, tables: Collection[str] | None = None) -> None:
     """After a deletion commits: leave no readable copy of the deleted rows in the table files.
 
     SQLite: fold the WAL back and truncate it, so no copy of the deleted pages survives in the
@@ -112,9 +124,10 @@ def erase_traces(engine: Engine) -> None:
     may do that; otherwise PostgreSQL skips it with a warning). Each table is locked while it
     is rewritten. It cannot reach the write-ahead log, archives, backups or replicas' own
     WAL (see the README), nor rows that a transaction older than the deletion still sees.
+    `tables`: only these are rewritten (None: every table).
     """
     if engine.dialect.name == "postgresql":
-        _vacuum_full(engine)
+        _vacuum_full(engine, tables)
         return
     if engine.dialect.name != "sqlite":
         return
@@ -122,11 +135,12 @@ def erase_traces(engine: Engine) -> None:
         connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-def _vacuum_full(engine: Engine) -> None:
+def _vacuum_full(engine: Engine, tables: Collection[str] | None) -> None:
     preparer = engine.dialect.identifier_preparer
+    chosen = [t for t in Base.metadata.sorted_tables if tables is None or t.name in tables]
     # VACUUM cannot run inside a transaction block.
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        for table in Base.metadata.sorted_tables:
+        for table in chosen:
             connection.exec_driver_sql(f"VACUUM (FULL, ANALYZE) {preparer.format_table(table)}")
         connection.exec_driver_sql("VACUUM FULL pg_catalog.pg_statistic")
 

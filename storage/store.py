@@ -7,7 +7,7 @@ together when `Store.transaction()` ends. Only plain values (`UserInfo`, `Messag
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -25,7 +25,7 @@ from dialogs.i18n import LANGUAGES, pick
 from dialogs.records import AnswerRecord, Conclusion, ConversationState
 from dialogs.vocabulary import Pattern, Urgency
 from storage.base import Clock, NotFound, utc_now
-from storage.db import POSTGRES_POOL_SIZE, erase_traces, make_engine, migrate
+from storage.db import NAMING_TABLES, POSTGRES_POOL_SIZE, erase_traces, make_engine, migrate
 from storage.models import (
     DIRECTIONS,
     Answer,
@@ -639,15 +639,23 @@ class Store:
             if repo.find_user_by_id(user_id) is None:
                 return False
             repo.delete_user(user_id)
-        self.erase_traces()
+        self.erase_person_traces()
         return True
 
-    def erase_traces(self) -> None:
+    def erase_traces(self, tables: Collection[str] | None = None) -> None:
         """Call after a deletion commits: no copy of deleted rows stays in the database files.
 
-        On PostgreSQL this rewrites every table (VACUUM FULL, see `storage.db.erase_traces`).
+        On PostgreSQL this rewrites `tables` (None: every table; VACUUM FULL, see
+        `storage.db.erase_traces`).
         """
-        erase_traces(self._engine)
+        erase_traces(self._engine, tables)
+
+    def erase_person_traces(self) -> None:
+        """Call after a person's deletion commits. With sealing on, their sealed values are
+        unreadable once their key's row is gone, so on PostgreSQL only the tables that name
+        them in plain or hold that key are rewritten (`storage.db.NAMING_TABLES`), not the big
+        ones of answers and transcript; with it off (the benchmark's baseline), every table."""
+        self.erase_traces(NAMING_TABLES if self._keyring.enabled else None)
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -158,6 +158,54 @@ def test_on_postgresql_delete_rewrites_the_tables_so_no_byte_of_the_person_stays
     store.dispose()
 
 
+@postgresql_only
+def test_on_postgresql_with_sealing_delete_rewrites_only_the_tables_that_name_the_person(
+    database_url: str,
+) -> None:
+    """Sealed, Anna's words are ciphertext under her key: once her key's row is out of the
+    files, the transcript and answers need no rewrite (the slow part with many people). What
+    names her in plain (her Telegram id) and her wrapped key are rewritten away."""
+    store = Store.open(database_url, keyring=Keyring(MasterKey.generate()))
+    service = FlowService(store, Flow.load("triage"), AdviceBook.load())
+    for who in (ANNA, BEN):
+        service.consent(who, language_code="en")
+        service.handle(who, Start(), said=f"{SENTINEL} /check")
+    admin = create_engine(PostgresServer.superuser_url(database_url), isolation_level="AUTOCOMMIT")
+
+    def filenode(connection: Connection, relation: str) -> int:
+        query = text("SELECT pg_relation_filenode(CAST(:name AS regclass))")
+        return int(connection.execute(query, {"name": relation}).scalar_one())
+
+    with admin.connect() as connection:
+        wrapped = bytes(
+            connection.execute(
+                text(
+                    "SELECT wrapped FROM person_keys JOIN users ON users.id = person_keys.user_id"
+                    " WHERE users.external_id = :id"
+                ),
+                {"id": ANNA.external_id},
+            ).scalar_one()
+        )
+        before = {name: filenode(connection, name) for name in ("messages", "answers", "users")}
+
+        assert service.delete(ANNA)
+
+        connection.execute(text("CHECKPOINT"))
+        for name, content in database_files(connection).items():
+            assert ANNA.external_id.encode() not in content, name
+            assert wrapped not in content, name
+            assert SENTINEL.encode() not in content, name
+        after = {name: filenode(connection, name) for name in before}
+    assert after["users"] != before["users"], "users is rewritten"
+    assert after["messages"] == before["messages"] and after["answers"] == before["answers"]
+    admin.dispose()
+    with store.transaction() as repo:
+        ben = repo.find_user(BEN.channel, BEN.external_id)
+        assert ben is not None
+        assert any(SENTINEL in m.text for m in repo.messages(ben.id)), "Ben's words still open"
+    store.dispose()
+
+
 def test_the_database_and_its_folder_are_private_to_their_owner(tmp_path: Path) -> None:
     db = tmp_path / "fresh" / "bot.db"
     store = Store.open(f"sqlite:///{db}")

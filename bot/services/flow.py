@@ -247,7 +247,7 @@ class FlowService:
             if user is None:
                 return False
             repo.delete_user(user.id)
-            repo.after_commit(self.store.erase_traces)
+            repo.after_commit(self.store.erase_person_traces)
         return True
 
     # --- after a result: its one line, and the note for the doctor (spec v3 item 10) ------------

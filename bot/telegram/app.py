@@ -39,6 +39,7 @@ from bot.telegram.settings import Settings as SettingsFeature
 from bot.telegram.triage import Triage
 from dialogs.i18n import LANGUAGES, SOURCE
 from dialogs.texts import texts
+from storage.db import RETENTION_TABLES
 
 if TYPE_CHECKING:
     from bot.telegram.webhook import Webhook
@@ -223,7 +224,7 @@ def _retention_job(core: Core, days: int) -> Callable[[object], Awaitable[None]]
     async def run(_context: object) -> None:
         with core.store.transaction() as repo:
             removed = repo.prune_messages(core.service.clock() - timedelta(days=days))
-        core.store.erase_traces()
+        core.store.erase_traces(RETENTION_TABLES)
         logger.info("retention: %s transcript messages older than %s days removed", removed, days)
 
     return run
