@@ -10,8 +10,9 @@ and the doctor PDF of everything ("· all"), in this process (the bot builds the
 worker process, one at a time). Each is timed --repeat times (the best and the median are
 printed); the first build's library imports are timed apart. --delete then erases the person
 as `/delete` and `python -m bot.admin delete-user` do: the row deletion with its cascades, the
-commit, and `Store.erase_traces()` (SQLite: WAL checkpoint; PostgreSQL: the rewrite). It
-cannot be undone: run it on a copy when you need the database again.
+commit, and `Store.erase_person_traces()` (SQLite: WAL checkpoint; PostgreSQL: the rewrite
+of the tables that name the person or hold their key). It cannot be undone: run it on a copy
+when you need the database again.
 """
 
 from __future__ import annotations
@@ -103,11 +104,11 @@ def main() -> None:
                 repo.delete_user(user.id)
                 deleted = time.perf_counter()
             committed = time.perf_counter()
-            store.erase_traces()
+            store.erase_person_traces()
             erased = time.perf_counter()
             print(
                 f"  delete: rows {deleted - began:.2f} s, commit {committed - deleted:.2f} s, "
-                f"erase_traces {erased - committed:.2f} s, total {erased - began:.2f} s"
+                f"erase_person_traces {erased - committed:.2f} s, total {erased - began:.2f} s"
             )
     finally:
         store.dispose()

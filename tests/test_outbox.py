@@ -14,7 +14,7 @@ from sqlalchemy import select
 from telegram import InlineKeyboardMarkup
 from telegram.ext import ExtBot
 
-from bot.telegram.delivery import LEASE, PROBE_IDS, BuiltFile, Sender
+from bot.telegram.delivery import LEASE, MAX_PROBES, PROBE_IDS, BuiltFile, Sender
 from bot.telegram.pacing import LanePacer
 from storage import Store
 from storage.models import OutboxMessage
@@ -301,6 +301,24 @@ async def test_with_nothing_else_sent_a_send_that_never_reached_telegram_goes_af
     tried = probes(api, mark)
     assert [i for i, _ in tried] == list(range(asked + 1, asked + 1 + PROBE_IDS))
     assert all("message to edit not found" in answer for _, answer in tried)
+    assert sends(api, mark) == [asked + 1]
+    assert recorded(sender, row) == ("sent", asked + 1)
+
+
+async def test_a_probe_cut_short_by_restarts_makes_at_most_max_probes_edits_in_all(
+    api: BotApiStub, sender: Sender
+) -> None:
+    """Asks above the highest known id are asked again in a later run (a call applied late may
+    take one), but each counts: with kills every few seconds, repeating them in every run had
+    kept a person's introduction from ever going out."""
+    asked = api.feed_message(CHAT, "/start")["message"]["message_id"]
+    row = queue(sender, {"text": TEXT, "markup": MARKUP, "after": asked}, claimed_before=True)
+    earlier = tuple(range(asked + 1, asked + MAX_PROBES - 1))  # asked by runs that were killed
+    with sender.store.transaction() as repo:
+        repo.outbox.probed(row, frozenset(), earlier)
+    mark = api.mark()
+    await deliver_now(sender)
+    assert len(probes(api, mark)) == MAX_PROBES - len(earlier) == 2
     assert sends(api, mark) == [asked + 1]
     assert recorded(sender, row) == ("sent", asked + 1)
 
