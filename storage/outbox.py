@@ -134,6 +134,11 @@ _PROBED = (
     .where(_T.c.id == bindparam("row_id"), _T.c.delivered_at.is_(None))
     .values(probed=bindparam("probed"))
 )
+_REBASED = (
+    _T.update()
+    .where(_T.c.id == bindparam("row_id"), _T.c.delivered_at.is_(None))
+    .values(probe_floor=bindparam("floor"), probed=None)
+)
 _DELIVERED = (
     _T.update()
     .where(_T.c.id == bindparam("row_id"))
@@ -273,6 +278,12 @@ class OutboxRepo:
         kept = [str(i) for i in sorted(ids)] + [f"+{i}" for i in above]
         value = ",".join(kept) or None
         self._execute(_PROBED, {"row_id": row_id, "probed": value})
+
+    def rebased(self, row_id: int, floor: int) -> None:
+        """The probe found no earlier send and the row is about to be sent: a send made now
+        takes an id above `floor`, the highest id known, so a later probe looks above it
+        and starts its count of edits afresh."""
+        self._execute(_REBASED, {"row_id": row_id, "floor": floor})
 
     def delivered(
         self, row_id: int, *, message_id: int | None, outcome: str = "sent", forget: bool = False

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from telegram import InlineKeyboardMarkup
 from telegram.ext import ExtBot
 
@@ -321,6 +321,40 @@ async def test_a_probe_cut_short_by_restarts_makes_at_most_max_probes_edits_in_a
     assert len(probes(api, mark)) == MAX_PROBES - len(earlier) == 2
     assert sends(api, mark) == [asked + 1]
     assert recorded(sender, row) == ("sent", asked + 1)
+
+
+async def test_a_send_made_after_a_spent_probe_and_lost_in_turn_is_found_not_sent_again(
+    api: BotApiStub, sender: Sender
+) -> None:
+    """The probe ends with its count spent and sends; a kill then comes before "delivered" is
+    committed. The next probe looks above the ids known when that send started, with a fresh
+    count, so it finds it (with the old count, it had sent it a third time unseen)."""
+    asked = api.feed_message(CHAT, "/start")["message"]["message_id"]
+    row = queue(sender, {"text": TEXT, "markup": MARKUP, "after": asked}, claimed_before=True)
+    with sender.store.transaction() as repo:
+        repo.outbox.probed(row, frozenset(), tuple(range(asked + 100, asked + 100 + MAX_PROBES)))
+    await bot_sends(sender, "Elsewhere", record=True, chat=OTHER)  # ids go on meanwhile
+    with sender.store.engine.connect() as connection:
+        payload = connection.execute(
+            select(OutboxMessage.payload).where(OutboxMessage.id == row)
+        ).scalar_one()
+    mark = api.mark()
+    await deliver_now(sender)
+    [sent] = sends(api, mark)
+    assert probes(api, mark) == [], "the count was spent"
+    with sender.store.engine.begin() as connection:  # the kill: "delivered" never committed
+        connection.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row)
+            .values(delivered_at=None, message_id=None, outcome=None, claims=3, payload=payload)
+        )
+    restarted = Sender(sender.bot, sender.store, clock=lambda: datetime.now(UTC))
+    mark = api.mark()
+    await deliver_now(restarted)
+    assert sends(api, mark) == [], "not sent again"
+    [(probed, answer)] = probes(api, mark)
+    assert probed == sent and "message is not modified" in answer
+    assert recorded(sender, row) == ("sent", sent)
 
 
 async def test_other_chats_ids_are_skipped_and_the_lost_send_found_between_them(

@@ -32,7 +32,10 @@ however often the bot restarts, it asks about each such id once (ids above, at m
 `PROBE_IDS` plus the uncertain sends, are asked again: a call applied late may take one).
 Every ask is counted with the row, so a row makes at most `MAX_PROBES` edits in all, across
 restarts, before it is sent: with kills every few seconds, asks above the top repeated in
-every run had kept a person's first message from ever going out.
+every run had kept a person's first message from ever going out. When the probe ends without
+finding it, the row is rebased just before the send (`OutboxRepo.rebased`): its floor becomes
+the highest id known, its count starts again, as the send it is about to make is the one a
+later probe must find.
 
 What is left at-least-once: a send with no known F (a row first taken before any id was
 known, as on a new database, and not a reply to a message); a lost send past that window
@@ -507,10 +510,7 @@ class Sender:
                 # stays true: kept, a probe cut short by a restart goes on from here. One
                 # above may be given out later still (to a call applied late): asked again,
                 # but counted, so that the probe ends within MAX_PROBES edits in all.
-                if candidate <= top:
-                    probed.add(candidate)
-                else:
-                    above_asked.append(candidate)
+                (probed.add if candidate <= top else above_asked.append)(candidate)
                 with self.store.transaction() as repo:
                     repo.outbox.probed(row.id, frozenset(probed), tuple(above_asked))
             else:  # an unrecorded bot message of this chat: it shows this row's content now
@@ -518,7 +518,15 @@ class Sender:
                 self._saw(candidate)
                 return candidate
         logger.debug("probe of chat %s: not sent before (%s tries)", chat, tries)
+        self._rebase(row, top)
         return None
+
+    def _rebase(self, row: Outgoing, top: int) -> None:
+        """The send about to be made takes an id above every one known now: if it is lost in
+        turn, the next probe looks only above those, with a fresh count of edits (kept, a
+        nearly spent count sent a send lost in a later kill again, unseen)."""
+        with self.store.transaction() as repo:
+            repo.outbox.rebased(row.id, max(i for i in (top, self._highest) if i is not None))
 
     async def _file(self, row: Outgoing, limits: dict[str, Any]) -> int | None:
         if self.make_file is None:
