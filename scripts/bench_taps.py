@@ -204,6 +204,7 @@ class Deployment:
     database_url: str | None = None  #: an existing database to run on (--database-url)
     skip_bare = False
     first_update_id = 1  #: of the next stand-in (above the ids the database processed)
+    first_message_id = 1  #: of the next stand-in (above the ids the database recorded)
     people_blocks = 0  #: blocks of fresh Telegram ids handed out on an existing database
 
     @classmethod
@@ -218,6 +219,16 @@ class Deployment:
     @classmethod
     def next_update_id(cls) -> int:
         """Above every update id the existing database has processed (1 on a fresh one)."""
+        return cls._above("SELECT max(update_id) FROM processed_updates")
+
+    @classmethod
+    def next_message_id(cls) -> int:
+        """Above every message id the existing database recorded (1 on a fresh one): Telegram
+        numbers a bot's messages with one counter that only goes up."""
+        return cls._above("SELECT max(message_id) FROM outbox")
+
+    @classmethod
+    def _above(cls, query: str) -> int:
         if cls.database_url is None:
             return 1
         from sqlalchemy import create_engine, text  # noqa: PLC0415
@@ -225,8 +236,7 @@ class Deployment:
         engine = create_engine(cls.database_url.replace("postgresql://", "postgresql+psycopg://"))
         try:
             with engine.connect() as connection:
-                found = connection.execute(text("SELECT max(update_id) FROM processed_updates"))
-                return int(found.scalar() or 0) + 1
+                return int(connection.execute(text(query)).scalar() or 0) + 1
         finally:
             engine.dispose()
 
@@ -308,6 +318,7 @@ class ObservedStub(BotApiStub):
             default_timeout=30.0,
             latency=type(self).latency,
             first_update_id=Deployment.first_update_id,
+            first_message_id=Deployment.first_message_id,
         )
 
     def _notify(self) -> None:
@@ -971,6 +982,7 @@ async def running(kind: str, seed: Callable[[str], None] | None = None) -> Any:
     """A fresh stand-in, a fresh database (seeded if asked) and the bot's process(es) on them;
     in webhook mode, the stand-in delivering updates to the instances until the run ends."""
     Deployment.first_update_id = Deployment.next_update_id() if kind == "nightlegs" else 1
+    Deployment.first_message_id = Deployment.next_message_id() if kind == "nightlegs" else 1
     async with ObservedStub() as api:
         with (
             tempfile.TemporaryDirectory(prefix="bench_taps_") as tmp,

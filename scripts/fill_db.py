@@ -82,6 +82,8 @@ FIRST_ID = 5_000_000_000
 TWO_YEAR_ID = 4_999_999_999
 """The person with two years of nightly diary."""
 TWO_YEARS = 730
+MESSAGE_RATE = 20
+"""Messages a second, all chats together, that the filled ids of the bot's messages advance by."""
 COUNTRIES = ("DE", "GB", "US", "FR", "NL", "ES", "IT", "PL", "SE", "AT")
 ZONES = ("Europe/Berlin", "Europe/London", "America/New_York", "Europe/Paris", "Europe/Madrid")
 NOTES = ("left calf again", "after a long walk", "woke at 3", "better than last week")
@@ -268,6 +270,7 @@ class Filler:
         self.key = AESGCM(AESGCM.generate_key(bit_length=256))
         """The data key of the person being filled (each has their own, as the bot makes)."""
         self.user_id = 0
+        self.origin = now - timedelta(days=TWO_YEARS + 30)
         self.rng = random.Random(seed)
         self.ids = Ids(connection, [t for t in ORDER if "id" in t.c])
         triage, diary = Flow.load("triage"), Flow.load("diary")
@@ -276,6 +279,11 @@ class Filler:
         self.diary = [walk(diary, walks, calm=0.5) for _ in range(DIARY_WALKS)]
         self.rows: dict[str, list[dict[str, Any]]] = {t.name: [] for t in ORDER}
         self.counts: dict[str, int] = {t.name: 0 for t in ORDER}
+
+    def message_id_at(self, at: datetime) -> int:
+        """The id Telegram's one counter of the bot's messages had reached at `at`: ids grow
+        with time, so the newest are the highest, as they are for a real bot."""
+        return 1 + int((at - self.origin).total_seconds() * MESSAGE_RATE)
 
     def seal(self, where: str, value: Any) -> bytes:
         """`value` sealed for the person being filled, as the repositories seal it."""
@@ -403,7 +411,7 @@ class Filler:
                 "not_before": None,
                 "attempts": 0,
                 "delivered_at": last,
-                "message_id": rng.randint(2, 4000),
+                "message_id": self.message_id_at(last),
                 "outcome": "sent",
                 "claimed_by": None,
                 "claimed_until": None,
@@ -436,7 +444,7 @@ class Filler:
                 "timezone": rng.choice(ZONES) if status != "declined" else None,
                 "due_at": None
                 if status == "declined"
-                else max(due, self.now + timedelta(hours=1))
+                else max(due, self.now + timedelta(hours=rng.uniform(1, 72)))
                 if status == "accepted"
                 else due,
                 "sent_at": due if status in ("sent", "answered") else None,
@@ -491,7 +499,7 @@ class Filler:
                     "sending_at": due,
                     "sent_at": due,
                     "remind_at": None,
-                    "message_id": rng.randint(2, 4000),
+                    "message_id": self.message_id_at(due),
                     "conversation_id": conversation_id,
                     "backfill": False,
                 }

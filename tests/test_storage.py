@@ -144,7 +144,7 @@ def test_migrate_creates_the_tables_and_stamps_head(store: Store) -> None:
         tables = set(inspect(connection).get_table_names())
         revision = MigrationContext.configure(connection).get_current_revision()
     assert TABLES | {"alembic_version"} <= tables
-    assert head == "0016"
+    assert head == "0017"
     assert revision == head
 
 
