@@ -8,6 +8,7 @@ except in one test that goes through a real store and `storage.export.export_use
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -557,11 +558,15 @@ def test_within_drops_only_what_is_before_the_period() -> None:
     assert limited["diary"]["schedule"] == data["diary"]["schedule"]
 
 
-def test_within_none_is_an_independent_copy_of_everything(month_data: dict[str, Any]) -> None:
-    copied = within(month_data, since=None)
-    assert copied == month_data
-    copied["diary"]["entries"].clear()
-    assert month_data["diary"]["entries"]
+def test_within_leaves_what_it_is_given_as_it_was(month_data: dict[str, Any]) -> None:
+    """No deep copy (0.3 s of a two-year export): new dicts and lists, the rows shared."""
+    before = copy.deepcopy(month_data)
+    assert within(month_data, since=None) == month_data
+    limited = within(
+        month_data, since=date.fromisoformat(month_data["diary"]["entries"][-1]["night"])
+    )
+    assert len(limited["diary"]["entries"]) == 1 < len(month_data["diary"]["entries"])
+    assert month_data == before
 
 
 # --- several people -------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from telegram import InlineKeyboardMarkup
 from telegram.ext import ExtBot
 
-from bot.telegram.delivery import LEASE, MAX_PROBES, PROBE_IDS, BuiltFile, Sender
+from bot.telegram.delivery import LEASE, MAX_PROBES, PROBE_BATCH, PROBE_IDS, BuiltFile, Sender
 from bot.telegram.pacing import LanePacer
 from storage import Store
 from storage.models import OutboxMessage
@@ -285,8 +285,10 @@ async def test_the_persons_own_messages_after_the_floor_are_skipped(
     mark = api.mark()
     await deliver_now(sender)
     assert typed == floor + 1 and lost == floor + 2
-    assert [i for i, _ in probes(api, mark)] == [typed, lost]
-    assert "message can't be edited" in probes(api, mark)[0][1]
+    first, *round_two = probes(api, mark)  # the likeliest alone, then PROBE_BATCH at once
+    assert first[0] == typed and "message can't be edited" in first[1]
+    assert lost in [i for i, _ in round_two] and len(round_two) <= PROBE_BATCH
+    assert all("message to edit not found" in answer for i, answer in round_two if i != lost)
     assert sends(api, mark) == []
     assert recorded(sender, row) == ("sent", lost)
 

@@ -18,7 +18,6 @@ is the file for programs.
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import json
@@ -75,14 +74,15 @@ _UNANSWERED = ("missed", "skipped")
 
 
 def within(data: Mapping[str, Any], *, since: date | None, zone: str = "UTC") -> dict[str, Any]:
-    """A copy of `data` limited to `since` onwards (None: everything), still schema-valid.
+    """`data` limited to `since` onwards (None: everything), still schema-valid.
 
     Keeps the conversations started on or after `since`, the diary check-ins and entries of
     nights from `since` on, the follow-ups offered and the messages sent from `since` on, dates
     taken in `zone`.
-    Profile and diary schedule are kept as they are.
+    Profile and diary schedule are kept as they are. The dict and the lists are new, the rows
+    in them shared: neither is changed (a deep copy of two years took 0.3 s of an export).
     """
-    limited = copy.deepcopy(dict(data))
+    limited = dict(data)
     if since is None:
         return limited
     tz = ZoneInfo(zone)
@@ -93,7 +93,7 @@ def within(data: Mapping[str, Any], *, since: date | None, zone: str = "UTC") ->
     limited["conversations"] = [c for c in limited["conversations"] if recent(c["started_at"])]
     limited["transcript"] = [m for m in limited["transcript"] if recent(m["at"])]
     limited["followups"] = [f for f in limited.get("followups", ()) if recent(f["offered_at"])]
-    diary = limited["diary"]
+    limited["diary"] = diary = dict(limited["diary"])
     for key in ("checkins", "entries"):
         diary[key] = [row for row in diary[key] if date.fromisoformat(row["night"]) >= since]
     return limited

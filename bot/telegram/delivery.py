@@ -56,7 +56,7 @@ import io
 import itertools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -94,6 +94,10 @@ NOT_MODIFIED = "message is not modified"
 PROBE_IDS = 5
 """Unknown ids above every known one the probe tries before it sends, while no send of this
 process has come back since it began (which bounds it)."""
+PROBE_BATCH = 5
+"""Ids the probe asks about at once after the likeliest one: asked one by one, each waiting
+its turn among everyone's paced calls and a far-away Telegram's answer, a search of 30 took
+15 s, and under kills every few seconds a person's introduction waited past 45 s."""
 MAX_PROBES = 30
 """At most this many edits look for one lost send; then it is sent."""
 REMEMBERED = 4096
@@ -487,23 +491,54 @@ class Sender:
         order = sorted(
             window, key=lambda i: (replied.get(i) != chat, abs(place[i] - rank), place[i])
         )
-        tries = row.probe_tries
-        for candidate in itertools.chain(order, itertools.count(above + 1)):
-            bound = self._bound(began)
-            if candidate > above and (bound is None or candidate >= bound):
-                break  # past the window, and no send of this process bounds the search
-            if (bound is not None and candidate >= bound) or known(candidate):
-                continue  # another chat's probe may have found it meanwhile
-            if tries == MAX_PROBES:
+
+        def candidates() -> Iterator[int]:
+            for candidate in itertools.chain(order, itertools.count(above + 1)):
+                bound = self._bound(began)
+                if candidate > above and (bound is None or candidate >= bound):
+                    return  # past the window, and no send of this process bounds the search
+                if (bound is not None and candidate >= bound) or known(candidate):
+                    continue  # another chat's probe may have found it meanwhile
+                yield candidate
+
+        tries, pending = row.probe_tries, candidates()
+        while tries < MAX_PROBES:
+            # The likeliest id alone first (most searches end there), then a few at once.
+            size = 1 if tries == row.probe_tries else PROBE_BATCH
+            batch = list(itertools.islice(pending, min(size, MAX_PROBES - tries)))
+            if not batch:
                 break
-            tries += 1
-            try:
-                await probe(candidate)
-            except BadRequest as exc:
-                if NOT_MODIFIED in exc.message.lower():
-                    logger.info("a send to chat %s had reached Telegram already", chat)
-                    self._saw(candidate)
-                    return candidate
+            tries += len(batch)
+            answers = await asyncio.gather(*(probe(i) for i in batch), return_exceptions=True)
+            found = self._probed(
+                row, batch, answers, top=top, probed=probed, above_asked=above_asked
+            )
+            if found is not None:
+                return found
+        logger.debug("probe of chat %s: not sent before (%s tries)", chat, tries)
+        self._rebase(row, top)
+        return None
+
+    def _probed(
+        self,
+        row: Outgoing,
+        batch: list[int],
+        answers: list[object],
+        *,
+        top: int,
+        probed: set[int],
+        above_asked: list[int],
+    ) -> int | None:
+        """Read one round of probe edits: the id of the row's lost send if one answered "not
+        modified" (or was edited: an unrecorded message of this chat), else None; the misses
+        are kept with the row. An error other than Bad Request (a 429, the network) is raised
+        after that: the row waits and is probed again, never sent blind."""
+        found, error = None, None
+        for candidate, answer in zip(batch, answers, strict=True):
+            if isinstance(answer, BadRequest) and NOT_MODIFIED in answer.message.lower():
+                logger.info("a send to chat %s had reached Telegram already", row.chat_id)
+                found = candidate if found is None else found
+            elif isinstance(answer, BadRequest):
                 # "not found": another chat's id (or none yet); "can't be edited": the
                 # person's own message; "no text/caption": a message of another kind.
                 # An id at most `top` was given out before this probe began, so the answer
@@ -511,14 +546,18 @@ class Sender:
                 # above may be given out later still (to a call applied late): asked again,
                 # but counted, so that the probe ends within MAX_PROBES edits in all.
                 (probed.add if candidate <= top else above_asked.append)(candidate)
-                with self.store.transaction() as repo:
-                    repo.outbox.probed(row.id, frozenset(probed), tuple(above_asked))
+            elif isinstance(answer, BaseException):
+                error = answer if error is None else error
             else:  # an unrecorded bot message of this chat: it shows this row's content now
-                logger.warning("probe of chat %s edited message %s", chat, candidate)
-                self._saw(candidate)
-                return candidate
-        logger.debug("probe of chat %s: not sent before (%s tries)", chat, tries)
-        self._rebase(row, top)
+                logger.warning("probe of chat %s edited message %s", row.chat_id, candidate)
+                found = candidate if found is None else found
+        with self.store.transaction() as repo:
+            repo.outbox.probed(row.id, frozenset(probed), tuple(above_asked))
+        if found is not None:
+            self._saw(found)
+            return found
+        if error is not None:
+            raise error
         return None
 
     def _rebase(self, row: Outgoing, top: int) -> None:
