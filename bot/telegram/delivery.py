@@ -35,7 +35,7 @@ restarts, before it is sent: with kills every few seconds, asks above the top re
 every run had kept a person's first message from ever going out. When the probe ends without
 finding it, the row is rebased just before the send (`OutboxRepo.rebased`): its floor becomes
 the highest id known, its count starts again, as the send it is about to make is the one a
-later probe must find.
+later probe must find. The probe asks the likeliest id alone, then `PROBE_BATCH` at once.
 
 What is left at-least-once: a send with no known F (a row first taken before any id was
 known, as on a new database, and not a reply to a message); a lost send past that window
@@ -562,8 +562,9 @@ class Sender:
 
     def _rebase(self, row: Outgoing, top: int) -> None:
         """The send about to be made takes an id above every one known now: if it is lost in
-        turn, the next probe looks only above those, with a fresh count of edits (kept, a
-        nearly spent count sent a send lost in a later kill again, unseen)."""
+        turn, the next probe looks only above those, with a fresh count of edits (with the
+        old floor and a nearly spent count, it gave up on such a send at once and sent it
+        again)."""
         with self.store.transaction() as repo:
             repo.outbox.rebased(row.id, max(i for i in (top, self._highest) if i is not None))
 
