@@ -94,10 +94,11 @@ NOT_MODIFIED = "message is not modified"
 PROBE_IDS = 5
 """Unknown ids above every known one the probe tries before it sends, while no send of this
 process has come back since it began (which bounds it)."""
-PROBE_BATCH = 5
+PROBE_BATCH = 10
 """Ids the probe asks about at once after the likeliest one: asked one by one, each waiting
 its turn among everyone's paced calls and a far-away Telegram's answer, a search of 30 took
-15 s, and under kills every few seconds a person's introduction waited past 45 s."""
+15 s, and under kills every few seconds a person's introduction waited past 45 s; in rounds
+of 5 it still took several short-lived processes."""
 MAX_PROBES = 30
 """At most this many edits look for one lost send; then it is sent."""
 REMEMBERED = 4096
@@ -503,8 +504,9 @@ class Sender:
 
         tries, pending = row.probe_tries, candidates()
         while tries < MAX_PROBES:
-            # The likeliest id alone first (most searches end there), then a few at once.
-            size = 1 if tries == row.probe_tries else PROBE_BATCH
+            # A new search asks the likeliest id alone (most end there), then many at once; a
+            # search cut short goes on in full rounds, as a process may live only seconds.
+            size = 1 if tries == 0 else PROBE_BATCH
             batch = list(itertools.islice(pending, min(size, MAX_PROBES - tries)))
             if not batch:
                 break
