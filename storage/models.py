@@ -273,14 +273,14 @@ class OutboxMessage(Base):
     """The instance sending this row now; others leave the chat to it until the lease ends."""
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claims: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    """Times handed to a sender that may have reached Telegram: above 1 on an undelivered row,
-    an earlier try may have been applied unheard of (a kill, a lost answer)."""
+    """Sends of the row that may have reached Telegram, each counted just before it left: above
+    0 on an undelivered row, one may have been applied unheard of (a kill, a lost answer)."""
     after_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     """The id of the person's message this row replies to, if any: kept after delivery, as
     `message_id` is, so that the probe knows the ids people's messages took."""
     probe_floor: Mapped[int | None] = mapped_column(BigInteger)
-    """The highest Telegram message id the sender knew, in any chat, when it first took the
-    row: a send an earlier try made took a higher id from the bot's one counter."""
+    """The highest Telegram message id the sender knew, in any chat, as the row's last send
+    left: that send took a higher id from the bot's one counter."""
     probed: Mapped[str | None] = mapped_column(Text)
     """Ids the probe already tried in the row's chat (comma-separated): plain, one found not to
     be its lost send; with a leading "+", one asked while it was above every id known (the

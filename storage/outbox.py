@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, case, delete, func, or_, select, text, update
+from sqlalchemy import bindparam, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from storage.models import OutboxMessage, User
@@ -42,10 +42,10 @@ class Outgoing:
     attempts: int
     not_before: datetime | None = None
     claims: int = 0
-    """Times handed to a sender, this one included (see `OutboxMessage.claims`)."""
+    """Sends of the row that may have reached Telegram (see `OutboxMessage.claims`)."""
     probe_floor: int | None = None
-    """The highest message id the sender knew (in any chat) when it first took the row: a
-    send an earlier try made has a higher id (see `OutboxMessage.probe_floor`)."""
+    """The highest message id the sender knew (in any chat) as the last of those sends left:
+    it has a higher id (see `OutboxMessage.probe_floor`)."""
     probed: str | None = None
     """The ids the probe asked about, in every run (`OutboxMessage.probed`)."""
 
@@ -115,13 +115,6 @@ def _claim(*, shared: bool) -> Any:
         .values(
             claimed_by=bindparam("instance"),
             claimed_until=bindparam("until"),
-            claims=_T.c.claims + 1,
-            # Only a claim with no try before it sets the floor: a later one knows ids that
-            # an earlier try's lost send may be below (and a first claim that knew no id
-            # leaves none).
-            probe_floor=case(
-                (_T.c.claims == 0, bindparam("floor", type_=BigInteger)), else_=_T.c.probe_floor
-            ),
         )
         .returning(*(getattr(_T.c, name) for name in Outgoing.__dataclass_fields__))
     )
@@ -134,10 +127,10 @@ _PROBED = (
     .where(_T.c.id == bindparam("row_id"), _T.c.delivered_at.is_(None))
     .values(probed=bindparam("probed"))
 )
-_REBASED = (
+_GOING = (
     _T.update()
     .where(_T.c.id == bindparam("row_id"), _T.c.delivered_at.is_(None))
-    .values(probe_floor=bindparam("floor"), probed=None)
+    .values(claims=_T.c.claims + 1, probe_floor=bindparam("floor"), probed=None)
 )
 _DELIVERED = (
     _T.update()
@@ -214,15 +207,11 @@ class OutboxRepo:
     def _execute(self, statement: Any, params: Mapping[str, Any]) -> Any:
         return self._session.connection().execute(statement, params)
 
-    def claim_next(
-        self, chat_id: int, instance: str, lease: timedelta, *, floor: int | None = None
-    ) -> Outgoing | None:
+    def claim_next(self, chat_id: int, instance: str, lease: timedelta) -> Outgoing | None:
         """The chat's oldest undelivered row, leased to `instance`; None when there is none or
         another instance holds the chat (its lease has not run out; PostgreSQL only, where
         several instances may share the database). Rows of a chat go out one
-        at a time and in order, whichever instance sends them. Each claim counts in `claims`,
-        in the same statement. `floor`: the highest message id the caller knows now, kept from
-        the row's first claim on (`Outgoing.probe_floor`)."""
+        at a time and in order, whichever instance sends them."""
         dialect = self._session.get_bind().dialect.name
         claimed = self._execute(
             _CLAIM[dialect],
@@ -231,7 +220,6 @@ class OutboxRepo:
                 "instance": instance,
                 "now": self._now,
                 "until": self._now + lease,
-                "floor": floor,
             },
         ).first()
         return None if claimed is None else self._outgoing(claimed)
@@ -279,11 +267,11 @@ class OutboxRepo:
         value = ",".join(kept) or None
         self._execute(_PROBED, {"row_id": row_id, "probed": value})
 
-    def rebased(self, row_id: int, floor: int) -> None:
-        """The probe found no earlier send and the row is about to be sent: a send made now
-        takes an id above `floor`, the highest id known, so a later probe looks above it
-        and starts its count of edits afresh."""
-        self._execute(_REBASED, {"row_id": row_id, "floor": floor})
+    def going(self, row_id: int, floor: int | None) -> None:
+        """A send of the row is about to leave for Telegram (committed before it does): it
+        counts in `claims`, and takes an id above `floor`, the highest id known now (None:
+        none is), so a later probe for it looks above that, with a fresh count of edits."""
+        self._execute(_GOING, {"row_id": row_id, "floor": floor})
 
     def delivered(
         self, row_id: int, *, message_id: int | None, outcome: str = "sent", forget: bool = False
@@ -300,7 +288,8 @@ class OutboxRepo:
 
     def retry_later(self, row_id: int, until: datetime, *, unsent: bool = False) -> None:
         """Try the row again at `until`. `unsent`: Telegram said this try was not applied
-        (a 429), so it does not count among the claims that may have reached Telegram."""
+        (a 429 for a send), so it does not count among the sends that may have reached
+        Telegram."""
         values: dict[str, Any] = {"not_before": until, "attempts": OutboxMessage.attempts + 1}
         if unsent:
             values["claims"] = OutboxMessage.claims - 1
@@ -351,14 +340,14 @@ class OutboxRepo:
         return set(sent), {int(after): int(chat) for after, chat in replied}
 
     def uncertain_sends(self) -> list[int]:
-        """Undelivered sends (and files) a sender took before: each may have reached Telegram
+        """Undelivered sends (and files) a sender let go: each may have reached Telegram
         unrecorded. Oldest first."""
         return list(
             self._session.scalars(
                 select(OutboxMessage.id)
                 .where(
                     OutboxMessage.delivered_at.is_(None),
-                    OutboxMessage.claims > 1,
+                    OutboxMessage.claims > 0,
                     OutboxMessage.kind.in_(("send", "file")),
                 )
                 .order_by(OutboxMessage.id)

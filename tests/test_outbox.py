@@ -1,4 +1,4 @@
-"""The outbox's memory of what reached Telegram: claims counted, the newest id of each chat
+"""The outbox's memory of what reached Telegram: sends that left counted, the newest id of each chat
 kept through pruning, and the sender's probe for a send an earlier try may have made, with
 message ids numbered as Telegram numbers them (one counter for all of a bot's private chats)."""
 
@@ -127,39 +127,45 @@ def test_what_the_erasing_transaction_queues_to_the_chat_is_deleted_once_deliver
     assert later in row_ids(store)
 
 
-def test_a_429_does_not_count_as_a_claim_that_may_have_reached_telegram(store: Store) -> None:
+def test_only_a_send_that_left_counts_and_a_429_takes_it_back(store: Store) -> None:
     with store.transaction() as repo:
         repo.outbox.add(CHAT, "send", {"text": "x"})
         first = repo.outbox.claim_next(CHAT, "one", LEASE)
-        assert first is not None and first.claims == 1
-        repo.outbox.retry_later(first.id, NOW, unsent=True)
+        assert first is not None and first.claims == 0, "taking a row sends nothing yet"
         again = repo.outbox.claim_next(CHAT, "one", LEASE)
-        assert again is not None and again.claims == 1, "the refused try is not counted"
-        repo.outbox.retry_later(again.id, NOW)  # a lost answer: it may have been applied
+        assert again is not None and again.claims == 0, "killed while it waited its turn"
+        repo.outbox.going(again.id, 5)
+        repo.outbox.retry_later(again.id, NOW, unsent=True)  # a 429: nothing was applied
         third = repo.outbox.claim_next(CHAT, "one", LEASE)
-        assert third is not None and third.claims == 2
+        assert third is not None and third.claims == 0, "the refused send is not counted"
+        repo.outbox.going(third.id, 6)
+        repo.outbox.retry_later(third.id, NOW)  # a lost answer: it may have been applied
+        fourth = repo.outbox.claim_next(CHAT, "one", LEASE)
+        assert fourth is not None and fourth.claims == 1
 
 
-def test_the_floor_is_the_one_known_at_the_first_claim_that_may_have_reached_telegram(
+def test_each_send_that_leaves_sets_the_floor_and_starts_the_count_of_probes_afresh(
     store: Store,
 ) -> None:
-    """A later claim knows ids above a lost send of an earlier try: it must not raise the
-    floor, nor set one the first claim did not know."""
+    """A later send takes an id above every id known as it leaves: a probe for it looks
+    there, with a fresh count (what the probe asked about an earlier send is not about it)."""
     with store.transaction() as repo:
-        known = repo.outbox.add(CHAT, "send", {"text": "x"})
+        row = repo.outbox.add(CHAT, "send", {"text": "x"})
         unknown = repo.outbox.add(OTHER, "send", {"text": "y"})
-        assert repo.outbox.claim_next(CHAT, "one", LEASE, floor=5) is not None
-        assert repo.outbox.claim_next(OTHER, "one", LEASE, floor=None) is not None
-        again = repo.outbox.claim_next(CHAT, "one", LEASE, floor=99)
-        assert again is not None and again.id == known and again.probe_floor == 5
-        again = repo.outbox.claim_next(OTHER, "one", LEASE, floor=99)
-        assert again is not None and again.id == unknown and again.probe_floor is None
-        repo.outbox.add(CHAT + 1, "send", {"text": "z"})
-        refused = repo.outbox.claim_next(CHAT + 1, "one", LEASE, floor=5)
-        assert refused is not None
-        repo.outbox.retry_later(refused.id, NOW, unsent=True)  # a 429: nothing was applied
-        again = repo.outbox.claim_next(CHAT + 1, "one", LEASE, floor=7)
-        assert again is not None and again.probe_floor == 7
+        repo.outbox.going(row, 5)
+        repo.outbox.going(unknown, None)
+        repo.outbox.probed(row, frozenset({6, 7}), (9,))
+        first = repo.outbox.claim_next(CHAT, "one", LEASE)
+        assert first is not None and (first.probe_floor, first.probe_tries) == (5, 3)
+        repo.outbox.going(row, 12)
+        again = repo.outbox.claim_next(CHAT, "one", LEASE)
+        assert again is not None and (again.claims, again.probe_floor, again.probed) == (
+            2,
+            12,
+            None,
+        )
+        other = repo.outbox.claim_next(OTHER, "one", LEASE)
+        assert other is not None and (other.claims, other.probe_floor) == (1, None)
 
 
 def test_a_delivered_row_is_never_claimed_again(store: Store) -> None:
@@ -209,13 +215,14 @@ def queue(
     floor: bool = True,
     chat: int = CHAT,
 ) -> int:
-    """A send row; `claimed_before`: an earlier try took it (and then died), knowing the
-    highest id recorded then (`floor`) as a sender does."""
+    """A send row; `claimed_before`: an earlier try let its send go (and then died), knowing
+    the highest id recorded then (`floor`) as a sender does."""
     with sender.store.transaction() as repo:
         row_id = repo.outbox.add(chat, "send", payload)
         if claimed_before:
             highest = repo.outbox.highest_message_id() if floor else None
-            assert repo.outbox.claim_next(chat, "dead", LEASE, floor=highest) is not None
+            assert repo.outbox.claim_next(chat, "dead", LEASE) is not None
+            repo.outbox.going(row_id, highest)
     return row_id
 
 
@@ -471,8 +478,8 @@ async def test_a_document_that_reached_telegram_is_found_by_its_caption_not_sent
     await bot_sends(sender, "Hi there", record=True, chat=OTHER)
     with sender.store.transaction() as repo:
         row = repo.outbox.add(CHAT, "file", {"recipe": {"caption": "Your data, all of it"}})
-        floor = repo.outbox.highest_message_id()
-        assert repo.outbox.claim_next(CHAT, "dead", LEASE, floor=floor) is not None
+        assert repo.outbox.claim_next(CHAT, "dead", LEASE) is not None
+        repo.outbox.going(row, repo.outbox.highest_message_id())
     lost = await sender.bot.send_document(
         CHAT, b"{}", filename="x.json", caption="Your data, all of it"
     )
@@ -483,3 +490,30 @@ async def test_a_document_that_reached_telegram_is_found_by_its_caption_not_sent
     assert "message is not modified" in (captions[0].description or "")
     assert api.calls_of("sendDocument")[-1].index < mark, "not sent a second time"
     assert recorded(sender, row) == ("sent", lost.message_id)
+
+
+async def test_a_send_counts_as_gone_before_it_leaves_and_one_that_never_left_needs_no_probe(
+    api: BotApiStub, sender: Sender
+) -> None:
+    """A kill while a send waits its turn (under load, behind everyone's calls) leaves a row
+    taken but never sent: it goes without a probe. One that left is probed for."""
+    asked = api.feed_message(CHAT, "/start")["message"]["message_id"]
+    await bot_sends(sender, "Hello", record=True)
+    waited = queue(sender, {"text": TEXT, "markup": MARKUP, "after": asked}, claimed_before=False)
+    with sender.store.transaction() as repo:  # taken by a bot killed before its turn came
+        assert repo.outbox.claim_next(CHAT, "dead", LEASE) is not None
+    hold = api.hold_next("sendMessage", chat_id=CHAT)
+    mark = api.mark()
+    sender.wake([CHAT])
+    held = await api.wait_for_hold(hold, timeout=10)
+    with sender.store.engine.connect() as connection:  # the call is at Telegram, unanswered
+        claims, floor = connection.execute(
+            select(OutboxMessage.claims, OutboxMessage.probe_floor).where(
+                OutboxMessage.id == waited
+            )
+        ).one()
+    assert (claims, floor) == (1, asked + 1), "committed before it left, with the floor"
+    hold.release()
+    await sender.settled()
+    assert probes(api, mark) == [] and sends(api, mark) == [held.result["message_id"]]
+    assert recorded(sender, waited) == ("sent", asked + 2)

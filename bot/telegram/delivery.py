@@ -8,14 +8,17 @@ person gets the next question without typing anything.
 
 A kill between Telegram applying a call and the "delivered" commit (or an answer lost on the
 way, or an instance whose lease ran out) makes the call again. For an edit that is harmless
-(Telegram answers "message is not modified"). A send would show twice, so a send that may
-have been made before (the row was claimed before and is still undelivered, see
-`OutboxMessage.claims`) is probed first.
+(Telegram answers "message is not modified"). A send would show twice, so just before a send
+leaves, once its turn with the pacer has come, the row commits that it is going
+(`OutboxRepo.going`: `claims` goes up, and the highest id known then is its `probe_floor`).
+A row taken again with `claims` above 0 may have been applied unheard of, and is probed
+first; one a kill cut off while it waited its turn (under load most of them: sends queue
+behind everyone's calls) never left, and is sent without a probe.
 
 A bot's private chats share one counter of message ids: the person's messages and the bot's,
-in every chat, take the next number. So a lost send X has an id above F, the highest id the
-sender knew in any chat when it first took the row (`Outgoing.probe_floor`, set by the first
-claim only), and below U, the id of any send this process started after the probe began
+in every chat, take the next number. So a lost send X has an id above F, the floor its row
+committed as it left (or the id of the person's message it replies to, or the chat's last
+recorded id), and below U, the id of any send this process started after the probe began
 (Telegram numbers in order). Ids the bot knows are not X: every id the outbox recorded, in
 any chat, and the people's messages rows reply to in other chats (one of the row's own chat
 may be the lost send itself, whose button the person pressed: it is tried first). The
@@ -31,20 +34,17 @@ the row (`Outgoing.probed`): a probe cut short by a restart goes on where it sto
 however often the bot restarts, it asks about each such id once (ids above, at most
 `PROBE_IDS` plus the uncertain sends, are asked again: a call applied late may take one).
 Every ask is counted with the row, so a row makes at most `MAX_PROBES` edits in all, across
-restarts, before it is sent: with kills every few seconds, asks above the top repeated in
-every run had kept a person's first message from ever going out. When the probe ends without
-finding it, the row is rebased just before the send (`OutboxRepo.rebased`): its floor becomes
-the highest id known, its count starts again, as the send it is about to make is the one a
-later probe must find. The probe asks the likeliest id alone, then `PROBE_BATCH` at once.
+restarts, before it is sent; that send commits a new floor and a fresh count as it leaves.
+The probe asks the likeliest id alone, then `PROBE_BATCH` at once.
 
-What is left at-least-once: a send with no known F (a row first taken before any id was
+What is left at-least-once: a send with no known F (a row first sent before any id was
 known, as on a new database, and not a reply to a message); a lost send past that window
 while this process sends nothing else, or behind more than `MAX_PROBES` unknown ids; an
 answer lost after a timeout whose call Telegram applies later still, after the probe has
 passed (a late call can take an id above U); and a call still in flight when its lease
 (`LEASE`) runs out, so that another instance probes too early and sends. A normal first
-try costs no extra call: only rows with `claims > 1` are probed, and a 429 (a definite "not
-applied") does not count as a claim.
+try costs no extra call, and one commit: only rows with a send gone before are probed, and
+a 429 (a definite "not applied") takes its count back.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.metrics import DISCARD, Metrics
 from bot.services.flow import Clock
+from bot.telegram.pacing import GOING, LanePacer
 from bot.telegram.trouble import TROUBLE
 from storage import Repo, Store
 from storage.outbox import FORGET, Outgoing
@@ -159,6 +160,8 @@ class Sender:
         self._sends_started = 0
         self._sent: deque[tuple[int, int]] = deque(maxlen=REMEMBERED)
         """(number of the send, its message id) of this process's sends, in order of answer."""
+        self._gone: set[int] = set()
+        """Rows with a send on its way now (`_going`): a 429 for one takes its count back."""
 
     # --- starting work ------------------------------------------------------------------------
 
@@ -210,7 +213,7 @@ class Sender:
         for chat_id in chats:
             if chat_id in self._workers or chat_id in self._ahead or self._closing:
                 continue  # a worker reads the chat's rows itself, in order
-            row = repo.outbox.claim_next(chat_id, self.instance, LEASE, floor=self._floor(repo))
+            row = repo.outbox.claim_next(chat_id, self.instance, LEASE)
             if row is not None:
                 self._heard(row.payload.get("after"))
                 repo.after_commit(functools.partial(self._ahead.__setitem__, chat_id, row))
@@ -282,9 +285,7 @@ class Sender:
                     row = self._ahead.pop(chat_id)
                 else:
                     with self.store.transaction() as repo:
-                        row = repo.outbox.claim_next(
-                            chat_id, self.instance, LEASE, floor=self._floor(repo)
-                        )
+                        row = repo.outbox.claim_next(chat_id, self.instance, LEASE)
                     if row is not None:
                         self._heard(row.payload.get("after"))
                 if row is None or (row.id != waited_for and not self._due(row)):
@@ -311,6 +312,8 @@ class Sender:
         many seconds to wait before trying it again (the row records it too)."""
         try:
             message_id = await self._call(row)
+        except RetryAfter as exc:  # nothing was applied: a send made is not one that may show
+            return self._later(row, _seconds(exc.retry_after), unsent=row.id in self._gone)
         except Forbidden:
             with self.store.transaction() as repo:
                 dropped = repo.outbox.drop_chat(row.chat_id, "blocked")
@@ -318,8 +321,6 @@ class Sender:
                     self.on_blocked(repo, row.chat_id, dropped)
             logger.info("chat %s blocked the bot; its queued messages were dropped", row.chat_id)
             return None
-        except RetryAfter as exc:  # nothing was applied: not a claim that may have been shown
-            return self._later(row, _seconds(exc.retry_after), unsent=True)
         except BadRequest as exc:
             logger.warning("Telegram refused a %s (%s); skipped", row.kind, exc.message)
             self._done(row, None, "refused")
@@ -328,6 +329,8 @@ class Sender:
             logger.warning("%s not delivered (%s); will retry", row.kind, type(exc).__name__)
             backoff = min(MAX_BACKOFF.total_seconds(), 0.25 * 2 ** min(row.attempts, 12))
             return self._later(row, backoff)
+        finally:
+            self._gone.discard(row.id)
         self._done(row, message_id, "sent")
         return None
 
@@ -341,9 +344,7 @@ class Sender:
             if outcome == "sent" and self.on_delivered is not None:
                 self.on_delivered(repo, row, message_id)
             if not self._closing:  # a stopping sender takes nothing more
-                ahead = repo.outbox.claim_next(
-                    row.chat_id, self.instance, LEASE, floor=self._floor(repo)
-                )
+                ahead = repo.outbox.claim_next(row.chat_id, self.instance, LEASE)
                 if ahead is not None:
                     self._heard(ahead.payload.get("after"))
                 self._ahead[row.chat_id] = ahead
@@ -389,7 +390,7 @@ class Sender:
         """Send the row's text as a new message, unless an earlier try already did."""
         payload = row.payload
         markup = _markup(payload.get("markup"))
-        if row.claims > 1:
+        if row.claims > 0:
             found = await self._sent_before(
                 row,
                 lambda message_id: self.bot.edit_message_text(
@@ -404,13 +405,15 @@ class Sender:
             if found is not None:
                 return found
         return await self._numbered(
-            lambda: self.bot.send_message(
+            row,
+            limits,
+            lambda going: self.bot.send_message(
                 row.chat_id,
                 payload["text"],
                 parse_mode=ParseMode.HTML,
                 reply_markup=markup,
-                rate_limit_args=limits,
-            )
+                rate_limit_args=going,
+            ),
         )
 
     # --- the probe for a send an earlier try may have made (see the module's docstring) ---
@@ -436,15 +439,37 @@ class Sender:
         if self._highest is None or message_id > self._highest:
             self._highest = message_id
 
-    async def _numbered(self, send: Callable[[], Awaitable[Message]]) -> int:
-        """Make a send, numbered in the order sends start: a probe that began before a send
-        started knows that its id is above any id taken before (see `_bound`)."""
+    async def _numbered(
+        self,
+        row: Outgoing,
+        limits: dict[str, Any],
+        send: Callable[[dict[str, Any]], Awaitable[Message]],
+    ) -> int:
+        """Make a send for `row`, which counts as one that may have reached Telegram from
+        just before it leaves (`_going`), numbered in the order sends start: a probe that
+        began before a send started knows that its id is above any id taken before (see
+        `_bound`). `send(limits)` makes the call with those `rate_limit_args`."""
         self._sends_started += 1
         number = self._sends_started
-        message = await send()
+        going = functools.partial(self._going, row)
+        if isinstance(getattr(self.bot, "rate_limiter", None), LanePacer):
+            limits = {**limits, GOING: going}  # the pacer calls it once the call's turn comes
+        else:
+            going()
+        message = await send(limits)
         self._sent.append((number, message.message_id))
         self._saw(message.message_id)
         return message.message_id
+
+    def _going(self, row: Outgoing) -> None:
+        """Commit that a send of `row` may reach Telegram, with the floor of its id, before
+        it leaves: a send a kill cut off while it waited its turn was never made, so it is
+        sent after the restart without a probe; one that left is probed for, above that
+        floor, with a fresh count of edits (a send made after a probe found none is the one
+        a later probe must find)."""
+        with self.store.transaction() as repo:
+            repo.outbox.going(row.id, self._floor(repo))
+        self._gone.add(row.id)
 
     def _bound(self, began: int) -> int | None:
         """The lowest id of a send that started after the `began`-th: a send Telegram applied
@@ -478,6 +503,7 @@ class Sender:
             return i in sent or i in self._seen or i in probed or replied.get(i, chat) != chat
 
         top = max([floor, *sent, *replied, *(i for i in self._seen if i > floor)])
+        self._heard(top)  # given out already: the floor of the send made if none is found
         window = [i for i in range(floor + 1, top + 1) if not known(i)]
         above, beyond = top, PROBE_IDS + max(len(unsure) - 1, 0)
         while beyond:  # as many unknown ids above as there are lost sends to share them
@@ -518,7 +544,6 @@ class Sender:
             if found is not None:
                 return found
         logger.debug("probe of chat %s: not sent before (%s tries)", chat, tries)
-        self._rebase(row, top)
         return None
 
     def _probed(
@@ -562,14 +587,6 @@ class Sender:
             raise error
         return None
 
-    def _rebase(self, row: Outgoing, top: int) -> None:
-        """The send about to be made takes an id above every one known now: if it is lost in
-        turn, the next probe looks only above those, with a fresh count of edits (with the
-        old floor and a nearly spent count, it gave up on such a send at once and sent it
-        again)."""
-        with self.store.transaction() as repo:
-            repo.outbox.rebased(row.id, max(i for i in (top, self._highest) if i is not None))
-
     async def _file(self, row: Outgoing, limits: dict[str, Any]) -> int | None:
         if self.make_file is None:
             raise ValueError("no file maker configured")
@@ -578,7 +595,7 @@ class Sender:
             return None
         if isinstance(built, str):
             text = built
-            if row.claims > 1:
+            if row.claims > 0:
                 found = await self._sent_before(
                     row,
                     lambda message_id: self.bot.edit_message_text(
@@ -592,11 +609,13 @@ class Sender:
                 if found is not None:
                     return found
             return await self._numbered(
-                lambda: self.bot.send_message(
-                    row.chat_id, text, parse_mode=ParseMode.HTML, rate_limit_args=limits
-                )
+                row,
+                limits,
+                lambda going: self.bot.send_message(
+                    row.chat_id, text, parse_mode=ParseMode.HTML, rate_limit_args=going
+                ),
             )
-        if row.claims > 1:  # a document or photo is found by its caption, as a text is
+        if row.claims > 0:  # a document or photo is found by its caption, as a text is
             found = await self._sent_before(
                 row,
                 lambda message_id: self.bot.edit_message_caption(
@@ -611,14 +630,18 @@ class Sender:
         upload = InputFile(io.BytesIO(built.content), filename=built.filename)
         if built.photo:
             return await self._numbered(
-                lambda: self.bot.send_photo(
-                    row.chat_id, upload, caption=built.caption, rate_limit_args=limits
-                )
+                row,
+                limits,
+                lambda going: self.bot.send_photo(
+                    row.chat_id, upload, caption=built.caption, rate_limit_args=going
+                ),
             )
         return await self._numbered(
-            lambda: self.bot.send_document(
-                row.chat_id, upload, caption=built.caption, rate_limit_args=limits
-            )
+            row,
+            limits,
+            lambda going: self.bot.send_document(
+                row.chat_id, upload, caption=built.caption, rate_limit_args=going
+            ),
         )
 
 

@@ -49,12 +49,15 @@ CHAT_BOUND = frozenset(
     }
 )
 REPLY, TRAIL, BULK = "reply", "trail", "bulk"
+GOING = "going"
+"""`rate_limit_args` key of a callable the pacer calls once, when the call's turn has come and
+just before it first leaves (the outbox commits there that a send may reach Telegram)."""
 JSONResult = bool | dict[str, Any] | list[dict[str, Any]]
 
 
 class LanePacer(BaseRateLimiter[dict[str, Any]]):
     """Pass `rate_limit_args={"lane": "trail"}` or `{"lane": "bulk"}` to a bot call to send it
-    in that lane (default: reply)."""
+    in that lane (default: reply), and `{GOING: callable}` to be told as it leaves."""
 
     metrics: Metrics = DISCARD
 
@@ -106,10 +109,13 @@ class LanePacer(BaseRateLimiter[dict[str, Any]]):
         rate_limit_args: dict[str, Any] | None,
     ) -> JSONResult:
         lane = (rate_limit_args or {}).get("lane", REPLY)
+        going = (rate_limit_args or {}).get(GOING)
         chat = data.get("chat_id")
         for attempt in range(self.max_retries + 1):
             if endpoint in CHAT_BOUND:
                 await self.slot(lane, chat)
+            if going is not None and attempt == 0:
+                going()  # its error (the database is away) stops the call before it leaves
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
