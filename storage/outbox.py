@@ -129,7 +129,11 @@ _PROBED = (
 )
 _GOING = (
     _T.update()
-    .where(_T.c.id == bindparam("row_id"), _T.c.delivered_at.is_(None))
+    .where(
+        _T.c.id == bindparam("row_id"),
+        _T.c.delivered_at.is_(None),
+        _T.c.claimed_by == bindparam("instance"),
+    )
     .values(claims=_T.c.claims + 1, probe_floor=bindparam("floor"), probed=None)
 )
 _DELIVERED = (
@@ -267,11 +271,14 @@ class OutboxRepo:
         value = ",".join(kept) or None
         self._execute(_PROBED, {"row_id": row_id, "probed": value})
 
-    def going(self, row_id: int, floor: int | None) -> None:
+    def going(self, row_id: int, floor: int | None, instance: str) -> bool:
         """A send of the row is about to leave for Telegram (committed before it does): it
         counts in `claims`, and takes an id above `floor`, the highest id known now (None:
-        none is), so a later probe for it looks above that, with a fresh count of edits."""
-        self._execute(_GOING, {"row_id": row_id, "floor": floor})
+        none is), so a later probe for it looks above that, with a fresh count of edits.
+        False: `instance` does not hold the row any more (its lease ran out and another took
+        it, or it was delivered): the send must not go."""
+        params = {"row_id": row_id, "floor": floor, "instance": instance}
+        return bool(self._execute(_GOING, params).rowcount)
 
     def delivered(
         self, row_id: int, *, message_id: int | None, outcome: str = "sent", forget: bool = False

@@ -66,7 +66,7 @@ def test_a_dead_instances_chat_is_taken_over_when_its_lease_ends(
         held = repo.outbox.claim_next(CHAT, "one", timedelta(seconds=-1))
         assert held is not None
     with one.transaction() as repo:  # one's send leaves, and one dies
-        repo.outbox.going(held.id, 6)
+        repo.outbox.going(held.id, 6, "one")
     with two.transaction() as repo:
         taken = repo.outbox.claim_next(CHAT, "two", LEASE)
     assert taken is not None and taken.payload["text"] == "only"
@@ -83,7 +83,7 @@ def test_on_sqlite_a_restarted_bot_sends_what_its_killed_self_had_leased_at_once
         held = repo.outbox.claim_next(CHAT, "killed", LEASE)
         assert held is not None
     with killed.transaction() as repo:  # its send leaves, and the bot is killed
-        repo.outbox.going(held.id, 6)
+        repo.outbox.going(held.id, 6, "killed")
     with restarted.transaction() as repo:
         again = repo.outbox.claim_next(CHAT, "restarted", LEASE)
     assert again is not None and again.payload["text"] == "held when killed"

@@ -134,11 +134,11 @@ def test_only_a_send_that_left_counts_and_a_429_takes_it_back(store: Store) -> N
         assert first is not None and first.claims == 0, "taking a row sends nothing yet"
         again = repo.outbox.claim_next(CHAT, "one", LEASE)
         assert again is not None and again.claims == 0, "killed while it waited its turn"
-        repo.outbox.going(again.id, 5)
+        repo.outbox.going(again.id, 5, "one")
         repo.outbox.retry_later(again.id, NOW, unsent=True)  # a 429: nothing was applied
         third = repo.outbox.claim_next(CHAT, "one", LEASE)
         assert third is not None and third.claims == 0, "the refused send is not counted"
-        repo.outbox.going(third.id, 6)
+        repo.outbox.going(third.id, 6, "one")
         repo.outbox.retry_later(third.id, NOW)  # a lost answer: it may have been applied
         fourth = repo.outbox.claim_next(CHAT, "one", LEASE)
         assert fourth is not None and fourth.claims == 1
@@ -152,12 +152,13 @@ def test_each_send_that_leaves_sets_the_floor_and_starts_the_count_of_probes_afr
     with store.transaction() as repo:
         row = repo.outbox.add(CHAT, "send", {"text": "x"})
         unknown = repo.outbox.add(OTHER, "send", {"text": "y"})
-        repo.outbox.going(row, 5)
-        repo.outbox.going(unknown, None)
+        for chat in (CHAT, OTHER):
+            assert repo.outbox.claim_next(chat, "one", LEASE) is not None
+        assert repo.outbox.going(row, 5, "one") and repo.outbox.going(unknown, None, "one")
         repo.outbox.probed(row, frozenset({6, 7}), (9,))
         first = repo.outbox.claim_next(CHAT, "one", LEASE)
         assert first is not None and (first.probe_floor, first.probe_tries) == (5, 3)
-        repo.outbox.going(row, 12)
+        repo.outbox.going(row, 12, "one")
         again = repo.outbox.claim_next(CHAT, "one", LEASE)
         assert again is not None and (again.claims, again.probe_floor, again.probed) == (
             2,
@@ -166,6 +167,19 @@ def test_each_send_that_leaves_sets_the_floor_and_starts_the_count_of_probes_afr
         )
         other = repo.outbox.claim_next(OTHER, "one", LEASE)
         assert other is not None and (other.claims, other.probe_floor) == (1, None)
+
+
+def test_a_send_may_leave_only_while_its_instance_holds_the_row(store: Store) -> None:
+    """A lease that ran out while the send waited its turn, and another instance took the
+    row over: the first must not send it too (nor count it)."""
+    with store.transaction() as repo:
+        row = repo.outbox.add(CHAT, "send", {"text": "x"})
+        assert repo.outbox.claim_next(CHAT, "one", timedelta(seconds=-1)) is not None
+        assert repo.outbox.claim_next(CHAT, "two", LEASE) is not None
+        assert not repo.outbox.going(row, 5, "one")
+        assert repo.outbox.going(row, 5, "two")
+        repo.outbox.delivered(row, message_id=6)
+        assert not repo.outbox.going(row, 6, "two"), "delivered meanwhile"
 
 
 def test_a_delivered_row_is_never_claimed_again(store: Store) -> None:
@@ -222,7 +236,7 @@ def queue(
         if claimed_before:
             highest = repo.outbox.highest_message_id() if floor else None
             assert repo.outbox.claim_next(chat, "dead", LEASE) is not None
-            repo.outbox.going(row_id, highest)
+            repo.outbox.going(row_id, highest, "dead")
     return row_id
 
 
@@ -479,7 +493,7 @@ async def test_a_document_that_reached_telegram_is_found_by_its_caption_not_sent
     with sender.store.transaction() as repo:
         row = repo.outbox.add(CHAT, "file", {"recipe": {"caption": "Your data, all of it"}})
         assert repo.outbox.claim_next(CHAT, "dead", LEASE) is not None
-        repo.outbox.going(row, repo.outbox.highest_message_id())
+        repo.outbox.going(row, repo.outbox.highest_message_id(), "dead")
     lost = await sender.bot.send_document(
         CHAT, b"{}", filename="x.json", caption="Your data, all of it"
     )

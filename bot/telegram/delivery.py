@@ -106,6 +106,11 @@ REMEMBERED = 4096
 """Recent message ids (and sends) the sender keeps in memory for probes."""
 
 
+class Taken(Exception):
+    """The row's lease ran out while its send waited, and another instance took it over (or
+    delivered it): this one must not send it too."""
+
+
 @dataclass(frozen=True)
 class BuiltFile:
     """A file made from an outbox recipe, ready to upload."""
@@ -314,6 +319,9 @@ class Sender:
             message_id = await self._call(row)
         except RetryAfter as exc:  # nothing was applied: a send made is not one that may show
             return self._later(row, _seconds(exc.retry_after), unsent=row.id in self._gone)
+        except Taken:
+            logger.info("a %s to chat %s was left to another instance", row.kind, row.chat_id)
+            return None
         except Forbidden:
             with self.store.transaction() as repo:
                 dropped = repo.outbox.drop_chat(row.chat_id, "blocked")
@@ -468,7 +476,8 @@ class Sender:
         floor, with a fresh count of edits (a send made after a probe found none is the one
         a later probe must find)."""
         with self.store.transaction() as repo:
-            repo.outbox.going(row.id, self._floor(repo))
+            if not repo.outbox.going(row.id, self._floor(repo), self.instance):
+                raise Taken(row.id)
         self._gone.add(row.id)
 
     def _bound(self, began: int) -> int | None:
