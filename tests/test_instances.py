@@ -11,8 +11,14 @@ from datetime import time as clock_time
 from itertools import pairwise
 
 import pytest
+from sqlalchemy import select, update
+from telegram.ext import ExtBot
 
+from bot.telegram.delivery import Sender
+from bot.telegram.pacing import LanePacer
 from storage import Store
+from storage.models import OutboxMessage
+from tests.botapi_stub import BotApiStub
 from tests.postgres import postgresql_only, sqlite_only
 
 LEASE = timedelta(seconds=60)
@@ -71,6 +77,44 @@ def test_a_dead_instances_chat_is_taken_over_when_its_lease_ends(
         taken = repo.outbox.claim_next(CHAT, "two", LEASE)
     assert taken is not None and taken.payload["text"] == "only"
     assert (taken.claims, taken.probe_floor) == (1, 6), "two knows one may have sent it"
+
+
+@postgresql_only
+async def test_a_send_whose_row_another_instance_took_while_it_waited_does_not_leave(
+    stores: tuple[Store, Store],
+) -> None:
+    """One's lease ran out while its send waited in a long queue, and two took the row over:
+    two sends it, so one must not send it too."""
+    one, two = stores
+    with one.transaction() as repo:
+        first = repo.outbox.add(CHAT + 1, "send", {"text": "first in the queue"})
+        waits = repo.outbox.add(CHAT, "send", {"text": "waits its turn"})
+    async with BotApiStub() as api:
+        pacer = LanePacer(per_second=1, headroom=0)  # one call a second: the second waits
+        async with ExtBot(api.token, base_url=api.base_url, rate_limiter=pacer) as bot:
+            sender = Sender(bot, one, clock=lambda: datetime.now(UTC), instance="one")
+            sender.wake([CHAT + 1])
+            sender.wake([CHAT])  # its worker takes the row, then waits for its turn
+            await api.wait_for_call("sendMessage", timeout=10)
+            with two.engine.begin() as connection:  # one's lease runs out
+                connection.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == waits)
+                    .values(claimed_until=datetime.now(UTC) - timedelta(seconds=1))
+                )
+            with two.transaction() as repo:  # and two takes the row over
+                assert repo.outbox.claim_next(CHAT, "two", LEASE) is not None
+            await sender.settled()
+        assert [c.params["chat_id"] for c in api.calls_of("sendMessage")] == [CHAT + 1]
+    with one.engine.connect() as connection:
+        rows = dict(
+            connection.execute(
+                select(OutboxMessage.id, OutboxMessage.claimed_by).where(
+                    OutboxMessage.id.in_((first, waits))
+                )
+            ).all()
+        )
+    assert rows == {first: None, waits: "two"}, "two holds it, unsent and uncounted"
 
 
 @sqlite_only
