@@ -41,8 +41,8 @@ What repeat is tolerated, and why: a kill after Telegram applied a call but befo
 committed "delivered" makes the bot make that call again after the restart. For an edit that
 is harmless (Telegram answers "message is not modified"), for a button answer too ("query is
 too old"). A ``sendMessage`` is not repeated: the bot first probes, with an edit to the same
-text, the ids it does not know between the highest id it knew when it first took the row and
-the first id of a send it made since (``bot/telegram/delivery.py``), and "not modified" tells
+text, the ids it does not know between the highest id it knew as that send left and the
+first id of a send it made since (``bot/telegram/delivery.py``), and "not modified" tells
 it the send is there. Kills at busy moments hit that window a few times a run, so the
 probes' own refusals ("message to edit not found", "message can't be edited") are expected,
 each carrying the text of a send to its chat. A send shown twice is an error; if it has the
