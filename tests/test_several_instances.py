@@ -89,6 +89,7 @@ def instance(api: BotApiStub, tmp: Path, database_url: str, number: int) -> BotP
         "INSTANCE_NAME": f"instance-{number}",
     }
     process.target = f"http://127.0.0.1:{port}{PATH}"  # type: ignore[attr-defined]
+    process.health = f"http://127.0.0.1:{port}/healthz"
     return process
 
 

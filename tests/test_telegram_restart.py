@@ -12,6 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from storage import Store
@@ -44,6 +45,9 @@ class BotProcess:
         }
         self.process: asyncio.subprocess.Process | None = None
         self.runs = 0
+        self.health: str | None = None
+        """This process's `/healthz` (webhook mode): with several instances on one stand-in,
+        another one's setMyCommands says nothing about this one being up."""
 
     async def start(self) -> None:
         mark = self.api.mark()
@@ -59,7 +63,28 @@ class BotProcess:
                 stdout=log,
                 stderr=log,
             )
-        await self.api.wait_for_call("setMyCommands", after=mark, timeout=30)
+        if self.health is None:
+            await self.api.wait_for_call("setMyCommands", after=mark, timeout=30)
+        else:
+            await self._healthy(30)
+
+    async def _healthy(self, timeout: float) -> None:
+        """Poll `health` until it answers 200 (the process is up and handles signals)."""
+        assert self.health is not None and self.process is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with aiohttp.ClientSession() as http:
+            while loop.time() < deadline:
+                if self.process.returncode is not None:
+                    raise AssertionError(f"the bot exited with {self.process.returncode}")
+                try:
+                    async with http.get(self.health) as answer:
+                        if answer.status == 200:
+                            return
+                except aiohttp.ClientConnectionError:
+                    pass  # not listening yet
+                await asyncio.sleep(0.05)  # polling with a deadline
+        raise TimeoutError(f"{self.health} did not answer 200 in {timeout:g} s")
 
     async def kill(self) -> None:
         assert self.process is not None
