@@ -397,32 +397,49 @@ class Sender:
     async def _send(self, row: Outgoing, limits: dict[str, Any]) -> int:
         """Send the row's text as a new message, unless an earlier try already did."""
         payload = row.payload
-        markup = _markup(payload.get("markup"))
-        if row.claims > 0:
-            found = await self._sent_before(
-                row,
-                lambda message_id: self.bot.edit_message_text(
-                    payload["text"],
-                    chat_id=row.chat_id,
-                    message_id=message_id,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=markup,
-                    rate_limit_args=limits,
-                ),
-            )
-            if found is not None:
-                return found
-        return await self._numbered(
+        return await self._text(row, limits, payload["text"], _markup(payload.get("markup")))
+
+    async def _text(
+        self,
+        row: Outgoing,
+        limits: dict[str, Any],
+        text: str,
+        markup: InlineKeyboardMarkup | None = None,
+    ) -> int:
+        return await self._once(
             row,
             limits,
+            lambda message_id: self.bot.edit_message_text(
+                text,
+                chat_id=row.chat_id,
+                message_id=message_id,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+                rate_limit_args=limits,
+            ),
             lambda going: self.bot.send_message(
                 row.chat_id,
-                payload["text"],
+                text,
                 parse_mode=ParseMode.HTML,
                 reply_markup=markup,
                 rate_limit_args=going,
             ),
         )
+
+    async def _once(
+        self,
+        row: Outgoing,
+        limits: dict[str, Any],
+        probe: Callable[[int], Awaitable[object]],
+        send: Callable[[dict[str, Any]], Awaitable[Message]],
+    ) -> int:
+        """Make `row`'s send, unless a send that left before is found (`_sent_before` with
+        `probe`): only a row with one gone is probed."""
+        if row.claims > 0:
+            found = await self._sent_before(row, probe)
+            if found is not None:
+                return found
+        return await self._numbered(row, limits, send)
 
     # --- the probe for a send an earlier try may have made (see the module's docstring) ---
 
@@ -603,52 +620,19 @@ class Sender:
         if built is None:
             return None
         if isinstance(built, str):
-            text = built
-            if row.claims > 0:
-                found = await self._sent_before(
-                    row,
-                    lambda message_id: self.bot.edit_message_text(
-                        text,
-                        chat_id=row.chat_id,
-                        message_id=message_id,
-                        parse_mode=ParseMode.HTML,
-                        rate_limit_args=limits,
-                    ),
-                )
-                if found is not None:
-                    return found
-            return await self._numbered(
-                row,
-                limits,
-                lambda going: self.bot.send_message(
-                    row.chat_id, text, parse_mode=ParseMode.HTML, rate_limit_args=going
-                ),
-            )
-        if row.claims > 0:  # a document or photo is found by its caption, as a text is
-            found = await self._sent_before(
-                row,
-                lambda message_id: self.bot.edit_message_caption(
-                    chat_id=row.chat_id,
-                    message_id=message_id,
-                    caption=built.caption,
-                    rate_limit_args=limits,
-                ),
-            )
-            if found is not None:
-                return found
+            return await self._text(row, limits, built)
         upload = InputFile(io.BytesIO(built.content), filename=built.filename)
-        if built.photo:
-            return await self._numbered(
-                row,
-                limits,
-                lambda going: self.bot.send_photo(
-                    row.chat_id, upload, caption=built.caption, rate_limit_args=going
-                ),
-            )
-        return await self._numbered(
+        upload_with = self.bot.send_photo if built.photo else self.bot.send_document
+        return await self._once(  # a document or photo is found by its caption, as a text is
             row,
             limits,
-            lambda going: self.bot.send_document(
+            lambda message_id: self.bot.edit_message_caption(
+                chat_id=row.chat_id,
+                message_id=message_id,
+                caption=built.caption,
+                rate_limit_args=limits,
+            ),
+            lambda going: upload_with(
                 row.chat_id, upload, caption=built.caption, rate_limit_args=going
             ),
         )
